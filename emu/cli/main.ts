@@ -1,0 +1,60 @@
+// The `hvlab` command line (commander). Each subcommand lives in its own module; this file only
+// wires them up.
+import { Command, InvalidArgumentError } from 'commander';
+
+function intArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`not a non-negative integer: ${v}`);
+  return n;
+}
+
+function printTable(rows: [string, string][]): void {
+  const w = Math.max(...rows.map(([k]) => k.length));
+  for (const [k, v] of rows) console.log(`${k.padEnd(w)}  ${v}`);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let status = 0;
+  const program = new Command();
+  program.name('hvlab').description('x86-64 PC emulator and hypervisor lab').showHelpAfterError();
+
+  const bench = program.command('bench').description('benchmarks (each prints a ratio against a reference measured in the same run)');
+  bench.command('mips')
+    .description('CPU-bound integer loop: emulated MIPS and the ratio to this machine\'s CPU running the same bytes')
+    .option('--json', 'print one JSON object')
+    .option('--iterations <n>', 'loop iterations in the emulator', intArg, 20_000_000)
+    .option('--native-iterations <n>', 'loop iterations natively', intArg, 200_000_000)
+    .option('--no-native', 'skip the native reference')
+    .action(async (o) => {
+      const { benchMips } = await import('../bench/mips.ts');
+      const r = await benchMips({ iterations: o.iterations, nativeIterations: o.nativeIterations, native: o.native });
+      if (o.json) { console.log(JSON.stringify(r)); return; }
+      printTable([
+        ['emulated', `${r.mips.toFixed(1)} MIPS (${r.instructions} instructions in ${r.seconds.toFixed(3)} s)`],
+        ['native', r.native_mips === null ? 'skipped' : `${r.native_mips.toFixed(0)} MIPS`],
+        ['ratio', r.ratio === null ? '-' : r.ratio.toFixed(4)],
+        ['checksums', r.checksums_match === null ? '-' : r.checksums_match ? 'match' : 'DIFFER'],
+      ]);
+      if (r.checksums_match === false) status = 1;
+    });
+
+  program.command('difftest')
+    .description('run generated instruction cases on this machine\'s CPU and in hvlab, and compare')
+    .option('--seed <n>', 'generator seed', intArg, 1)
+    .option('--count <n>', 'number of cases', intArg, 10_000)
+    .option('--only <families>', 'comma-separated families or mnemonics (e.g. alu,shift,bt)')
+    .option('--show <n>', 'failures to print in full', intArg, 20)
+    .action(async (o) => {
+      const { difftest, formatMismatch } = await import('../difftest/compare.ts');
+      const only = o.only ? String(o.only).split(',').map((s: string) => s.trim()).filter(Boolean) : undefined;
+      const r = await difftest({ seed: o.seed, count: o.count, only, keepMismatches: o.show });
+      for (const m of r.mismatches) console.log(formatMismatch(m));
+      console.log(`native ${r.nativeSeconds.toFixed(2)} s, hvlab ${r.emulatedSeconds.toFixed(2)} s`);
+      console.log(`forms: ${r.forms}`);
+      console.log(`${r.passed} passed, ${r.failed} failed`);
+      if (r.failed) status = 1;
+    });
+
+  await program.parseAsync(argv);
+  return status;
+}

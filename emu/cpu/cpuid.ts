@@ -1,0 +1,58 @@
+// The one CPUID table (SDM Vol. 2A, CPUID). It advertises only what hvlab implements: a test
+// (test/cpuid.test.ts) checks that every advertised feature bit names something the core executes.
+// The host writes it into linear memory at CPUID_TABLE_BASE; the core's CPUID reads it from there.
+import * as abi from '../../wasm/abi.ts';
+
+export interface CpuidEntry {
+  leaf: number;
+  /** Subleaf, or 0xffffffff for "any" (leaves that ignore ECX). */
+  subleaf: number;
+  eax: number; ebx: number; ecx: number; edx: number;
+}
+
+/** Feature bits hvlab implements today, by register of the leaf that reports them. */
+export const FEATURES = {
+  leaf1Edx: { TSC: 4, CX8: 8, CMOV: 15 },
+  leaf1Ecx: { CX16: 13, MOVBE: 22, POPCNT: 23 },
+  ext1Edx: { LM: 29 },
+  ext1Ecx: { LAHF_LM: 0, ABM: 5 /* LZCNT */ },
+} as const;
+
+function bits(set: Record<string, number>): number {
+  return Object.values(set).reduce((acc, b) => (acc | (1 << b)) >>> 0, 0);
+}
+
+/** Four-character-per-register ASCII, as CPUID returns vendor and brand strings. */
+function ascii4(s: string): number {
+  let v = 0;
+  for (let i = 0; i < 4; i++) v |= (s.charCodeAt(i) || 0) << (8 * i);
+  return v >>> 0;
+}
+
+export function defaultCpuid(): CpuidEntry[] {
+  const vendor = 'hvlabhvlabhv'; // 12 characters in EBX, EDX, ECX
+  const any = 0xffffffff;
+  const brand = 'hvlab x86-64 interpreter'.padEnd(48, '\0');
+  const brandLeaves: CpuidEntry[] = [0, 1, 2].map((k) => {
+    const part = brand.slice(k * 16, k * 16 + 16);
+    return { leaf: 0x80000002 + k, subleaf: any, eax: ascii4(part.slice(0, 4)), ebx: ascii4(part.slice(4, 8)),
+      ecx: ascii4(part.slice(8, 12)), edx: ascii4(part.slice(12, 16)) };
+  });
+  return [
+    { leaf: 0, subleaf: any, eax: 1, ebx: ascii4(vendor.slice(0, 4)), edx: ascii4(vendor.slice(4, 8)), ecx: ascii4(vendor.slice(8, 12)) },
+    // Family 6, model 0x55-like signature; no x87/SSE yet (the system CPU issue adds them).
+    { leaf: 1, subleaf: any, eax: 0x00050650, ebx: 0, ecx: bits(FEATURES.leaf1Ecx), edx: bits(FEATURES.leaf1Edx) },
+    { leaf: 0x80000000, subleaf: any, eax: 0x80000004, ebx: 0, ecx: 0, edx: 0 },
+    { leaf: 0x80000001, subleaf: any, eax: 0, ebx: 0, ecx: bits(FEATURES.ext1Ecx), edx: bits(FEATURES.ext1Edx) },
+    ...brandLeaves,
+  ];
+}
+
+export function writeCpuidTable(view: DataView, entries: CpuidEntry[]): void {
+  if (entries.length > abi.CPUID_MAX_ENTRIES) throw new Error(`hvlab: at most ${abi.CPUID_MAX_ENTRIES} CPUID entries`);
+  entries.forEach((e, i) => {
+    const at = abi.CPUID_TABLE_BASE + i * abi.CPUID_ENTRY_SIZE;
+    [e.leaf, e.subleaf, e.eax, e.ebx, e.ecx, e.edx].forEach((v, k) => view.setUint32(at + k * 4, v >>> 0, true));
+  });
+  view.setUint32(abi.CPUID_COUNT_ADDR, entries.length, true);
+}

@@ -1,0 +1,59 @@
+// Runs differential-test cases in hvlab's core with the same layout as the native runner:
+// flat guest RAM covering the code page and the data region, INT3 after the instruction.
+import * as abi from '../../wasm/abi.ts';
+import { Host, type Vcpu } from '../machine/host.ts';
+import {
+  CODE_ADDR, CODE_OFFSET, CODE_SIZE, DATA_ADDR, DATA_SIZE, GS_BASE, fillPattern,
+  type CaseInput, type CaseResult, type Outcome,
+} from './types.ts';
+
+/** Guest RAM for difftest: 4 MiB covers the code page (2 MiB) and the data region (3 MiB). */
+const RAM_BYTES = 4 << 20;
+
+/** The signal the native CPU delivers for an exception vector, as the runner reports it. */
+export function outcomeOfVector(vector: number): Outcome {
+  switch (vector) {
+    case abi.VEC_BP: return 'trap';
+    case abi.VEC_DE: return 'DE';
+    case abi.VEC_UD: return 'UD';
+    case abi.VEC_GP: case abi.VEC_PF: case abi.VEC_SS: return 'SEGV';
+    case abi.VEC_AC: return 'BUS';
+    default: return 'other';
+  }
+}
+
+export class EmulatedRunner {
+  readonly host = new Host({ ramBytes: RAM_BYTES });
+  readonly vcpu: Vcpu = this.host.vcpu(0);
+  private readonly pattern = new Uint8Array(DATA_SIZE);
+  private readonly int3Page = new Uint8Array(CODE_SIZE).fill(0xcc);
+
+  run(c: CaseInput, budget = 100_000): CaseResult {
+    const ram = this.host.ram();
+    ram.set(this.int3Page, CODE_ADDR);
+    ram.set(c.code, CODE_ADDR + CODE_OFFSET);
+    fillPattern(c.dataSeed, this.pattern);
+    ram.set(this.pattern, DATA_ADDR);
+    const v = this.vcpu;
+    v.reset();
+    c.regs.forEach((r, i) => v.setReg(i, r));
+    v.rip = BigInt(CODE_ADDR + CODE_OFFSET);
+    v.rflags = c.rflags | 0x202n;
+    v.gsBase = BigInt(GS_BASE);
+    const reason = v.run(budget);
+    let outcome: Outcome;
+    if (reason === abi.EXIT_EXCEPTION) outcome = outcomeOfVector(v.exit().vector);
+    else if (reason === abi.EXIT_BUDGET) outcome = 'timeout';
+    else outcome = 'other';
+    const after = ram.subarray(DATA_ADDR, DATA_ADDR + DATA_SIZE);
+    const dataDiff: [number, number][] = [];
+    for (let i = 0; i < DATA_SIZE; i++) if (after[i] !== this.pattern[i]) dataDiff.push([i, after[i]]);
+    return {
+      outcome,
+      regs: Array.from({ length: 16 }, (_, i) => v.reg(i)),
+      rip: v.rip,
+      rflags: v.rflags,
+      dataDiff,
+    };
+  }
+}

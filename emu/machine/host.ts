@@ -1,0 +1,163 @@
+// One WebAssembly instance is one host: its linear memory holds the vCPU states, the CPUID table and
+// guest RAM (ARCHITECTURE.md, section 1). This module loads wasm/ ("kvm.ko") and gives the VMM typed
+// access to a vCPU's registers and exit record through the offsets of wasm/abi.ts.
+import { readFileSync, existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import * as abi from '../../wasm/abi.ts';
+import { defaultCpuid, writeCpuidTable, type CpuidEntry } from '../cpu/cpuid.ts';
+
+export interface WasmCore {
+  run(vcpu: number, budget: number): number;
+  setFlatMemory(bytes: number): void;
+  abiChecksum(): number;
+  readRflags(vcpu: number): number;
+  writeRflags(vcpu: number, value: number): void;
+}
+
+const WASM_PATH = fileURLToPath(new URL('../../build/wasm/hvlab.wasm', import.meta.url));
+let compiled: WebAssembly.Module | undefined;
+
+/** The compiled core, built by `npm ci` (prepare) or `npm run asbuild`. */
+export function coreModule(): WebAssembly.Module {
+  if (!compiled) {
+    if (!existsSync(WASM_PATH)) {
+      throw new Error(`hvlab: ${WASM_PATH} is missing; run \`npm run asbuild\` (npm ci does it).`);
+    }
+    compiled = new WebAssembly.Module(readFileSync(WASM_PATH));
+  }
+  return compiled;
+}
+
+export const EXIT_NAMES: Record<number, string> = {
+  [abi.EXIT_NONE]: 'none', [abi.EXIT_BUDGET]: 'budget', [abi.EXIT_HLT]: 'hlt',
+  [abi.EXIT_EXCEPTION]: 'exception', [abi.EXIT_SHUTDOWN]: 'shutdown',
+};
+
+export interface HostOptions {
+  /** Guest RAM in bytes (flat mode: linear = guest-physical = offset). */
+  ramBytes: number;
+  cpuid?: CpuidEntry[];
+}
+
+export class Host {
+  readonly memory: WebAssembly.Memory;
+  readonly core: WasmCore;
+  readonly ramBytes: number;
+  private u8!: Uint8Array;
+  private dv!: DataView;
+
+  constructor(opts: HostOptions) {
+    const ram = opts.ramBytes;
+    if (!(ram > 0) || ram % abi.WASM_PAGE !== 0 || abi.GUEST_RAM_BASE + ram > 0xffff0000) {
+      throw new Error(`hvlab: guest RAM must be a positive multiple of 64 KiB below ~4 GiB (got ${ram})`);
+    }
+    this.ramBytes = ram;
+    const pages = (abi.GUEST_RAM_BASE + ram) / abi.WASM_PAGE;
+    this.memory = new WebAssembly.Memory({ initial: pages, maximum: 65536 });
+    const instance = new WebAssembly.Instance(coreModule(), { env: { memory: this.memory } });
+    this.core = instance.exports as unknown as WasmCore;
+    this.refreshViews();
+    this.core.setFlatMemory(ram);
+    writeCpuidTable(this.dv, opts.cpuid ?? defaultCpuid());
+  }
+
+  /** Typed views are detached when memory grows; the host never grows it after construction. */
+  private refreshViews(): void {
+    this.u8 = new Uint8Array(this.memory.buffer);
+    this.dv = new DataView(this.memory.buffer);
+  }
+
+  get bytes(): Uint8Array { return this.u8; }
+  get view(): DataView { return this.dv; }
+
+  /** Guest RAM as a byte array (offset = guest-physical address). */
+  ram(): Uint8Array { return this.u8.subarray(abi.GUEST_RAM_BASE, abi.GUEST_RAM_BASE + this.ramBytes); }
+
+  vcpu(index: number): Vcpu {
+    if (!(index >= 0 && index < abi.MAX_VCPUS)) throw new Error(`hvlab: vCPU index ${index} out of range`);
+    return new Vcpu(this, index);
+  }
+}
+
+export interface ExitInfo {
+  reason: number;
+  name: string;
+  vector: number;
+  errorCode: number;
+  hasErrorCode: boolean;
+  address: bigint;
+  rip: bigint;
+  bytes: Uint8Array;
+  opcode: number;
+}
+
+export class Vcpu {
+  readonly base: number;
+  constructor(readonly host: Host, readonly index: number) {
+    this.base = abi.VCPU_AREA_BASE + index * abi.VCPU_STRIDE;
+  }
+
+  private u64(off: number): bigint { return this.host.view.getBigUint64(this.base + off, true); }
+  private setU64(off: number, v: bigint): void { this.host.view.setBigUint64(this.base + off, BigInt.asUintN(64, v), true); }
+  private u32(off: number): number { return this.host.view.getUint32(this.base + off, true); }
+
+  /** Zero the whole state (registers, lazy flags, exit record, counters). */
+  reset(): void {
+    this.host.bytes.fill(0, this.base, this.base + abi.VCPU_STRIDE);
+    this.rflags = 0x202n;
+  }
+
+  reg(i: number): bigint { return this.u64(abi.ST_GPR + i * 8); }
+  setReg(i: number, v: bigint): void { this.setU64(abi.ST_GPR + i * 8, v); }
+  get rip(): bigint { return this.u64(abi.ST_RIP); }
+  set rip(v: bigint) { this.setU64(abi.ST_RIP, v); }
+  get rflags(): bigint { return BigInt(this.host.core.readRflags(this.index) >>> 0); }
+  set rflags(v: bigint) { this.host.core.writeRflags(this.index, Number(v & 0xffffffffn)); }
+  get fsBase(): bigint { return this.u64(abi.ST_FS_BASE); }
+  set fsBase(v: bigint) { this.setU64(abi.ST_FS_BASE, v); }
+  get gsBase(): bigint { return this.u64(abi.ST_GS_BASE); }
+  set gsBase(v: bigint) { this.setU64(abi.ST_GS_BASE, v); }
+
+  counter(slot: number): bigint { return this.u64(abi.ST_COUNTERS + slot * 8); }
+
+  /** #UD counts of opcodes hvlab does not implement, by opcode index (see OPC_* in abi.ts). */
+  unimplementedOpcodes(): Map<number, number> {
+    const out = new Map<number, number>();
+    for (let i = 0; i < abi.OPC_COUNT; i++) {
+      const n = this.u32(abi.ST_UD_BY_OPCODE + i * 4);
+      if (n) out.set(i, n);
+    }
+    return out;
+  }
+
+  /** Execute until an exit or `budget` instructions. */
+  run(budget: number): number { return this.host.core.run(this.index, budget); }
+
+  exit(): ExitInfo {
+    const reason = this.u32(abi.ST_EXIT_REASON);
+    const len = this.u32(abi.ST_EXIT_LENGTH);
+    const start = this.base + abi.ST_EXIT_BYTES;
+    return {
+      reason,
+      name: EXIT_NAMES[reason] ?? `exit ${reason}`,
+      vector: this.u32(abi.ST_EXIT_VECTOR),
+      errorCode: this.u32(abi.ST_EXIT_ERROR_CODE),
+      hasErrorCode: this.u32(abi.ST_EXIT_HAS_ERROR) !== 0,
+      address: this.u64(abi.ST_EXIT_ADDR),
+      rip: this.u64(abi.ST_EXIT_RIP),
+      bytes: this.host.bytes.slice(start, start + len),
+      opcode: this.u32(abi.ST_EXIT_OPCODE),
+    };
+  }
+}
+
+/** Opcode index (abi OPC_* space) as the bytes a reader recognises: "0F AF", "0F 38 F0", "C7". */
+export function opcodeName(idx: number): string {
+  const op = (idx & 0xff).toString(16).toUpperCase().padStart(2, '0');
+  switch (idx >> 8) {
+    case 0: return op;
+    case 1: return `0F ${op}`;
+    case 2: return `0F 38 ${op}`;
+    default: return `0F 3A ${op}`;
+  }
+}

@@ -1,0 +1,142 @@
+// hvlab ABI: the one definition of the vCPU state layout, exit reasons, lazy-flag operations,
+// counter slots and host memory map. This file is plain `export const NAME = integer;` so that it
+// compiles unchanged as AssemblyScript (wasm/) and as TypeScript (emu/); both sides import it, and
+// test/abi.test.ts checks that the values the compiled module reports match the TypeScript view.
+// Keep it that way: no types, no expressions that the two languages could evaluate differently.
+
+// ---- Host linear memory map (byte offsets in the one WebAssembly.Memory) ----
+export const VCPU_AREA_BASE = 0x4000; // vCPU states live below asc's memoryBase (64 KiB)
+export const VCPU_STRIDE = 0x2000;
+export const MAX_VCPUS = 4;
+export const CPUID_TABLE_BASE = 0xc000; // configurable CPUID table, written by the host
+export const CPUID_ENTRY_SIZE = 24; // leaf, subleaf, eax, ebx, ecx, edx (u32 each)
+export const CPUID_MAX_ENTRIES = 64;
+export const CPUID_COUNT_ADDR = 0xbff0; // u32: number of valid CPUID entries
+export const STATIC_DATA_BASE = 0x10000; // asc memoryBase: decode tables and other static data
+export const GUEST_RAM_BASE = 0x1000000; // 16 MiB: guest RAM starts here in host memory
+export const WASM_PAGE = 0x10000;
+
+// ---- vCPU state: byte offsets from the vCPU's base ----
+// General registers in x86 encoding order, 8 bytes each: RAX RCX RDX RBX RSP RBP RSI RDI R8..R15.
+export const ST_GPR = 0x000;
+export const ST_RIP = 0x080;
+export const ST_RFLAGS = 0x088; // u64: every flag that is not currently held lazily
+export const ST_LAZY_OP = 0x090; // u32: LF_* below; LF_NONE means RFLAGS holds the arithmetic flags
+export const ST_LAZY_SIZE = 0x094; // u32: operand size in bytes of the lazy operation
+export const ST_LAZY_RES = 0x098; // u64: result
+export const ST_LAZY_DST = 0x0a0; // u64: first operand (destination before the operation)
+export const ST_LAZY_SRC = 0x0a8; // u64: second operand
+export const ST_LAZY_AUX = 0x0b0; // u64: carry-in (ADC/SBB) or the preserved CF (INC/DEC)
+export const ST_FS_BASE = 0x0c0; // u64
+export const ST_GS_BASE = 0x0c8; // u64
+export const ST_MODE = 0x0d0; // u32: MODE_* below
+export const ST_TSC_OFFSET = 0x0d8; // u64: RDTSC = instructions retired + offset (virtual time)
+
+// Exit record (like the mmap'ed kvm_run): filled by run() before it returns.
+export const ST_EXIT_REASON = 0x200; // u32: EXIT_* below
+export const ST_EXIT_VECTOR = 0x204; // u32: exception vector (EXIT_EXCEPTION)
+export const ST_EXIT_ERROR_CODE = 0x208; // u32
+export const ST_EXIT_HAS_ERROR = 0x20c; // u32: 1 when the exception pushes an error code
+export const ST_EXIT_ADDR = 0x210; // u64: faulting linear address (#PF), port (I/O), ...
+export const ST_EXIT_OPCODE = 0x218; // u32: opcode index of an unimplemented instruction (#UD)
+export const ST_EXIT_RIP = 0x220; // u64: address of the instruction that caused the exit
+export const ST_EXIT_BYTES = 0x228; // 16 bytes: the instruction bytes (as far as they were fetched)
+export const ST_EXIT_LENGTH = 0x238; // u32: number of valid bytes at ST_EXIT_BYTES
+export const ST_FETCH_BUF = 0x240; // 16 bytes: instruction bytes gathered across a page boundary
+
+// Counters: u64 slots from ST_COUNTERS, index with CNT_* * 8.
+export const ST_COUNTERS = 0x300;
+export const CNT_INSTRUCTIONS = 0; // instructions retired (virtual time)
+export const CNT_EXITS = 1;
+export const CNT_EXCEPTIONS = 2;
+export const CNT_UNIMPLEMENTED = 3; // #UD raised because hvlab does not implement the opcode
+export const CNT_SLOTS = 16;
+
+// #UD by opcode: u32 per opcode index (OPC_* space below) at ST_UD_BY_OPCODE.
+export const ST_UD_BY_OPCODE = 0x400;
+// Opcode index space: one-byte map 0x000-0x0ff, 0F map 0x100-0x1ff, 0F38 map 0x200-0x2ff,
+// 0F3A map 0x300-0x3ff.
+export const OPC_MAP_0F = 0x100;
+export const OPC_MAP_0F38 = 0x200;
+export const OPC_MAP_0F3A = 0x300;
+export const OPC_COUNT = 0x400;
+// ST_UD_BY_OPCODE + OPC_COUNT * 4 = 0x1400 <= VCPU_STRIDE
+
+// ---- Exit reasons ----
+export const EXIT_NONE = 0;
+export const EXIT_BUDGET = 1; // the instruction budget ran out
+export const EXIT_HLT = 2;
+export const EXIT_EXCEPTION = 3; // an exception with no IDT to deliver it to (flat mode)
+export const EXIT_SHUTDOWN = 4; // triple fault
+
+// ---- CPU modes ----
+export const MODE_FLAT64 = 0; // 64-bit, linear address = offset into guest RAM (until the MMU lands)
+
+// ---- Memory access kinds (translate) ----
+export const ACC_READ = 0;
+export const ACC_WRITE = 1;
+export const ACC_FETCH = 2;
+
+// ---- Exception vectors (Intel SDM Vol. 3A, 6.3.1) ----
+export const VEC_DE = 0;
+export const VEC_DB = 1;
+export const VEC_BP = 3;
+export const VEC_OF = 4;
+export const VEC_BR = 5;
+export const VEC_UD = 6;
+export const VEC_NM = 7;
+export const VEC_DF = 8;
+export const VEC_TS = 10;
+export const VEC_NP = 11;
+export const VEC_SS = 12;
+export const VEC_GP = 13;
+export const VEC_PF = 14;
+export const VEC_MF = 16;
+export const VEC_AC = 17;
+export const VEC_XM = 19;
+
+// ---- Lazy flag operations ----
+export const LF_NONE = 0;
+export const LF_ADD = 1;
+export const LF_ADC = 2;
+export const LF_SUB = 3; // also CMP and NEG (as 0 - x)
+export const LF_SBB = 4;
+export const LF_LOGIC = 5; // AND/OR/XOR/TEST: CF=OF=0
+export const LF_INC = 6;
+export const LF_DEC = 7;
+
+// ---- RFLAGS bits ----
+export const FLAG_CF = 0x1;
+export const FLAG_FIXED1 = 0x2;
+export const FLAG_PF = 0x4;
+export const FLAG_AF = 0x10;
+export const FLAG_ZF = 0x40;
+export const FLAG_SF = 0x80;
+export const FLAG_TF = 0x100;
+export const FLAG_IF = 0x200;
+export const FLAG_DF = 0x400;
+export const FLAG_OF = 0x800;
+export const FLAG_IOPL = 0x3000;
+export const FLAG_NT = 0x4000;
+export const FLAG_RF = 0x10000;
+export const FLAG_VM = 0x20000;
+export const FLAG_AC = 0x40000;
+export const FLAG_VIF = 0x80000;
+export const FLAG_VIP = 0x100000;
+export const FLAG_ID = 0x200000;
+export const FLAGS_ARITH = 0x8d5; // CF PF AF ZF SF OF
+
+// ---- Decoder attribute byte per opcode index (generated from wasm/cpu/isa-table.ts) ----
+export const ATTR_MODRM = 0x1; // a ModRM byte follows the opcode
+export const ATTR_IMM_SHIFT = 1; // bits 1-3: immediate kind IMM_*
+export const ATTR_IMM_MASK = 0x7;
+export const ATTR_INVALID64 = 0x10; // the opcode does not exist in 64-bit mode: #UD, not "unimplemented"
+export const ATTR_FORM = 0x20; // the instruction table has a form for this opcode
+export const IMM_NONE = 0;
+export const IMM_B = 1; // 8 bits
+export const IMM_W = 2; // 16 bits
+export const IMM_Z = 3; // 16 or 32 bits by operand size (sign-extended to 64)
+export const IMM_V = 4; // 16, 32 or 64 bits by operand size (MOV r, imm64)
+export const IMM_WB = 5; // 16 bits then 8 bits (ENTER)
+export const IMM_MOFFS = 6; // absolute address: 64 bits, or 32 with 67h
+export const IMM_D = 7; // always 32 bits (near branch displacements: Intel ignores 66h in 64-bit mode)

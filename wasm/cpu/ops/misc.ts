@@ -1,0 +1,61 @@
+// Flag instructions, LAHF/SAHF, CPUID, RDTSC, NOP/PAUSE/fences, INT3/INT n, HLT.
+import {
+  FLAG_CF, FLAG_DF, FLAG_PF, FLAG_AF, FLAG_ZF, FLAG_SF, CPUID_TABLE_BASE, CPUID_ENTRY_SIZE,
+  CPUID_COUNT_ADDR, ST_COUNTERS, CNT_INSTRUCTIONS, ST_TSC_OFFSET, VEC_BP,
+} from '../../abi';
+import { cpu, getReg64, setReg64 } from '../state';
+import { getFlags, setFlags, getCF, setArithFlags } from '../flags';
+import { raiseTrap } from '../fault';
+import { opIdx, imm } from '../decode';
+import { getReg, setReg } from '../operands';
+
+/** F5 CMC, F8 CLC, F9 STC, FC CLD, FD STD. */
+export function flagOp(): void {
+  switch (opIdx) {
+    case 0xf5: setArithFlags(FLAG_CF, getCF() ? 0 : FLAG_CF); break;
+    case 0xf8: setArithFlags(FLAG_CF, 0); break;
+    case 0xf9: setArithFlags(FLAG_CF, FLAG_CF); break;
+    case 0xfc: setFlags(getFlags() & ~(<u64>FLAG_DF)); break;
+    default: setFlags(getFlags() | FLAG_DF); break;
+  }
+}
+
+const SAHF_MASK: u64 = FLAG_SF | FLAG_ZF | FLAG_AF | FLAG_PF | FLAG_CF;
+
+/** 9F LAHF: AH = SF:ZF:0:AF:0:PF:1:CF.  9E SAHF: the reverse. */
+export function lahf(): void { setReg(4, 1, (getFlags() & SAHF_MASK) | 2); }
+export function sahf(): void { setArithFlags(SAHF_MASK, getReg(4, 1)); }
+
+/** Instructions retired so far in this vCPU (the virtual clock). */
+@inline export function instructionsRetired(): u64 {
+  return load<u64>(cpu + ST_COUNTERS + CNT_INSTRUCTIONS * 8);
+}
+
+/** 0F 31: RDTSC: virtual time (instructions retired plus the TSC offset), SDM Vol. 3B, 18.17. */
+export function rdtsc(extra: u64): void {
+  const tsc = instructionsRetired() + extra + load<u64>(cpu + ST_TSC_OFFSET);
+  setReg(0, 4, tsc & 0xffffffff);
+  setReg(2, 4, tsc >> 32);
+}
+
+/** 0F A2: CPUID from the host-written table. An entry with subleaf 0xFFFFFFFF matches any subleaf;
+ *  a leaf with no entry returns zeros. */
+export function cpuid(): void {
+  const leaf = <u32>getReg64(0);
+  const sub = <u32>getReg64(1);
+  const n = load<u32>(CPUID_COUNT_ADDR);
+  let eax: u32 = 0, ebx: u32 = 0, ecx: u32 = 0, edx: u32 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const e: usize = <usize>CPUID_TABLE_BASE + <usize>i * <usize>CPUID_ENTRY_SIZE;
+    if (load<u32>(e) != leaf) continue;
+    const s = load<u32>(e + 4);
+    if (s != sub && s != 0xffffffff) continue;
+    eax = load<u32>(e + 8); ebx = load<u32>(e + 12); ecx = load<u32>(e + 16); edx = load<u32>(e + 20);
+    break;
+  }
+  setReg64(0, eax); setReg64(3, ebx); setReg64(1, ecx); setReg64(2, edx);
+}
+
+/** CC INT3 and CD INT n: software interrupts are traps (RIP after the instruction). */
+export function int3(): void { raiseTrap(VEC_BP); }
+export function intN(): void { raiseTrap(<i32>(imm & 0xff)); }

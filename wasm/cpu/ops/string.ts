@@ -1,0 +1,95 @@
+// String instructions MOVS, CMPS, STOS, LODS, SCAS with REP/REPE/REPNE (SDM Vol. 2B, REP/REPE/REPNE;
+// Vol. 1, 7.3.9). The source segment (DS) can be overridden, the destination (ES) cannot. A REP
+// loop runs in chunks: when a chunk ends with the count non-zero, RIP stays on the instruction so
+// it restarts where it stopped, exactly as an interrupted REP does on hardware.
+import { ACC_READ, ACC_WRITE, FLAG_DF } from '../../abi';
+import { loadSized, storeSized, getReg64, setReg64, setRip, rflags } from '../state';
+import { opIdx, osize, prefixes, lastRep, P_67, P_REP, P_REPNE, segmentBase, instrStart } from '../decode';
+import { getReg, setReg } from '../operands';
+import { aluCompute, ALU_CMP } from './alu';
+import { getZF } from '../flags';
+import { translate } from '../../mmu/translate';
+
+const RCX = 1, RSI = 6, RDI = 7;
+/** Iterations per chunk before the loop yields to the run loop. */
+const REP_CHUNK: i32 = 4096;
+
+export let stringIterations: i32 = 0;
+
+@inline function addrMask(): u64 { return (prefixes & P_67) != 0 ? 0xffffffff : <u64>-1; }
+
+function advance(r: i32, delta: u64): void {
+  const m = addrMask();
+  const v = getReg64(r);
+  const n = (v + delta) & m;
+  if (m == <u64>-1) setReg64(r, n); else setReg(r, 4, n);
+}
+
+/** One iteration; returns false if it faulted. */
+function iterate(kind: i32, size: i32, step: u64): bool {
+  const m = addrMask();
+  switch (kind) {
+    case 0: { // MOVS: [rDI] = [rSI]
+      const s = translate((getReg64(RSI) & m) + segmentBase(), size, ACC_READ);
+      if (s == 0) return false;
+      const d = translate(getReg64(RDI) & m, size, ACC_WRITE);
+      if (d == 0) return false;
+      storeSized(d, size, loadSized(s, size));
+      advance(RSI, step); advance(RDI, step);
+      return true;
+    }
+    case 1: { // CMPS: compare [rSI] with [rDI]
+      const s = translate((getReg64(RSI) & m) + segmentBase(), size, ACC_READ);
+      if (s == 0) return false;
+      const d = translate(getReg64(RDI) & m, size, ACC_READ);
+      if (d == 0) return false;
+      aluCompute(ALU_CMP, size, loadSized(s, size), loadSized(d, size));
+      advance(RSI, step); advance(RDI, step);
+      return true;
+    }
+    case 2: { // STOS
+      const d = translate(getReg64(RDI) & m, size, ACC_WRITE);
+      if (d == 0) return false;
+      storeSized(d, size, getReg(0, size));
+      advance(RDI, step);
+      return true;
+    }
+    case 3: { // LODS
+      const s = translate((getReg64(RSI) & m) + segmentBase(), size, ACC_READ);
+      if (s == 0) return false;
+      setReg(0, size, loadSized(s, size));
+      advance(RSI, step);
+      return true;
+    }
+    default: { // SCAS: compare the accumulator with [rDI]
+      const d = translate(getReg64(RDI) & m, size, ACC_READ);
+      if (d == 0) return false;
+      aluCompute(ALU_CMP, size, getReg(0, size), loadSized(d, size));
+      advance(RDI, step);
+      return true;
+    }
+  }
+}
+
+/** A4-AF (except A8/A9). */
+export function stringOp(): void {
+  const size = (opIdx & 1) != 0 ? osize : 1;
+  const kind = opIdx < 0xa6 ? 0 : opIdx < 0xaa ? 1 : opIdx < 0xac ? 2 : opIdx < 0xae ? 3 : 4;
+  const step: u64 = (rflags & FLAG_DF) != 0 ? 0 - <u64>size : <u64>size;
+  stringIterations = 0;
+  if ((prefixes & (P_REP | P_REPNE)) == 0) { iterate(kind, size, step); return; }
+  const m = addrMask();
+  const compares = kind == 1 || kind == 4;
+  // For MOVS/STOS/LODS F2 acts as REP too; for CMPS/SCAS F3 = REPE and F2 = REPNE (the last wins).
+  const repne = (prefixes & P_REPNE) != 0 && ((prefixes & P_REP) == 0 || lastRep == 0xf2);
+  let n = 0;
+  while ((getReg64(RCX) & m) != 0) {
+    if (n == REP_CHUNK) { setRip(instrStart); break; }
+    if (!iterate(kind, size, step)) return;
+    n++;
+    const c = (getReg64(RCX) - 1) & m;
+    if (m == <u64>-1) setReg64(RCX, c); else setReg(RCX, 4, c);
+    if (compares && (repne ? getZF() : !getZF())) break;
+  }
+  stringIterations = n;
+}
