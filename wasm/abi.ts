@@ -8,10 +8,10 @@
 export const VCPU_AREA_BASE = 0x4000; // vCPU states live below asc's memoryBase (64 KiB)
 export const VCPU_STRIDE = 0x2000;
 export const MAX_VCPUS = 4;
-export const CPUID_TABLE_BASE = 0xc000; // configurable CPUID table, written by the host
+export const CPUID_TABLE_BASE = 0xc010; // configurable CPUID table, written by the host
 export const CPUID_ENTRY_SIZE = 24; // leaf, subleaf, eax, ebx, ecx, edx (u32 each)
 export const CPUID_MAX_ENTRIES = 64;
-export const CPUID_COUNT_ADDR = 0xbff0; // u32: number of valid CPUID entries
+export const CPUID_COUNT_ADDR = 0xc000; // u32: number of valid CPUID entries
 export const STATIC_DATA_BASE = 0x10000; // asc memoryBase: decode tables and other static data
 export const GUEST_RAM_BASE = 0x1000000; // 16 MiB: guest RAM starts here in host memory
 export const WASM_PAGE = 0x10000;

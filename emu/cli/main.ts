@@ -26,7 +26,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--native-iterations <n>', 'loop iterations natively', intArg, 200_000_000)
     .option('--no-native', 'skip the native reference')
     .action(async (o) => {
-      const { benchMips } = await import('../bench/mips.ts');
+      const { benchMips } = await import('../../bench/mips.ts');
       const r = await benchMips({ iterations: o.iterations, nativeIterations: o.nativeIterations, native: o.native });
       if (o.json) { console.log(JSON.stringify(r)); return; }
       printTable([

@@ -6,7 +6,7 @@
 // Prefix order emitted: [extra legacy] [F0 lock] [segment] [66] [67] [F2/F3 rep] [mandatory F2/F3]
 // [REX] [0F [38|3A]] opcode [ModRM [SIB] [disp]] [immediates].
 
-import type { Form } from '../../wasm/cpu/isa-table.js';
+import type { Form } from '../../wasm/cpu/isa-table.ts';
 
 /** High-byte registers for byte operands (Eb/Gb/Zb): encoded as 4..7 and only valid without REX.
  *  Byte register numbers 4..7 mean SPL/BPL/SIL/DIL (a REX prefix is emitted for them). */

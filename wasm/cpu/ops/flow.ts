@@ -8,9 +8,18 @@ import { getFlags, setFlags, cond, getZF } from '../flags';
 import { opIdx, osize, imm, imm2, isMem, ea, eaBaseIsRsp, rex, nextRip, prefixes, P_66, P_67, ext } from '../decode';
 import { rmPtr, getReg, setReg, putRM } from '../operands';
 import { translate } from '../../mmu/translate';
+import { isCanonical, raiseGP0 } from '../fault';
 
 const RSP = 4;
 const RBP = 5;
+
+/** Near branch: a non-canonical target faults on the branch itself (#GP(0), SDM Vol. 2A, JMP/CALL/RET
+ *  "64-Bit Mode Exceptions"), so nothing has changed yet when it is raised. */
+@inline function branchTargetOk(target: u64): bool {
+  if (isCanonical(target)) return true;
+  raiseGP0();
+  return false;
+}
 
 @inline function stackSize(): i32 { return (prefixes & P_66) != 0 ? 2 : 8; }
 
@@ -125,26 +134,36 @@ export function leave(): void {
 
 /** 70-7F, 0F 80-8F: Jcc. */
 export function jcc(): void {
-  if (cond(opIdx & 15)) setRip(nextRip + imm);
+  if (cond(opIdx & 15) && branchTargetOk(nextRip + imm)) setRip(nextRip + imm);
 }
 /** EB/E9: JMP rel. */
-export function jmpRel(): void { setRip(nextRip + imm); }
-/** E8: CALL rel32. */
-export function callRel(): void {
-  if (push(nextRip, 8)) setRip(nextRip + imm);
+export function jmpRel(): void { if (branchTargetOk(nextRip + imm)) setRip(nextRip + imm); }
+/** CALL: the return address is written before the target is checked, so a non-canonical target
+ *  leaves it in memory below RSP while RSP and RIP are unchanged (observed on Intel). */
+function call(target: u64): void {
+  const sp = getReg64(RSP) - 8;
+  const p = translate(sp, 8, ACC_WRITE);
+  if (p == 0) return;
+  store<u64>(p, nextRip);
+  if (!branchTargetOk(target)) return;
+  setReg64(RSP, sp);
+  setRip(target);
 }
+
+/** E8: CALL rel32. */
+export function callRel(): void { call(nextRip + imm); }
 /** FF /2 CALL r/m64, FF /4 JMP r/m64. */
 export function branchIndirect(): void {
   const p = rmPtr(8, ACC_READ);
   if (p == 0) return;
   const target = loadSized(p, 8);
-  if (ext == 2 && !push(nextRip, 8)) return;
-  setRip(target);
+  if (ext == 2) call(target);
+  else if (branchTargetOk(target)) setRip(target);
 }
 /** C3/C2: RET [imm16]. */
 export function ret(): void {
   const target = peek(8, 0);
-  if (!popOk) return;
+  if (!popOk || !branchTargetOk(target)) return;
   setReg64(RSP, getReg64(RSP) + 8 + (opIdx == 0xc2 ? imm : 0));
   setRip(target);
 }
@@ -155,7 +174,7 @@ export function loop(): void {
   let count = getReg64(1);
   if (a32) count &= 0xffffffff;
   if (opIdx == 0xe3) {
-    if (count == 0) setRip(nextRip + imm);
+    if (count == 0 && branchTargetOk(nextRip + imm)) setRip(nextRip + imm);
     return;
   }
   count = (count - 1) & (a32 ? 0xffffffff : <u64>-1);
@@ -163,5 +182,5 @@ export function loop(): void {
   let taken = count != 0;
   if (opIdx == 0xe0) taken = taken && !getZF();
   else if (opIdx == 0xe1) taken = taken && getZF();
-  if (taken) setRip(nextRip + imm);
+  if (taken && branchTargetOk(nextRip + imm)) setRip(nextRip + imm);
 }

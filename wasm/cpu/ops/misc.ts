@@ -3,11 +3,11 @@ import {
   FLAG_CF, FLAG_DF, FLAG_PF, FLAG_AF, FLAG_ZF, FLAG_SF, CPUID_TABLE_BASE, CPUID_ENTRY_SIZE,
   CPUID_COUNT_ADDR, ST_COUNTERS, CNT_INSTRUCTIONS, ST_TSC_OFFSET, VEC_BP,
 } from '../../abi';
-import { cpu, getReg64, setReg64 } from '../state';
+import { cpu, getReg64, setReg64, gprPtr } from '../state';
 import { getFlags, setFlags, getCF, setArithFlags } from '../flags';
 import { raiseTrap } from '../fault';
 import { opIdx, imm } from '../decode';
-import { getReg, setReg } from '../operands';
+import { setReg } from '../operands';
 
 /** F5 CMC, F8 CLC, F9 STC, FC CLD, FD STD. */
 export function flagOp(): void {
@@ -22,9 +22,9 @@ export function flagOp(): void {
 
 const SAHF_MASK: u64 = FLAG_SF | FLAG_ZF | FLAG_AF | FLAG_PF | FLAG_CF;
 
-/** 9F LAHF: AH = SF:ZF:0:AF:0:PF:1:CF.  9E SAHF: the reverse. */
-export function lahf(): void { setReg(4, 1, (getFlags() & SAHF_MASK) | 2); }
-export function sahf(): void { setArithFlags(SAHF_MASK, getReg(4, 1)); }
+/** 9F LAHF: AH = SF:ZF:0:AF:0:PF:1:CF.  9E SAHF: the reverse. Always AH, even with a REX prefix. */
+export function lahf(): void { store<u8>(gprPtr(0) + 1, <u8>((getFlags() & SAHF_MASK) | 2)); }
+export function sahf(): void { setArithFlags(SAHF_MASK, <u64>load<u8>(gprPtr(0) + 1)); }
 
 /** Instructions retired so far in this vCPU (the virtual clock). */
 @inline export function instructionsRetired(): u64 {

@@ -83,6 +83,9 @@ export function stringOp(): void {
   // For MOVS/STOS/LODS F2 acts as REP too; for CMPS/SCAS F3 = REPE and F2 = REPNE (the last wins).
   const repne = (prefixes & P_REPNE) != 0 && ((prefixes & P_REP) == 0 || lastRep == 0xf2);
   let n = 0;
+  // With 67h the count register is ECX, and it is written back zero-extended even when no
+  // iteration runs (observed on Intel: RCX's upper half is cleared).
+  if (m != <u64>-1) setReg(RCX, 4, getReg64(RCX) & m);
   while ((getReg64(RCX) & m) != 0) {
     if (n == REP_CHUNK) { setRip(instrStart); break; }
     if (!iterate(kind, size, step)) return;

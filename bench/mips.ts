@@ -5,9 +5,9 @@
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as abi from '../../wasm/abi.ts';
-import { Host } from '../machine/host.ts';
-import { CODE_ADDR, DATA_ADDR } from '../difftest/types.ts';
+import * as abi from '../wasm/abi.ts';
+import { Host } from '../emu/machine/host.ts';
+import { CODE_ADDR, DATA_ADDR } from '../emu/difftest/types.ts';
 
 /** Instructions before the loop and after it (prologue 5 + epilogue mov + int3). */
 const PROLOGUE_INSTRUCTIONS = 5;
@@ -93,7 +93,7 @@ export function runEmulated(iterations: number, slice = 1_000_000): MipsResult {
 
 /** Run the same bytes on this machine's CPU through the native runner. */
 export async function runNative(iterations: number): Promise<MipsResult> {
-  const { ensureNativeRunner, runNativeBench } = await import('../difftest/native.ts');
+  const { ensureNativeRunner, runNativeBench } = await import('../emu/difftest/native.ts');
   ensureNativeRunner();
   const dir = mkdtempSync(join(tmpdir(), 'hvlab-mips-'));
   const file = join(dir, 'loop.bin');

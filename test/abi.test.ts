@@ -1,0 +1,44 @@
+// The ABI constants are defined once (wasm/abi.ts) and compiled into both languages; this proves the
+// compiled module and the TypeScript side agree, and that the layout does not overlap itself.
+import { describe, it, expect } from 'vitest';
+import * as abi from '../wasm/abi.ts';
+import { Host } from '../emu/machine/host.ts';
+
+function checksum(): number {
+  const vals = [abi.VCPU_AREA_BASE, abi.VCPU_STRIDE, abi.ST_RIP, abi.ST_RFLAGS, abi.ST_LAZY_OP, abi.ST_EXIT_REASON,
+    abi.ST_EXIT_VECTOR, abi.ST_EXIT_RIP, abi.ST_COUNTERS, abi.ST_UD_BY_OPCODE, abi.GUEST_RAM_BASE, abi.CPUID_TABLE_BASE,
+    abi.CPUID_COUNT_ADDR, abi.EXIT_HLT, abi.EXIT_EXCEPTION, abi.ST_FS_BASE, abi.ST_GS_BASE, abi.ST_TSC_OFFSET];
+  let h = 17;
+  for (const v of vals) h = (Math.imul(h, 31) + v) | 0;
+  return h;
+}
+
+describe('ABI shared by AssemblyScript and TypeScript', () => {
+  it('the compiled core reports the same constants', () => {
+    const host = new Host({ ramBytes: 1 << 20 });
+    expect(host.core.abiChecksum()).toBe(checksum());
+  });
+
+  it('vCPU state regions fit the stride and stay below static data', () => {
+    expect(abi.ST_UD_BY_OPCODE + abi.OPC_COUNT * 4).toBeLessThanOrEqual(abi.VCPU_STRIDE);
+    expect(abi.ST_COUNTERS + abi.CNT_SLOTS * 8).toBeLessThanOrEqual(abi.ST_UD_BY_OPCODE);
+    expect(abi.VCPU_AREA_BASE + abi.MAX_VCPUS * abi.VCPU_STRIDE).toBeLessThanOrEqual(abi.CPUID_COUNT_ADDR);
+    expect(abi.CPUID_TABLE_BASE + abi.CPUID_MAX_ENTRIES * abi.CPUID_ENTRY_SIZE).toBeLessThanOrEqual(abi.STATIC_DATA_BASE);
+    expect(abi.ST_FETCH_BUF + 16).toBeLessThanOrEqual(abi.ST_COUNTERS);
+  });
+
+  it('registers written through the host are what the core computes with', () => {
+    const host = new Host({ ramBytes: 1 << 20 });
+    const v = host.vcpu(1);
+    v.reset();
+    host.ram().set([0x48, 0x01, 0xd8, 0xf4], 0x1000); // add rax, rbx; hlt
+    v.rip = 0x1000n;
+    v.setReg(0, 0xffffffffffffffffn);
+    v.setReg(3, 2n);
+    expect(v.run(10)).toBe(abi.EXIT_HLT);
+    expect(v.reg(0)).toBe(1n);
+    expect(v.rflags & 1n).toBe(1n); // carry out of bit 63
+    expect(v.rip).toBe(0x1004n);
+    expect(v.counter(abi.CNT_INSTRUCTIONS)).toBe(2n);
+  });
+});
