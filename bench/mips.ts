@@ -74,7 +74,7 @@ export function runEmulated(iterations: number, slice = 1_000_000): MipsResult {
   const host = new Host({ ramBytes: 4 << 20 });
   const vcpu = host.vcpu(0);
   vcpu.reset();
-  host.ram().set(mipsLoop(iterations), CODE_ADDR);
+  host.writeGuest(CODE_ADDR, mipsLoop(iterations));
   vcpu.rip = BigInt(CODE_ADDR);
   vcpu.setReg(4, BigInt(DATA_ADDR + (1 << 20)));
   const t0 = process.hrtime.bigint();

@@ -31,7 +31,7 @@ describe('ABI shared by AssemblyScript and TypeScript', () => {
     const host = new Host({ ramBytes: 1 << 20 });
     const v = host.vcpu(1);
     v.reset();
-    host.ram().set([0x48, 0x01, 0xd8, 0xf4], 0x1000); // add rax, rbx; hlt
+    host.writeGuest(0x1000, [0x48, 0x01, 0xd8, 0xf4]); // add rax, rbx; hlt
     v.rip = 0x1000n;
     v.setReg(0, 0xffffffffffffffffn);
     v.setReg(3, 2n);

@@ -9,7 +9,7 @@ function boot(code: number[]) {
   const host = new Host({ ramBytes: 1 << 20 });
   const v = host.vcpu(0);
   v.reset();
-  host.ram().set(code, 0x1000);
+  host.writeGuest(0x1000, code);
   v.rip = 0x1000n;
   v.setReg(4, 0x8000n);
   return { host, v };
@@ -52,7 +52,7 @@ describe('unimplemented and invalid opcodes', () => {
   it('a fetch beyond guest RAM is #PF with the fetch bit and the address', () => {
     const { v } = boot([]);
     v.rip = BigInt((1 << 20) - 1);
-    v.host.ram()[(1 << 20) - 1] = 0x48; // REX.W, then RAM ends
+    v.host.writeGuest((1 << 20) - 1, [0x48]); // REX.W, then RAM ends
     expect(v.run(5)).toBe(abi.EXIT_EXCEPTION);
     const e = v.exit();
     expect(e.vector).toBe(abi.VEC_PF);
@@ -66,8 +66,8 @@ describe('unimplemented and invalid opcodes', () => {
       v.reset();
       const bytes = [f.prefix ?? [], f.map === 1 ? [0x0f] : f.map === 2 ? [0x0f, 0x38] : f.map === 3 ? [0x0f, 0x3a] : [], f.op,
         f.modrm ? [0xc0 | ((f.ext ?? 0) << 3)] : [], new Array(10).fill(0)].flat();
-      host.ram().fill(0xcc, 0x1000, 0x1100);
-      host.ram().set(bytes, 0x1000);
+      host.fillGuest(0x1000, 0x100, 0xcc);
+      host.writeGuest(0x1000, bytes);
       v.rip = 0x1000n;
       v.setReg(4, 0x8000n);
       v.run(1);

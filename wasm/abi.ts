@@ -13,6 +13,11 @@ export const CPUID_ENTRY_SIZE = 24; // leaf, subleaf, eax, ebx, ecx, edx (u32 ea
 export const CPUID_MAX_ENTRIES = 64;
 export const CPUID_COUNT_ADDR = 0xc000; // u32: number of valid CPUID entries
 export const STATIC_DATA_BASE = 0x10000; // asc memoryBase: decode tables and other static data
+export const DECODED_CACHE_BASE = 0x400000; // decoded-instruction cache (see wasm/cpu/decode.ts)
+export const DECODED_CACHE_ENTRIES = 65536; // direct-mapped by the low bits of RIP
+export const DECODED_ENTRY_SIZE = 64;
+export const CODE_PAGE_MAP_BASE = 0x810000; // one byte per 4 KiB guest page: 1 = holds decoded code
+export const CODE_PAGE_MAP_SIZE = 0x100000;
 export const GUEST_RAM_BASE = 0x1000000; // 16 MiB: guest RAM starts here in host memory
 export const WASM_PAGE = 0x10000;
 

@@ -6,6 +6,7 @@ import { run as runLoop } from './cpu/execute';
 import { setRamSize } from './mmu/translate';
 import { setCpu, loadState, saveState } from './cpu/state';
 import { getFlags, setFlags } from './cpu/flags';
+import { flushDecodedCache } from './cpu/decode';
 
 /** Execute vCPU `vcpu` until an exit or `budget` instructions (like KVM_RUN). Returns EXIT_*. */
 export function run(vcpu: i32, budget: i32): i32 { return runLoop(vcpu, budget); }
@@ -40,3 +41,6 @@ export function writeRflags(vcpu: i32, value: i32): void {
   setFlags(<u64><u32>value);
   saveState();
 }
+
+/** The host wrote guest memory behind the vCPUs' backs (loading code, DMA): drop decoded instructions. */
+export function invalidateDecoded(): void { flushDecodedCache(); }

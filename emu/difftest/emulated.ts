@@ -31,9 +31,9 @@ export class EmulatedRunner {
   run(c: CaseInput, budget = 100_000): CaseResult {
     const ram = this.host.ram();
     ram.set(this.int3Page, CODE_ADDR);
-    ram.set(c.code, CODE_ADDR + CODE_OFFSET);
     fillPattern(c.dataSeed, this.pattern);
     ram.set(this.pattern, DATA_ADDR);
+    this.host.writeGuest(CODE_ADDR + CODE_OFFSET, c.code); // also drops stale decoded code
     const v = this.vcpu;
     v.reset();
     c.regs.forEach((r, i) => v.setReg(i, r));

@@ -270,7 +270,7 @@ interface Ctx {
   rel?: 8 | 32;
   /** Shift/rotate count (unmasked) for the flags mask. */
   count?: number;
-  /** Linear address and size of the ModRM memory operand, when it is accessed. */
+  /** Linear address of the ModRM memory operand, when it is accessed (and known to be in range). */
   memLinear?: bigint;
 }
 
@@ -349,21 +349,32 @@ interface MemOpts {
   wild?: boolean;
   /** Allow a deliberately faulting address (non-canonical / far) now and then. */
   allowFault?: boolean;
+  /** A locked access: it must not straddle a 64-byte cache line. A split lock is host-dependent
+   *  natively (with split-lock detection the kernel stalls the task: the runner times out). */
+  noSplit?: boolean;
 }
+
+const CACHE_LINE = 64;
+
+function splits(off: number, room: number): boolean { return (off % CACHE_LINE) + room > CACHE_LINE; }
 
 function pickOffset(rng: Rng, o: MemOpts): number {
   const lo = o.offRange?.[0] ?? 0;
   const hi = (o.offRange?.[1] ?? DATA_SIZE) - o.room;
   if (hi < lo) throw new Retry();
-  const r = rng.next();
-  let off = r < 0.08 ? lo : r < 0.16 ? hi : rng.range(lo, hi);
-  if (o.align) {
-    const rem = o.alignRem ?? 0;
-    off = off - (((off - rem) % o.align) + o.align) % o.align;
-    if (off < lo) off += o.align;
-    if (off > hi) throw new Retry();
+  for (let t = 0; t < 100; t++) {
+    const r = rng.next();
+    let off = r < 0.08 ? lo : r < 0.16 ? hi : rng.range(lo, hi);
+    if (o.align) {
+      const rem = o.alignRem ?? 0;
+      off = off - (((off - rem) % o.align) + o.align) % o.align;
+      if (off < lo) off += o.align;
+      if (off > hi) continue;
+    }
+    if (o.noSplit && splits(off, o.room)) continue;
+    return off;
   }
-  return off;
+  throw new Retry();
 }
 
 function dispChoice(rng: Rng): { disp: number; dispSize?: 0 | 8 | 32 } {
@@ -446,6 +457,7 @@ function chooseMem(ctx: Ctx, o: MemOpts): MemRef {
         const gotOff = Number(got - (gs ? 0n : DATA_LO));
         if (gotOff < (o.offRange?.[0] ?? 0) || gotOff + o.room > (o.offRange?.[1] ?? DATA_SIZE)) continue;
         if (o.align && (gotOff - (o.alignRem ?? 0)) % o.align !== 0) continue;
+        if (o.noSplit && splits(gotOff, o.room)) continue;
         mem.base = r; mem.index = r; mem.scale = scale; mem.disp = d;
         vals.set(r, v);
         break;
@@ -551,12 +563,18 @@ function generic(ctx: Ctx, g: GenericOpts = {}): void {
     if (ctx.hiMode) ops.zreg = zt === 'Zb' && lo >= 4 ? 16 + lo - 4 : lo;
     else ops.zreg = lo + (rng.chance(0.4) ? 8 : 0);
   }
+  let lock = false;
+  if (form.lock && !g.noLock) {
+    if (v.kind === 'mem') lock = rng.chance(0.3);
+    else if (v.kind === 'reg') lock = rng.chance(0.03); // #UD on both sides
+  }
   if (form.modrm && rt) {
     if (v.kind === 'reg') {
       ops.rm = pickReg(ctx, rt === 'Eb', g.freeRm);
       if (g.freeRm) ctx.pinned.add(ops.rm >= 16 ? ops.rm - 16 : ops.rm);
     } else {
-      ops.rm = chooseMem(ctx, { room: rmAccessSize(form, ctx.size), allowFault: true, ...g.memOpts });
+      const locked = lock || form.mn === 'xchg'; // XCHG with memory is implicitly locked
+      ops.rm = chooseMem(ctx, { room: rmAccessSize(form, ctx.size), allowFault: true, noSplit: locked, ...g.memOpts });
     }
   }
   // Immediates (callers override where the value matters).
@@ -567,10 +585,7 @@ function generic(ctx: Ctx, g: GenericOpts = {}): void {
     case 'v': ops.imm = immValue(rng, ctx.size * 8); break;
     default: break;
   }
-  if (form.lock && !g.noLock) {
-    if (v.kind === 'mem' && rng.chance(0.3)) ops.lock = true;
-    else if (v.kind === 'reg' && rng.chance(0.03)) ops.lock = true; // #UD on both sides
-  }
+  if (lock) ops.lock = true;
   redundantPrefixes(ctx);
 }
 
@@ -622,6 +637,7 @@ function genDiv(ctx: Ctx): void {
     if (overlaps) return; // dividend and divisor share a register: leave it to chance
     const r = rng.next();
     d = r < 0.1 ? 0n : r < 0.35 ? edgeAt(rng, size * 8) : r < 0.55 ? BigInt(rng.range(1, 300)) : rng.bits(size * 8);
+    d = BigInt.asUintN(size * 8, d); // the divisor register holds only `size` bytes
     if (rm >= 16) setReg(ctx, rm - 16, (ctx.regs[rm - 16] & ~0xff00n) | (d << 8n));
     else setLow(ctx, rm, size * 8, d);
   } else {
@@ -699,13 +715,16 @@ function genBtMem(ctx: Ctx): void {
   const lo = DATA_LO + BigInt(margin), hi = DATA_LO + BigInt(DATA_SIZE - margin - size);
   let kmin = Number((lo - ea) / BigInt(size)) + 1, kmax = Number((hi - ea) / BigInt(size)) - 1;
   if (size === 2) { kmin = Math.max(kmin, -2048); kmax = Math.min(kmax, 2047); }
-  let k = 0;
-  const r = rng.next();
-  if (r < 0.35) k = 0;
-  else if (r < 0.5) k = rng.pick([-1, 1]);
-  else if (r < 0.6) k = rng.pick([kmin, kmax]);
-  else k = rng.range(kmin, kmax);
-  if (k < kmin || k > kmax) k = 0;
+  const pickK = (): number => {
+    const r = rng.next();
+    const k = r < 0.35 ? 0 : r < 0.5 ? rng.pick([-1, 1]) : r < 0.6 ? rng.pick([kmin, kmax]) : rng.range(kmin, kmax);
+    return k < kmin || k > kmax ? 0 : k;
+  };
+  let k = pickK();
+  // A locked chunk must not straddle a cache line (the operand at EA itself does not: noSplit).
+  const chunkSplits = (kk: number) => splits(Number(ea - DATA_LO) + kk * size, size);
+  for (let t = 0; ctx.ops.lock && chunkSplits(k) && t < 50; t++) k = pickK();
+  if (ctx.ops.lock && chunkSplits(k)) k = 0;
   const offset = BigInt(k) * BigInt(bits) + BigInt(rng.below(bits));
   setLow(ctx, g, bits, offset);
 }

@@ -12,6 +12,7 @@ export interface WasmCore {
   abiChecksum(): number;
   readRflags(vcpu: number): number;
   writeRflags(vcpu: number, value: number): void;
+  invalidateDecoded(): void;
 }
 
 const WASM_PATH = fileURLToPath(new URL('../../build/wasm/hvlab.wasm', import.meta.url));
@@ -70,8 +71,27 @@ export class Host {
   get bytes(): Uint8Array { return this.u8; }
   get view(): DataView { return this.dv; }
 
-  /** Guest RAM as a byte array (offset = guest-physical address). */
+  /** Guest RAM as a byte array (offset = guest-physical address), for reading. Writes must go
+   *  through writeGuest/fillGuest so that decoded instructions of the changed bytes are dropped. */
   ram(): Uint8Array { return this.u8.subarray(abi.GUEST_RAM_BASE, abi.GUEST_RAM_BASE + this.ramBytes); }
+
+  /** Copy bytes into guest RAM at guest-physical `addr`. */
+  writeGuest(addr: number, data: ArrayLike<number>): void {
+    if (!(addr >= 0 && addr + data.length <= this.ramBytes)) {
+      throw new Error(`hvlab: guest write [0x${addr.toString(16)}, +${data.length}) is outside guest RAM`);
+    }
+    this.u8.set(data, abi.GUEST_RAM_BASE + addr);
+    this.core.invalidateDecoded();
+  }
+
+  /** Fill guest RAM [addr, addr + length) with `value`. */
+  fillGuest(addr: number, length: number, value: number): void {
+    if (!(addr >= 0 && addr + length <= this.ramBytes)) {
+      throw new Error(`hvlab: guest fill [0x${addr.toString(16)}, +${length}) is outside guest RAM`);
+    }
+    this.u8.fill(value, abi.GUEST_RAM_BASE + addr, abi.GUEST_RAM_BASE + addr + length);
+    this.core.invalidateDecoded();
+  }
 
   vcpu(index: number): Vcpu {
     if (!(index >= 0 && index < abi.MAX_VCPUS)) throw new Error(`hvlab: vCPU index ${index} out of range`);

@@ -1,10 +1,16 @@
 // Instruction decoding for 64-bit mode: legacy prefixes, REX, the one-byte / 0F / 0F38 / 0F3A maps,
 // ModRM/SIB, displacements, RIP-relative addressing and immediates (SDM Vol. 2, chapter 2).
-// The decoded fields are module globals read by the handlers; the per-opcode shape (ModRM present,
-// immediate kind) comes from the attribute table generated from wasm/cpu/isa-table.ts.
+//
+// An instruction is decoded once into a 64-byte entry of the decoded-instruction cache (direct-mapped
+// by RIP, like the predecoded icaches of Bochs and QEMU's translation blocks in spirit). The entry keeps
+// the addressing recipe, not the address, so it stays valid while registers change; a write to a
+// guest page holding decoded code bumps the cache epoch (translate.ts), which invalidates every entry.
+// `classify` (fastpath.ts) picks a specialized handler for common forms; everything else runs through
+// the generic handlers, which read the decoded fields from the module globals set by `unpack`.
 import {
   ATTR_MODRM, ATTR_IMM_SHIFT, ATTR_IMM_MASK, IMM_NONE, IMM_B, IMM_W, IMM_Z, IMM_V, IMM_WB, IMM_MOFFS,
   IMM_D, OPC_MAP_0F, OPC_MAP_0F38, OPC_MAP_0F3A, ACC_FETCH, ST_FETCH_BUF, ST_FS_BASE, ST_GS_BASE,
+  DECODED_CACHE_BASE, DECODED_CACHE_ENTRIES, DECODED_ENTRY_SIZE, CODE_PAGE_MAP_BASE,
 } from '../abi';
 import { DECODE_ATTRS } from './decode-tables.generated';
 import { cpu, rip, getReg64 } from './state';
@@ -22,6 +28,49 @@ export const SEG_NONE: i32 = 0;
 export const SEG_FS: i32 = 4;
 export const SEG_GS: i32 = 5;
 
+// ---- Decoded entry layout (byte offsets) ----
+export const E_TAG: usize = 0; // u64: RIP of the instruction
+export const E_EPOCH: usize = 8; // u32: cache epoch when decoded
+export const E_HANDLER: usize = 12; // u16: H_* of fastpath.ts (0 = generic)
+export const E_OPIDX: usize = 14; // u16
+export const E_LEN: usize = 16; // u8
+export const E_PREFIXES: usize = 17; // u8
+export const E_REX: usize = 18; // u8
+export const E_OSIZE: usize = 19; // u8
+export const E_SEG: usize = 20; // u8
+export const E_MODRM: usize = 21; // u8
+export const E_REG: usize = 22; // u8: ModRM.reg with REX.R
+export const E_RM: usize = 23; // u8: ModRM.rm with REX.B (register operand)
+export const E_BASE: usize = 24; // u8: base register, EA_NONE or EA_RIP
+export const E_INDEX: usize = 25; // u8: index register or EA_NONE
+export const E_SCALE: usize = 26; // u8: index shift
+export const E_FLAGS: usize = 27; // u8: EF_*
+export const E_DISP: usize = 28; // i32
+export const E_IMM: usize = 32; // u64
+export const E_IMM2: usize = 40; // u8
+export const E_LASTREP: usize = 41; // u8
+export const E_ATTR: usize = 42; // u8
+export const E_AUX: usize = 43; // u8: handler-specific (ALU op, condition, shift kind)
+export const E_DST: usize = 44; // u8: handler-specific register
+export const E_SRC: usize = 45; // u8: handler-specific register
+
+export const EA_NONE: i32 = 16;
+export const EA_RIP: i32 = 17;
+export const EF_MEM: i32 = 1;
+export const EF_A32: i32 = 2;
+
+/** Entry used for instructions that cannot be cached (fetched across the end of RAM); it sits just
+ *  past the cache, below CODE_PAGE_MAP_BASE. */
+const SCRATCH_ENTRY: usize = DECODED_CACHE_BASE + DECODED_CACHE_ENTRIES * DECODED_ENTRY_SIZE;
+
+/** Entries are valid only for the epoch they were decoded in. */
+export let cacheEpoch: u32 = 1;
+export function flushDecodedCache(): void {
+  cacheEpoch++;
+  memory.fill(CODE_PAGE_MAP_BASE, 0, <usize>((ramSize + 0xfff) >> 12));
+}
+
+// ---- Decoded fields of the current instruction (generic handlers read these) ----
 export let instrStart: u64 = 0;
 export let nextRip: u64 = 0;
 export let prefixes: i32 = 0;
@@ -54,35 +103,31 @@ export let imm2: u64 = 0;
 // Fetch window: host pointer to the instruction bytes and its end.
 let fp: usize = 0;
 let fpStart: usize = 0;
-let fpLimit: usize = 0;
 /** Bytes of the window that could be fetched; beyond it, the fetch faults. */
 let fetchAvail: i32 = 0;
+let fetchedDirect: bool = false;
 
-/** Set up the fetch window at `rip`: straight from guest RAM when the 15 bytes are contiguous,
- *  else gathered byte by byte into ST_FETCH_BUF so a fault is raised only if decoding needs it. */
-@inline function fetchSetup(): void {
+/** Set up the fetch window at `rip`: straight from guest RAM when the 15 bytes are there, else
+ *  gathered byte by byte into ST_FETCH_BUF so a fault is raised only if decoding needs the byte. */
+function fetchSetup(): void {
   if (rip + 15 <= ramSize) {
     fp = translate(rip, 1, ACC_FETCH);
-    fpLimit = fp + 15;
     fetchAvail = 15;
+    fetchedDirect = true;
   } else {
-    fetchSlow();
+    const buf = cpu + ST_FETCH_BUF;
+    let n = 0;
+    while (n < 15) {
+      const a = rip + <u64>n;
+      if (a >= ramSize) break;
+      store<u8>(buf + n, load<u8>(translate(a, 1, ACC_FETCH)));
+      n++;
+    }
+    fp = buf;
+    fetchAvail = n;
+    fetchedDirect = false;
   }
   fpStart = fp;
-}
-
-function fetchSlow(): void {
-  const buf = cpu + ST_FETCH_BUF;
-  let n = 0;
-  while (n < 15) {
-    const a = rip + <u64>n;
-    if (a >= ramSize) break;
-    store<u8>(buf + n, load<u8>(translate(a, 1, ACC_FETCH)));
-    n++;
-  }
-  fp = buf;
-  fpLimit = buf + 15;
-  fetchAvail = n;
 }
 
 /** Fetch failure: past the readable window (#PF) or past 15 bytes (#GP, SDM Vol. 2, 2.3.11). */
@@ -93,7 +138,7 @@ function fetchFault(): void {
   else translate(rip + <u64>off, 1, ACC_FETCH); // raises the #PF with the right address
 }
 
-@inline export function fetch8(): u32 {
+@inline function fetch8(): u32 {
   if (fp >= fpStart + <usize>fetchAvail) { fetchFault(); fp++; return 0; }
   const b = <u32>load<u8>(fp);
   fp++;
@@ -104,34 +149,37 @@ function fetch16(): u32 { const lo = fetch8(); return lo | (fetch8() << 8); }
 function fetch32(): u32 { const lo = fetch16(); return lo | (fetch16() << 16); }
 function fetch64(): u64 { const lo = <u64>fetch32(); return lo | (<u64>fetch32() << 32); }
 
-/** Bytes consumed so far (for exit reports). */
+/** Bytes consumed by the last decode (for exit reports). */
 export function fetchedLength(): i32 { return <i32>(fp - fpStart); }
 export function fetchedBytesPtr(): usize { return fpStart; }
 
-/** Decode one instruction at `rip`. Returns false if fetching faulted. */
-export function decode(): bool {
-  instrStart = rip;
+/** The cache slot for an instruction at `addr`. */
+@inline export function cacheSlot(addr: u64): usize {
+  return DECODED_CACHE_BASE + (<usize>(<u32>addr & (DECODED_CACHE_ENTRIES - 1))) * DECODED_ENTRY_SIZE;
+}
+
+/** Decode the instruction at `rip` into its cache slot (or the scratch entry) and return the entry,
+ *  or 0 if fetching faulted. */
+export function decodeAt(): usize {
   fetchSetup();
-  prefixes = 0;
-  lastRep = 0;
-  rex = 0;
-  seg = SEG_NONE;
-  eaBaseIsRsp = false;
+  const cacheable = fetchedDirect;
+  const e = cacheable ? cacheSlot(rip) : SCRATCH_ENTRY;
+  let pfx = 0, rep = 0, rx = 0, sg = SEG_NONE;
   let b = fetch8();
   // Legacy prefixes in any order; a REX prefix counts only immediately before the opcode
   // (SDM Vol. 2, 2.2.1: a REX followed by a legacy prefix is ignored).
   while (true) {
-    if (b >= 0x40 && b <= 0x4f) { rex = <i32>b; b = fetch8(); continue; }
-    if (b == 0x66) prefixes |= P_66;
-    else if (b == 0x67) prefixes |= P_67;
-    else if (b == 0xf0) prefixes |= P_LOCK;
-    else if (b == 0xf3) { prefixes |= P_REP; lastRep = 0xf3; }
-    else if (b == 0xf2) { prefixes |= P_REPNE; lastRep = 0xf2; }
-    else if (b == 0x64) seg = SEG_FS;
-    else if (b == 0x65) seg = SEG_GS;
+    if ((b & 0xf0) == 0x40) { rx = <i32>b; b = fetch8(); continue; }
+    if (b == 0x66) pfx |= P_66;
+    else if (b == 0x67) pfx |= P_67;
+    else if (b == 0xf0) pfx |= P_LOCK;
+    else if (b == 0xf3) { pfx |= P_REP; rep = 0xf3; }
+    else if (b == 0xf2) { pfx |= P_REPNE; rep = 0xf2; }
+    else if (b == 0x64) sg = SEG_FS;
+    else if (b == 0x65) sg = SEG_GS;
     else if (b == 0x26 || b == 0x2e || b == 0x36 || b == 0x3e) { /* null segment overrides in 64-bit mode */ }
     else break;
-    rex = 0;
+    rx = 0;
     b = fetch8();
   }
   let idx = <i32>b;
@@ -141,28 +189,89 @@ export function decode(): bool {
     else if (b2 == 0x3a) idx = OPC_MAP_0F3A + <i32>fetch8();
     else idx = OPC_MAP_0F + <i32>b2;
   }
-  opIdx = idx;
-  attr = <i32>load<u8>(DECODE_ATTRS + <usize>idx);
-  osize = (rex & 8) != 0 ? 8 : (prefixes & P_66) != 0 ? 2 : 4;
+  const at = <i32>load<u8>(DECODE_ATTRS + <usize>idx);
+  const os = (rx & 8) != 0 ? 8 : (pfx & P_66) != 0 ? 2 : 4;
+  store<u16>(e + E_OPIDX, <u16>idx);
+  store<u8>(e + E_PREFIXES, <u8>pfx);
+  store<u8>(e + E_LASTREP, <u8>rep);
+  store<u8>(e + E_REX, <u8>rx);
+  store<u8>(e + E_SEG, <u8>sg);
+  store<u8>(e + E_OSIZE, <u8>os);
+  store<u8>(e + E_ATTR, <u8>at);
 
-  let ripRelative = false;
-  if (attr & ATTR_MODRM) ripRelative = decodeModrm();
-  else isMem = false;
+  let reg3 = 0;
+  if (at & ATTR_MODRM) reg3 = decodeModrm(e, rx, pfx);
+  else store<u8>(e + E_FLAGS, 0);
 
-  let immKind = (attr >> ATTR_IMM_SHIFT) & ATTR_IMM_MASK;
+  let immKind = (at >> ATTR_IMM_SHIFT) & ATTR_IMM_MASK;
   // Group 3: only TEST (/0, /1) carries an immediate (SDM Vol. 2, Table A-6).
-  if ((idx == 0xf6 || idx == 0xf7) && ext < 2) immKind = idx == 0xf6 ? IMM_B : IMM_Z;
-  if (immKind != IMM_NONE) decodeImmediate(immKind);
-
-  nextRip = instrStart + <u64>(fp - fpStart);
-  if (isMem) {
-    let off = eaOffset;
-    if (ripRelative) off += nextRip;
-    if (prefixes & P_67) off &= 0xffffffff;
-    eaOffset = off;
-    ea = off + segmentBase();
+  if ((idx == 0xf6 || idx == 0xf7) && reg3 < 2) immKind = idx == 0xf6 ? IMM_B : IMM_Z;
+  let iv: u64 = 0, iv2: u64 = 0;
+  switch (immKind) {
+    case IMM_NONE: break;
+    case IMM_B: iv = <u64><i64><i8>fetch8(); break;
+    case IMM_W: iv = <u64>fetch16(); break;
+    case IMM_Z: iv = os == 2 ? <u64><i64><i16>fetch16() : <u64><i64><i32>fetch32(); break;
+    case IMM_V: iv = os == 8 ? fetch64() : os == 4 ? <u64>fetch32() : <u64>fetch16(); break;
+    case IMM_WB: iv = <u64>fetch16(); iv2 = <u64>fetch8(); break;
+    case IMM_MOFFS: iv = (pfx & P_67) != 0 ? <u64>fetch32() : fetch64(); break;
+    default: iv = <u64><i64><i32>fetch32(); break; // IMM_D
   }
-  return faultVector < 0;
+  store<u64>(e + E_IMM, iv);
+  store<u8>(e + E_IMM2, <u8>iv2);
+  const len = <i32>(fp - fpStart);
+  store<u8>(e + E_LEN, <u8>len);
+  if (faultVector >= 0) {
+    store<u32>(e + E_EPOCH, 0); // the slot's previous contents were overwritten
+    return 0;
+  }
+  if (cacheable) {
+    // Mark the page(s) holding the bytes, so a write there invalidates the cache.
+    store<u8>(CODE_PAGE_MAP_BASE + <usize>(rip >> 12), 1);
+    store<u8>(CODE_PAGE_MAP_BASE + <usize>((rip + <u64>len - 1) >> 12), 1);
+    store<u64>(e + E_TAG, rip);
+    store<u32>(e + E_EPOCH, cacheEpoch);
+  } else {
+    store<u32>(e + E_EPOCH, 0);
+  }
+  return e;
+}
+
+/** ModRM and SIB with 64-bit addressing (SDM Vol. 2, Tables 2-2/2-3 with REX): records the
+ *  addressing recipe in the entry. Returns ModRM.reg (the opcode extension). */
+function decodeModrm(e: usize, rx: i32, pfx: i32): i32 {
+  const m = <i32>fetch8();
+  const md = m >> 6;
+  const rm = m & 7;
+  store<u8>(e + E_MODRM, <u8>m);
+  store<u8>(e + E_REG, <u8>(((m >> 3) & 7) | ((rx & 4) << 1)));
+  store<u8>(e + E_RM, <u8>(rm | ((rx & 1) << 3)));
+  if (md == 3) {
+    store<u8>(e + E_FLAGS, 0);
+    return (m >> 3) & 7;
+  }
+  let base = EA_NONE, index = EA_NONE, scale = 0;
+  let disp: i32 = 0;
+  if (rm == 4) {
+    const sib = <i32>fetch8();
+    const ix = ((sib >> 3) & 7) | ((rx & 2) << 2);
+    if (ix != 4) { index = ix; scale = sib >> 6; }
+    if ((sib & 7) == 5 && md == 0) disp = <i32>fetch32();
+    else base = (sib & 7) | ((rx & 1) << 3);
+  } else if (rm == 5 && md == 0) {
+    base = EA_RIP;
+    disp = <i32>fetch32();
+  } else {
+    base = rm | ((rx & 1) << 3);
+  }
+  if (md == 1) disp = <i32><i8>fetch8();
+  else if (md == 2) disp = <i32>fetch32();
+  store<u8>(e + E_BASE, <u8>base);
+  store<u8>(e + E_INDEX, <u8>index);
+  store<u8>(e + E_SCALE, <u8>scale);
+  store<i32>(e + E_DISP, disp);
+  store<u8>(e + E_FLAGS, <u8>(EF_MEM | ((pfx & P_67) != 0 ? EF_A32 : 0)));
+  return (m >> 3) & 7;
 }
 
 /** FS/GS base of the current segment override (the others are 0 in 64-bit mode). */
@@ -171,59 +280,47 @@ export function decode(): bool {
   return load<u64>(cpu + (seg == SEG_FS ? ST_FS_BASE : ST_GS_BASE));
 }
 
-/** ModRM and SIB with 64-bit addressing (SDM Vol. 2, Tables 2-2/2-3 with REX). Returns true for a
- *  RIP-relative operand, whose displacement is relative to the next instruction. */
-function decodeModrm(): bool {
-  const m = <i32>fetch8();
-  modrm = m;
-  mod = m >> 6;
-  ext = (m >> 3) & 7;
-  regField = ext | ((rex & 4) << 1);
-  const rm = m & 7;
-  if (mod == 3) {
-    rmField = rm | ((rex & 1) << 3);
-    isMem = false;
-    return false;
-  }
-  isMem = true;
-  let addr: u64 = 0;
-  let ripRelative = false;
-  if (rm == 4) {
-    const sib = <i32>fetch8();
-    const index = ((sib >> 3) & 7) | ((rex & 2) << 2);
-    if (index != 4) addr = getReg64(index) << <u64>(sib >> 6);
-    const base = (sib & 7) | ((rex & 1) << 3);
-    if ((sib & 7) == 5 && mod == 0) {
-      addr += <u64><i64><i32>fetch32();
-    } else {
-      addr += getReg64(base);
-      eaBaseIsRsp = base == 4;
-    }
-  } else if (rm == 5 && mod == 0) {
-    ripRelative = true;
-    addr = <u64><i64><i32>fetch32();
-  } else {
-    addr = getReg64(rm | ((rex & 1) << 3));
-  }
-  if (mod == 1) addr += <u64><i64><i8>fetch8();
-  else if (mod == 2) addr += <u64><i64><i32>fetch32();
-  eaOffset = addr;
-  return ripRelative;
+/** Effective address offset of entry `e`'s memory operand with the current registers. */
+@inline export function effectiveOffset(e: usize, next: u64): u64 {
+  let a = <u64><i64>load<i32>(e + E_DISP);
+  const base = <i32>load<u8>(e + E_BASE);
+  if (base < 16) a += getReg64(base);
+  else if (base == EA_RIP) a += next;
+  const index = <i32>load<u8>(e + E_INDEX);
+  if (index < 16) a += getReg64(index) << <u64>load<u8>(e + E_SCALE);
+  if (load<u8>(e + E_FLAGS) & EF_A32) a &= 0xffffffff;
+  return a;
 }
 
-function decodeImmediate(kind: i32): void {
-  switch (kind) {
-    case IMM_B: imm = <u64><i64><i8>fetch8(); break;
-    case IMM_W: imm = <u64>fetch16(); break;
-    case IMM_Z: imm = osize == 2 ? <u64><i64><i16>fetch16() : <u64><i64><i32>fetch32(); break;
-    case IMM_V:
-      if (osize == 8) imm = fetch64();
-      else if (osize == 4) imm = <u64>fetch32();
-      else imm = <u64>fetch16();
-      break;
-    case IMM_WB: imm = <u64>fetch16(); imm2 = <u64>fetch8(); break;
-    case IMM_MOFFS: imm = (prefixes & P_67) != 0 ? <u64>fetch32() : fetch64(); break;
-    case IMM_D: imm = <u64><i64><i32>fetch32(); break;
-    default: break;
+/** Load entry `e` into the decoded-field globals for the generic handlers. */
+export function unpack(e: usize, start: u64): void {
+  instrStart = start;
+  nextRip = start + <u64>load<u8>(e + E_LEN);
+  opIdx = <i32>load<u16>(e + E_OPIDX);
+  attr = <i32>load<u8>(e + E_ATTR);
+  prefixes = <i32>load<u8>(e + E_PREFIXES);
+  lastRep = <i32>load<u8>(e + E_LASTREP);
+  rex = <i32>load<u8>(e + E_REX);
+  seg = <i32>load<u8>(e + E_SEG);
+  osize = <i32>load<u8>(e + E_OSIZE);
+  imm = load<u64>(e + E_IMM);
+  imm2 = <u64>load<u8>(e + E_IMM2);
+  if (attr & ATTR_MODRM) {
+    modrm = <i32>load<u8>(e + E_MODRM);
+    mod = modrm >> 6;
+    ext = (modrm >> 3) & 7;
+    regField = <i32>load<u8>(e + E_REG);
+    rmField = <i32>load<u8>(e + E_RM);
+    isMem = (load<u8>(e + E_FLAGS) & EF_MEM) != 0;
+    if (isMem) {
+      eaOffset = effectiveOffset(e, nextRip);
+      ea = eaOffset + segmentBase();
+      eaBaseIsRsp = load<u8>(e + E_BASE) == 4;
+    }
+  } else {
+    isMem = false;
   }
 }
+
+/** Record the start of the instruction about to execute (fault reports and traps use it). */
+@inline export function beginInstruction(): void { instrStart = rip; }

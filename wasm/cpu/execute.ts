@@ -5,7 +5,7 @@ import {
   EXIT_NONE, EXIT_BUDGET, EXIT_HLT, EXIT_EXCEPTION, ATTR_INVALID64, ATTR_FORM, ST_EXIT_REASON,
   ST_EXIT_VECTOR, ST_EXIT_ERROR_CODE, ST_EXIT_HAS_ERROR, ST_EXIT_ADDR, ST_EXIT_OPCODE, ST_EXIT_RIP,
   ST_EXIT_BYTES, ST_EXIT_LENGTH, ST_COUNTERS, CNT_INSTRUCTIONS, CNT_EXITS, CNT_EXCEPTIONS,
-  CNT_UNIMPLEMENTED, ST_UD_BY_OPCODE,
+  CNT_UNIMPLEMENTED, ST_UD_BY_OPCODE, GUEST_RAM_BASE,
 } from '../abi';
 import { cpu, rip, setCpu, setRip, loadState, saveState } from './state';
 import {
@@ -13,9 +13,11 @@ import {
   requestStop,
 } from './fault';
 import {
-  decode, opIdx, attr, ext, isMem, mod, prefixes, P_LOCK, rex, lastRep, nextRip, instrStart,
-  fetchedLength, fetchedBytesPtr,
+  decodeAt, unpack, cacheSlot, cacheEpoch, beginInstruction, E_TAG, E_EPOCH, E_LEN, E_HANDLER,
+  opIdx, attr, ext, isMem, mod, prefixes, P_LOCK, rex, lastRep, instrStart, fetchedLength,
 } from './decode';
+import { classify, executeFast, H_GENERIC } from './fastpath';
+import { ramSize } from '../mmu/translate';
 import { LOCK_EXT } from './decode-tables.generated';
 import {
   aluEG, aluGE, aluAccImm, aluGroup1, testEG, testAccImm, testEImm, notE, negE, incDecE,
@@ -37,6 +39,8 @@ import { flagOp, lahf, sahf, rdtsc, cpuid, int3, intN } from './ops/misc';
 export let exitReason: i32 = EXIT_NONE;
 /** Instructions retired in the current run() call (added to the counter on exit). */
 let retired: i32 = 0;
+/** Length of the instruction being executed (or of the bytes fetched before a fetch fault). */
+let currentLength: i32 = 0;
 
 @inline function counterAdd(slot: i32, v: u64): void {
   const p = cpu + ST_COUNTERS + (<usize>slot << 3);
@@ -198,6 +202,18 @@ function exceptionExit(): void {
   exitReason = EXIT_EXCEPTION;
 }
 
+/** Copy the bytes of the instruction at `start` (`length` of them, as far as guest RAM has them)
+ *  into the exit record. */
+function reportInstruction(start: u64, length: i32): void {
+  let n = 0;
+  while (n < length && start + <u64>n < ramSize) {
+    store<u8>(cpu + ST_EXIT_BYTES + <usize>n, load<u8>(<usize>GUEST_RAM_BASE + <usize>(start + <u64>n)));
+    n++;
+  }
+  store<u64>(cpu + ST_EXIT_RIP, start);
+  store<u32>(cpu + ST_EXIT_LENGTH, <u32>n);
+}
+
 /** Run the vCPU until an exit or `budget` instructions; returns the EXIT_* reason. */
 export function run(vcpu: i32, budget: i32): i32 {
   setCpu(vcpu);
@@ -206,14 +222,30 @@ export function run(vcpu: i32, budget: i32): i32 {
   exitReason = EXIT_NONE;
   retired = 0;
   while (retired < budget) {
-    if (decode()) {
-      setRip(nextRip);
-      execute();
+    const start = rip;
+    beginInstruction();
+    let e = cacheSlot(start);
+    if (load<u64>(e + E_TAG) != start || load<u32>(e + E_EPOCH) != cacheEpoch) {
+      e = decodeAt();
+      if (e != 0) classify(e);
+    }
+    if (e == 0) currentLength = fetchedLength();
+    else {
+      currentLength = <i32>load<u8>(e + E_LEN);
+      const next = start + <u64>currentLength;
+      setRip(next);
+      const h = <i32>load<u16>(e + E_HANDLER);
+      if (h == H_GENERIC) {
+        unpack(e, start);
+        execute();
+      } else {
+        executeFast(e, h, next);
+      }
     }
     if (pending) {
       if (faultVector >= 0) {
         if (faultIsTrap) retired++;
-        else setRip(instrStart);
+        else setRip(start);
         exceptionExit();
       } else {
         retired++;
@@ -223,11 +255,7 @@ export function run(vcpu: i32, budget: i32): i32 {
     retired++;
   }
   if (exitReason == EXIT_NONE) exitReason = EXIT_BUDGET;
-  // The exit record names the instruction that stopped the run.
-  store<u64>(cpu + ST_EXIT_RIP, instrStart);
-  const len = fetchedLength();
-  store<u32>(cpu + ST_EXIT_LENGTH, <u32>(len > 16 ? 16 : len));
-  memory.copy(cpu + ST_EXIT_BYTES, fetchedBytesPtr(), <usize>(len > 16 ? 16 : len));
+  reportInstruction(instrStart, currentLength);
   store<u32>(cpu + ST_EXIT_REASON, exitReason);
   counterAdd(CNT_INSTRUCTIONS, <u64>retired);
   counterAdd(CNT_EXITS, 1);

@@ -153,8 +153,8 @@ f({ mn: 'movsxd', fam: 'mov', map: 0, op: 0x63, modrm: true, imm: 'none', ops: [
 f({ mn: 'movbe', fam: 'mov', map: 2, op: 0xf0, modrm: true, imm: 'none', ops: ['Gv', 'M'], osize: 'v' });
 f({ mn: 'movbe', fam: 'mov', map: 2, op: 0xf1, modrm: true, imm: 'none', ops: ['M', 'Gv'], osize: 'v' });
 f({ mn: 'lea', fam: 'mov', map: 0, op: 0x8d, modrm: true, imm: 'none', ops: ['Gv', 'M'], osize: 'v' });
-f({ mn: 'xchg', fam: 'xchg', map: 0, op: 0x86, modrm: true, imm: 'none', ops: ['Eb', 'Gb'], osize: 'b' });
-f({ mn: 'xchg', fam: 'xchg', map: 0, op: 0x87, modrm: true, imm: 'none', ops: ['Ev', 'Gv'], osize: 'v' });
+f({ mn: 'xchg', fam: 'xchg', map: 0, op: 0x86, modrm: true, imm: 'none', ops: ['Eb', 'Gb'], osize: 'b', lock: true });
+f({ mn: 'xchg', fam: 'xchg', map: 0, op: 0x87, modrm: true, imm: 'none', ops: ['Ev', 'Gv'], osize: 'v', lock: true });
 for (let r = 1; r < 8; r++) f({ mn: 'xchg', fam: 'xchg', map: 0, op: 0x90 + r, modrm: false, imm: 'none', ops: ['rAX', 'Zv'], osize: 'v' });
 f({ mn: 'nop', fam: 'misc', map: 0, op: 0x90, modrm: false, imm: 'none', ops: [], osize: 'none' });
 f({ mn: 'pause', fam: 'misc', map: 0, op: 0x90, prefix: 0xf3, modrm: false, imm: 'none', ops: [], osize: 'none' });

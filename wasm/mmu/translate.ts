@@ -1,7 +1,8 @@
 // The one translation function: every guest memory access (data, stack, instruction fetch) asks it
 // for a host address. Today the vCPU runs in the flat 64-bit state (linear address = offset into the
 // guest's RAM); the MMU issue replaces the body with the 1D/2D walks and TLBs behind the same calls.
-import { GUEST_RAM_BASE, ACC_WRITE, ACC_FETCH } from '../abi';
+import { GUEST_RAM_BASE, ACC_WRITE, ACC_FETCH, CODE_PAGE_MAP_BASE } from '../abi';
+import { flushDecodedCache } from '../cpu/decode';
 import { raiseGP0, raisePF, isCanonical } from '../cpu/fault';
 import { loadSized, storeSized } from '../cpu/state';
 
@@ -13,7 +14,12 @@ export function setRamSize(size: u64): void { ramSize = size; }
  *  crosses a discontinuity in the flat mode; the paged modes will split page-crossing accesses. */
 @inline export function translate(lin: u64, size: i32, access: i32): usize {
   const end = lin + <u64>size;
-  if (end <= ramSize && end >= lin) return <usize>GUEST_RAM_BASE + <usize>lin;
+  if (end <= ramSize && end >= lin) {
+    // Self-modifying code: a write to a page holding decoded instructions invalidates them.
+    if (access == ACC_WRITE && (load<u8>(CODE_PAGE_MAP_BASE + <usize>(lin >> 12))
+        | load<u8>(CODE_PAGE_MAP_BASE + <usize>((end - 1) >> 12))) != 0) flushDecodedCache();
+    return <usize>GUEST_RAM_BASE + <usize>lin;
+  }
   memoryFault(lin, size, access);
   return 0;
 }

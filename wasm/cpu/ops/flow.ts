@@ -5,7 +5,7 @@
 import { ACC_READ, ACC_WRITE, FLAG_RF, FLAG_VM } from '../../abi';
 import { loadSized, storeSized, getReg64, setReg64, setRip, sizeMask } from '../state';
 import { getFlags, setFlags, cond, getZF } from '../flags';
-import { opIdx, osize, imm, imm2, isMem, ea, eaBaseIsRsp, rex, nextRip, prefixes, P_66, P_67, ext } from '../decode';
+import { opIdx, osize, imm, imm2, isMem, ea, eaOffset, eaBaseIsRsp, rex, nextRip, prefixes, P_66, P_67, ext, segmentBase } from '../decode';
 import { rmPtr, getReg, setReg, putRM } from '../operands';
 import { translate } from '../../mmu/translate';
 import { isCanonical, raiseGP0 } from '../fault';
@@ -15,7 +15,7 @@ const RBP = 5;
 
 /** Near branch: a non-canonical target faults on the branch itself (#GP(0), SDM Vol. 2A, JMP/CALL/RET
  *  "64-Bit Mode Exceptions"), so nothing has changed yet when it is raised. */
-@inline function branchTargetOk(target: u64): bool {
+@inline export function branchTargetOk(target: u64): bool {
   if (isCanonical(target)) return true;
   raiseGP0();
   return false;
@@ -72,7 +72,13 @@ export function popE(): void {
   const v = peek(size, 0);
   if (!popOk) return;
   if (isMem) {
-    const target = eaBaseIsRsp ? ea + <u64>size : ea;
+    // An RSP base is read after the increment: recompute the offset (wrapping under 67h).
+    let target = ea;
+    if (eaBaseIsRsp) {
+      let off = eaOffset + <u64>size;
+      if (prefixes & P_67) off &= 0xffffffff;
+      target = off + segmentBase();
+    }
     const p = translate(target, size, ACC_WRITE);
     if (p == 0) return;
     storeSized(p, size, v);
@@ -140,33 +146,36 @@ export function jcc(): void {
 export function jmpRel(): void { if (branchTargetOk(nextRip + imm)) setRip(nextRip + imm); }
 /** CALL: the return address is written before the target is checked, so a non-canonical target
  *  leaves it in memory below RSP while RSP and RIP are unchanged (observed on Intel). */
-function call(target: u64): void {
+export function call(target: u64, returnAddress: u64): void {
   const sp = getReg64(RSP) - 8;
   const p = translate(sp, 8, ACC_WRITE);
   if (p == 0) return;
-  store<u64>(p, nextRip);
+  store<u64>(p, returnAddress);
   if (!branchTargetOk(target)) return;
   setReg64(RSP, sp);
   setRip(target);
 }
 
 /** E8: CALL rel32. */
-export function callRel(): void { call(nextRip + imm); }
+export function callRel(): void { call(nextRip + imm, nextRip); }
 /** FF /2 CALL r/m64, FF /4 JMP r/m64. */
 export function branchIndirect(): void {
   const p = rmPtr(8, ACC_READ);
   if (p == 0) return;
   const target = loadSized(p, 8);
-  if (ext == 2) call(target);
+  if (ext == 2) call(target, nextRip);
   else if (branchTargetOk(target)) setRip(target);
 }
-/** C3/C2: RET [imm16]. */
-export function ret(): void {
+/** Near return, releasing `release` more bytes of stack. */
+export function retNear(release: u64): void {
   const target = peek(8, 0);
   if (!popOk || !branchTargetOk(target)) return;
-  setReg64(RSP, getReg64(RSP) + 8 + (opIdx == 0xc2 ? imm : 0));
+  setReg64(RSP, getReg64(RSP) + 8 + release);
   setRip(target);
 }
+
+/** C3/C2: RET [imm16]. */
+export function ret(): void { retNear(opIdx == 0xc2 ? imm : 0); }
 
 /** E0-E3: LOOPNE, LOOPE, LOOP, JRCXZ (count register is ECX under 67h). */
 export function loop(): void {

@@ -23,19 +23,21 @@ export function group2(): void {
   if (p == 0) return;
   const count = shiftCount(size);
   const dst = loadSized(p, size);
+  // A zero count changes no flags; a 32-bit register destination is still written (zero-extended).
+  putRM(p, size, count == 0 ? dst : shiftCompute(ext, size, dst, count));
+}
+
+/** Group 2 operation `kind` (ModRM.reg: ROL ROR RCL RCR SHL SHR SAL SAR) of `dst` by a masked,
+ *  non-zero `count`: sets the flags and returns the result. */
+export function shiftCompute(kind: i32, size: i32, dst: u64, count: i32): u64 {
   const bits = size << 3;
   const m = sizeMask(size);
   const msb = signBit(size);
-  if (count == 0) {
-    // No flags change; a 32-bit register destination is still written (zero-extended).
-    putRM(p, size, dst);
-    return;
-  }
   let r: u64 = 0;
   let cf: u64 = 0;
   let ovf: u64 = 0;
   let mask: u64 = FLAG_CF | FLAG_OF;
-  switch (ext) {
+  switch (kind) {
     case 0: { // ROL
       const n = count & (bits - 1);
       r = n == 0 ? dst : ((dst << <u64>n) | (dst >> <u64>(bits - n))) & m;
@@ -107,7 +109,7 @@ export function group2(): void {
   let f: u64 = (cf != 0 ? FLAG_CF : 0) | (ovf != 0 ? FLAG_OF : 0);
   if (mask & SZP) f |= szpFlags(r, size); // AF: undefined for shifts; cleared as the hardware here does
   setArithFlags(mask, f);
-  putRM(p, size, r);
+  return r;
 }
 
 /** 0F A4/A5 SHLD, 0F AC/AD SHRD: double-precision shifts. */

@@ -79,13 +79,18 @@ export function stringOp(): void {
   stringIterations = 0;
   if ((prefixes & (P_REP | P_REPNE)) == 0) { iterate(kind, size, step); return; }
   const m = addrMask();
-  const compares = kind == 1 || kind == 4;
   // For MOVS/STOS/LODS F2 acts as REP too; for CMPS/SCAS F3 = REPE and F2 = REPNE (the last wins).
   const repne = (prefixes & P_REPNE) != 0 && ((prefixes & P_REP) == 0 || lastRep == 0xf2);
+  const compares = kind == 1 || kind == 4;
   let n = 0;
-  // With 67h the count register is ECX, and it is written back zero-extended even when no
-  // iteration runs (observed on Intel: RCX's upper half is cleared).
-  if (m != <u64>-1) setReg(RCX, 4, getReg64(RCX) & m);
+  // With 67h the count register ECX is written back zero-extended even when no iteration runs,
+  // and so are the pointers of MOVS and STOS (the fast-string operations), not those of
+  // LODS/CMPS/SCAS (observed on Intel).
+  if (m != <u64>-1) {
+    setReg(RCX, 4, getReg64(RCX) & m);
+    if (kind == 0) setReg(RSI, 4, getReg64(RSI) & m);
+    if (kind == 0 || kind == 2) setReg(RDI, 4, getReg64(RDI) & m);
+  }
   while ((getReg64(RCX) & m) != 0) {
     if (n == REP_CHUNK) { setRip(instrStart); break; }
     if (!iterate(kind, size, step)) return;
