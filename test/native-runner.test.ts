@@ -158,6 +158,10 @@ describe('native runner: single instructions', () => {
       mk('0f 05', { [RAX]: 60n, [RDI]: 3n }), // exit(3) must not reach the kernel
       mk('8e e8', {}), // mov gs, eax: the next case must still see GS at the data region
       mk('65 48 8b 03', { [RBX]: 0n }, 0n, 7),
+      mk('8e e0', {}), // mov fs, eax: glibc's TLS base must be repaired before the handler's C code
+      mk('f3 48 0f ae d0', { [RAX]: 0x1234n }), // wrfsbase rax (#UD where FSGSBASE is off)
+      mk('f3 48 0f ae d8', { [RAX]: 0x1234n }), // wrgsbase rax
+      mk('65 48 8b 03', { [RBX]: 8n }, 0n, 7),
     ]);
     expect(res[0].outcome).toBe('other');
     expect(res[0].rip).toBe(ENTRY + 2n);
@@ -166,6 +170,13 @@ describe('native runner: single instructions', () => {
     let want = 0n;
     for (let k = 7; k >= 0; k--) want = (want << 8n) | BigInt(p[k]);
     expect(res[2].regs[RAX]).toBe(want);
+    expect(res[3].outcome).toBe('trap');
+    expect(['trap', 'UD']).toContain(res[4].outcome);
+    expect(['trap', 'UD']).toContain(res[5].outcome);
+    let want8 = 0n;
+    for (let k = 7; k >= 0; k--) want8 = (want8 << 8n) | BigInt(p[8 + k]);
+    expect(res[6].outcome).toBe('trap');
+    expect(res[6].regs[RAX]).toBe(want8);
   });
 });
 

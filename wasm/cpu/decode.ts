@@ -155,7 +155,7 @@ export function fetchedBytesPtr(): usize { return fpStart; }
 
 /** The cache slot for an instruction at `addr`. */
 @inline export function cacheSlot(addr: u64): usize {
-  return DECODED_CACHE_BASE + (<usize>(<u32>addr & (DECODED_CACHE_ENTRIES - 1))) * DECODED_ENTRY_SIZE;
+  return <usize>DECODED_CACHE_BASE + (<usize>(<u32>addr & (DECODED_CACHE_ENTRIES - 1))) * <usize>DECODED_ENTRY_SIZE;
 }
 
 /** Decode the instruction at `rip` into its cache slot (or the scratch entry) and return the entry,
@@ -227,8 +227,8 @@ export function decodeAt(): usize {
   }
   if (cacheable) {
     // Mark the page(s) holding the bytes, so a write there invalidates the cache.
-    store<u8>(CODE_PAGE_MAP_BASE + <usize>(rip >> 12), 1);
-    store<u8>(CODE_PAGE_MAP_BASE + <usize>((rip + <u64>len - 1) >> 12), 1);
+    store<u8>(<usize>CODE_PAGE_MAP_BASE + <usize>(rip >> 12), 1);
+    store<u8>(<usize>CODE_PAGE_MAP_BASE + <usize>((rip + <u64>len - 1) >> 12), 1);
     store<u64>(e + E_TAG, rip);
     store<u32>(e + E_EPOCH, cacheEpoch);
   } else {

@@ -197,7 +197,7 @@ export function classify(e: usize): void {
 }
 
 /** Execute entry `e` with its specialized handler `h`. RIP already points at the next instruction. */
-export function executeFast(e: usize, h: i32, next: u64): void {
+@inline export function executeFast(e: usize, h: i32, next: u64): void {
   switch (h) {
     case H_NOP: break;
     case H_ALU_RR: aluRR(e, 4); break;

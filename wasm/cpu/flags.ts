@@ -82,6 +82,12 @@ export function setFlags(v: u64): void {
 
 /** Replace the arithmetic flags selected by `mask` with those of `bits`. */
 export function setArithFlags(mask: u64, bits: u64): void {
+  if ((mask & FLAGS_ARITH) == FLAGS_ARITH) {
+    // Every arithmetic flag is replaced: nothing lazy needs materializing first.
+    setRflagsRaw((rflags & ~mask) | (bits & mask));
+    setLazy(LF_NONE, lazySize, lazyRes, lazyDst, lazySrc);
+    return;
+  }
   setFlags((getFlags() & ~mask) | (bits & mask));
 }
 

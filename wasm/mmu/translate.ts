@@ -16,8 +16,8 @@ export function setRamSize(size: u64): void { ramSize = size; }
   const end = lin + <u64>size;
   if (end <= ramSize && end >= lin) {
     // Self-modifying code: a write to a page holding decoded instructions invalidates them.
-    if (access == ACC_WRITE && (load<u8>(CODE_PAGE_MAP_BASE + <usize>(lin >> 12))
-        | load<u8>(CODE_PAGE_MAP_BASE + <usize>((end - 1) >> 12))) != 0) flushDecodedCache();
+    if (access == ACC_WRITE && (load<u8>(<usize>CODE_PAGE_MAP_BASE + <usize>(lin >> 12))
+        | load<u8>(<usize>CODE_PAGE_MAP_BASE + <usize>((end - 1) >> 12))) != 0) flushDecodedCache();
     return <usize>GUEST_RAM_BASE + <usize>lin;
   }
   memoryFault(lin, size, access);
