@@ -321,6 +321,3 @@ export function unpack(e: usize, start: u64): void {
     isMem = false;
   }
 }
-
-/** Record the start of the instruction about to execute (fault reports and traps use it). */
-@inline export function beginInstruction(): void { instrStart = rip; }

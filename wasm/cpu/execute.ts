@@ -13,7 +13,7 @@ import {
   requestStop,
 } from './fault';
 import {
-  decodeAt, unpack, cacheSlot, cacheEpoch, beginInstruction, E_TAG, E_EPOCH, E_LEN, E_HANDLER,
+  decodeAt, unpack, cacheSlot, cacheEpoch, E_TAG, E_EPOCH, E_LEN, E_HANDLER,
   opIdx, attr, ext, isMem, mod, prefixes, P_LOCK, rex, lastRep, instrStart, fetchedLength,
 } from './decode';
 import { classify, executeFast, H_GENERIC } from './fastpath';
@@ -37,7 +37,7 @@ import { stringOp } from './ops/string';
 import { flagOp, lahf, sahf, rdtsc, cpuid, int3, intN } from './ops/misc';
 
 export let exitReason: i32 = EXIT_NONE;
-/** Instructions retired in the current run() call (added to the counter on exit). */
+/** Instructions retired so far in the current run() call, published for RDTSC before generic handlers run. */
 let retired: i32 = 0;
 /** Length of the instruction being executed (or of the bytes fetched before a fetch fault). */
 let currentLength: i32 = 0;
@@ -220,10 +220,11 @@ export function run(vcpu: i32, budget: i32): i32 {
   loadState();
   clearFault();
   exitReason = EXIT_NONE;
-  retired = 0;
-  while (retired < budget) {
-    const start = rip;
-    beginInstruction();
+  // The loop keeps its counters in locals; `retired` is published only for RDTSC (generic path).
+  let n: i32 = 0;
+  let start: u64 = rip;
+  while (n < budget) {
+    start = rip;
     let e = cacheSlot(start);
     if (load<u64>(e + E_TAG) != start || load<u32>(e + E_EPOCH) != cacheEpoch) {
       e = decodeAt();
@@ -236,6 +237,7 @@ export function run(vcpu: i32, budget: i32): i32 {
       setRip(next);
       const h = <i32>load<u16>(e + E_HANDLER);
       if (h == H_GENERIC) {
+        retired = n;
         unpack(e, start);
         execute();
       } else {
@@ -244,20 +246,20 @@ export function run(vcpu: i32, budget: i32): i32 {
     }
     if (pending) {
       if (faultVector >= 0) {
-        if (faultIsTrap) retired++;
+        if (faultIsTrap) n++;
         else setRip(start);
         exceptionExit();
       } else {
-        retired++;
+        n++;
       }
       break;
     }
-    retired++;
+    n++;
   }
   if (exitReason == EXIT_NONE) exitReason = EXIT_BUDGET;
-  reportInstruction(instrStart, currentLength);
+  reportInstruction(start, currentLength);
   store<u32>(cpu + ST_EXIT_REASON, exitReason);
-  counterAdd(CNT_INSTRUCTIONS, <u64>retired);
+  counterAdd(CNT_INSTRUCTIONS, <u64>n);
   counterAdd(CNT_EXITS, 1);
   saveState();
   clearFault();
