@@ -25,6 +25,12 @@ describe('ABI shared by AssemblyScript and TypeScript', () => {
     expect(abi.VCPU_AREA_BASE + abi.MAX_VCPUS * abi.VCPU_STRIDE).toBeLessThanOrEqual(abi.CPUID_COUNT_ADDR);
     expect(abi.CPUID_TABLE_BASE + abi.CPUID_MAX_ENTRIES * abi.CPUID_ENTRY_SIZE).toBeLessThanOrEqual(abi.STATIC_DATA_BASE);
     expect(abi.ST_FETCH_BUF + 16).toBeLessThanOrEqual(abi.ST_COUNTERS);
+    expect(abi.ST_FXSAVE % 16).toBe(0);
+    expect(abi.ST_FXSAVE).toBeGreaterThanOrEqual(abi.ST_UD_BY_OPCODE + abi.OPC_COUNT * 4);
+    expect(abi.ST_FXSAVE + abi.FXSAVE_SIZE).toBeLessThanOrEqual(abi.VCPU_STRIDE);
+    expect(abi.FX_XMM0 + 16 * 16).toBeLessThanOrEqual(abi.FXSAVE_SIZE);
+    expect(abi.DECODED_CACHE_BASE + (abi.DECODED_CACHE_ENTRIES + 1) * abi.DECODED_ENTRY_SIZE).toBeLessThanOrEqual(abi.CODE_PAGE_MAP_BASE);
+    expect(abi.CODE_PAGE_MAP_BASE + abi.CODE_PAGE_MAP_SIZE).toBeLessThanOrEqual(abi.GUEST_RAM_BASE);
   });
 
   it('registers written through the host are what the core computes with', () => {

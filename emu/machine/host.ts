@@ -121,10 +121,15 @@ export class Vcpu {
   private setU64(off: number, v: bigint): void { this.host.view.setBigUint64(this.base + off, BigInt.asUintN(64, v), true); }
   private u32(off: number): number { return this.host.view.getUint32(this.base + off, true); }
 
-  /** Zero the whole state (registers, lazy flags, exit record, counters). */
+  /** Zero the whole state (registers, lazy flags, exit record, counters); the x87 control word and
+   *  MXCSR get their initialized values (FNINIT: 0x037F; MXCSR: 0x1F80, SDM Vol. 1, 8.1.5 and 10.2.3). */
   reset(): void {
     this.host.bytes.fill(0, this.base, this.base + abi.VCPU_STRIDE);
     this.rflags = 0x202n;
+    const fx = this.base + abi.ST_FXSAVE;
+    this.host.view.setUint16(fx + abi.FX_FCW, 0x037f, true);
+    this.host.view.setUint32(fx + abi.FX_MXCSR, 0x1f80, true);
+    this.host.view.setUint32(fx + abi.FX_MXCSR_MASK, 0xffff, true);
   }
 
   reg(i: number): bigint { return this.u64(abi.ST_GPR + i * 8); }
