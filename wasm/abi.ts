@@ -32,10 +32,45 @@ export const ST_LAZY_RES = 0x098; // u64: result
 export const ST_LAZY_DST = 0x0a0; // u64: first operand (destination before the operation)
 export const ST_LAZY_SRC = 0x0a8; // u64: second operand
 export const ST_LAZY_AUX = 0x0b0; // u64: carry-in (ADC/SBB) or the preserved CF (INC/DEC)
-export const ST_FS_BASE = 0x0c0; // u64
-export const ST_GS_BASE = 0x0c8; // u64
 export const ST_MODE = 0x0d0; // u32: MODE_* below
 export const ST_TSC_OFFSET = 0x0d8; // u64: RDTSC = instructions retired + offset (virtual time)
+
+// Segment registers in x86 encoding order (ES CS SS DS FS GS) then LDTR and TR, 16 bytes each:
+// u64 base, u32 limit (byte granular, expanded), u16 selector, u16 attributes (SEG_ATTR_* below).
+export const ST_SEG = 0x100;
+export const SEG_SLOT = 16;
+export const SEG_BASE = 0;
+export const SEG_LIMIT = 8;
+export const SEG_SELECTOR = 12;
+export const SEG_ATTR = 14;
+export const SEG_ES = 0;
+export const SEG_CS = 1;
+export const SEG_SS = 2;
+export const SEG_DS = 3;
+export const SEG_FS = 4;
+export const SEG_GS = 5;
+export const SEG_LDTR = 6;
+export const SEG_TR = 7;
+export const ST_FS_BASE = 0x140; // = ST_SEG + SEG_FS * SEG_SLOT
+export const ST_GS_BASE = 0x150; // = ST_SEG + SEG_GS * SEG_SLOT
+// Segment attributes: the descriptor's access byte in bits 0-7 (type 0-3, S 4, DPL 5-6, P 7) and
+// its flags nibble in bits 12-15 (AVL 12, L 13, D/B 14, G 15), the layout VMX uses for access rights.
+export const SEG_ATTR_S = 0x10;
+export const SEG_ATTR_P = 0x80;
+export const SEG_ATTR_L = 0x2000;
+export const SEG_ATTR_DB = 0x4000;
+export const SEG_ATTR_G = 0x8000;
+export const ST_GDTR_BASE = 0x180; // u64
+export const ST_GDTR_LIMIT = 0x188; // u32
+export const ST_IDTR_BASE = 0x190; // u64
+export const ST_IDTR_LIMIT = 0x198; // u32
+export const ST_CR0 = 0x1a0; // u64
+export const ST_CR2 = 0x1a8;
+export const ST_CR3 = 0x1b0;
+export const ST_CR4 = 0x1b8;
+export const ST_CR8 = 0x1c0;
+export const ST_EFER = 0x1c8;
+export const ST_XCR0 = 0x1d0;
 
 // Exit record (like the mmap'ed kvm_run): filled by run() before it returns.
 export const ST_EXIT_REASON = 0x200; // u32: EXIT_* below
@@ -90,7 +125,8 @@ export const EXIT_EXCEPTION = 3; // an exception with no IDT to deliver it to (f
 export const EXIT_SHUTDOWN = 4; // triple fault
 
 // ---- CPU modes ----
-export const MODE_FLAT64 = 0; // 64-bit, linear address = offset into guest RAM (until the MMU lands)
+export const MODE_FLAT64 = 0; // test harness: 64-bit, CPL 3, exceptions exit instead of being delivered
+export const MODE_ARCH = 1; // architectural: real/protected/long mode from CR0, EFER and CS
 
 // ---- Memory access kinds (translate) ----
 export const ACC_READ = 0;
@@ -145,6 +181,21 @@ export const FLAG_VIF = 0x80000;
 export const FLAG_VIP = 0x100000;
 export const FLAG_ID = 0x200000;
 export const FLAGS_ARITH = 0x8d5; // CF PF AF ZF SF OF
+
+// ---- Control registers ----
+export const CR0_PE = 0x1;
+export const CR0_MP = 0x2;
+export const CR0_EM = 0x4;
+export const CR0_TS = 0x8;
+export const CR0_ET = 0x10;
+export const CR0_NE = 0x20;
+export const CR0_WP = 0x10000;
+export const CR0_AM = 0x40000;
+export const CR0_PG = 0x80000000;
+export const EFER_SCE = 0x1;
+export const EFER_LME = 0x100;
+export const EFER_LMA = 0x400;
+export const EFER_NXE = 0x800;
 
 // ---- Decoder attribute byte per opcode index (generated from wasm/cpu/isa-table.ts) ----
 export const ATTR_MODRM = 0x1; // a ModRM byte follows the opcode

@@ -9,11 +9,11 @@
 // the generic handlers, which read the decoded fields from the module globals set by `unpack`.
 import {
   ATTR_MODRM, ATTR_IMM_SHIFT, ATTR_IMM_MASK, IMM_NONE, IMM_B, IMM_W, IMM_Z, IMM_V, IMM_WB, IMM_MOFFS,
-  IMM_D, OPC_MAP_0F, OPC_MAP_0F38, OPC_MAP_0F3A, ACC_FETCH, ST_FETCH_BUF, ST_FS_BASE, ST_GS_BASE,
-  DECODED_CACHE_BASE, DECODED_CACHE_ENTRIES, DECODED_ENTRY_SIZE, CODE_PAGE_MAP_BASE,
+  IMM_D, OPC_MAP_0F, OPC_MAP_0F38, OPC_MAP_0F3A, ACC_FETCH, ST_FETCH_BUF, SEG_BASE, SEG_ES, SEG_CS,
+  SEG_SS, SEG_DS, SEG_FS, SEG_GS, DECODED_CACHE_BASE, DECODED_CACHE_ENTRIES, DECODED_ENTRY_SIZE, CODE_PAGE_MAP_BASE,
 } from '../abi';
 import { DECODE_ATTRS } from './decode-tables.generated';
-import { cpu, rip, getReg64 } from './state';
+import { cpu, rip, getReg64, mode64, defaultOperandSize, defaultAddressSize, csBase, modeKey, segField } from './state';
 import { raiseGP0, faultVector } from './fault';
 import { translate, ramSize } from '../mmu/translate';
 
@@ -24,20 +24,17 @@ export const P_LOCK: i32 = 4;
 export const P_REP: i32 = 8; // F3
 export const P_REPNE: i32 = 16; // F2
 
-export const SEG_NONE: i32 = 0;
-export const SEG_FS: i32 = 4;
-export const SEG_GS: i32 = 5;
 
 // ---- Decoded entry layout (byte offsets) ----
 export const E_TAG: usize = 0; // u64: RIP of the instruction
-export const E_EPOCH: usize = 8; // u32: cache epoch when decoded
+export const E_EPOCH: usize = 8; // u32: cache key when decoded (epoch << 2 | mode key)
 export const E_HANDLER: usize = 12; // u16: H_* of fastpath.ts (0 = generic)
 export const E_OPIDX: usize = 14; // u16
 export const E_LEN: usize = 16; // u8
 export const E_PREFIXES: usize = 17; // u8
 export const E_REX: usize = 18; // u8
 export const E_OSIZE: usize = 19; // u8
-export const E_SEG: usize = 20; // u8
+export const E_SEG: usize = 20; // u8: segment of the memory operand (override or default), SEG_*
 export const E_MODRM: usize = 21; // u8
 export const E_REG: usize = 22; // u8: ModRM.reg with REX.R
 export const E_RM: usize = 23; // u8: ModRM.rm with REX.B (register operand)
@@ -53,20 +50,24 @@ export const E_ATTR: usize = 42; // u8
 export const E_AUX: usize = 43; // u8: handler-specific (ALU op, condition, shift kind)
 export const E_DST: usize = 44; // u8: handler-specific register
 export const E_SRC: usize = 45; // u8: handler-specific register
+export const E_ASIZE: usize = 46; // u8: address size 2, 4 or 8
 
 export const EA_NONE: i32 = 16;
 export const EA_RIP: i32 = 17;
 export const EF_MEM: i32 = 1;
-export const EF_A32: i32 = 2;
 
 /** Entry used for instructions that cannot be cached (fetched across the end of RAM); it sits just
  *  past the cache, below CODE_PAGE_MAP_BASE. */
 const SCRATCH_ENTRY: usize = DECODED_CACHE_BASE + DECODED_CACHE_ENTRIES * DECODED_ENTRY_SIZE;
 
-/** Entries are valid only for the epoch they were decoded in. */
+/** Entries are valid only for the epoch and mode they were decoded in: the key is (epoch << 2) | mode. */
 export let cacheEpoch: u32 = 1;
+export let cacheKey: u32 = 7;
+/** Refresh the key after a mode change (state.updateMode). */
+export function refreshCacheKey(): void { cacheKey = (cacheEpoch << 2) | modeKey; }
 export function flushDecodedCache(): void {
   cacheEpoch++;
+  refreshCacheKey();
   memory.fill(CODE_PAGE_MAP_BASE, 0, <usize>((ramSize + 0xfff) >> 12));
 }
 
@@ -77,7 +78,10 @@ export let prefixes: i32 = 0;
 /** The last of F2/F3 seen (it selects a mandatory-prefix form), or 0. */
 export let lastRep: i32 = 0;
 export let rex: i32 = 0;
-export let seg: i32 = SEG_NONE;
+/** Segment of the memory operand: the override, or DS (SS for rSP/rBP-based addresses). */
+export let seg: i32 = SEG_DS;
+/** Address size in bytes: 2, 4 or 8. */
+export let asize: i32 = 8;
 export let opIdx: i32 = 0;
 export let attr: i32 = 0;
 /** Operand size in bytes: 2, 4 or 8 (byte forms use 1 explicitly). */
@@ -110,15 +114,16 @@ let fetchedDirect: bool = false;
 /** Set up the fetch window at `rip`: straight from guest RAM when the 15 bytes are there, else
  *  gathered byte by byte into ST_FETCH_BUF so a fault is raised only if decoding needs the byte. */
 function fetchSetup(): void {
-  if (rip + 15 <= ramSize) {
-    fp = translate(rip, 1, ACC_FETCH);
+  const lin = csBase + rip;
+  if (lin + 15 <= ramSize) {
+    fp = translate(lin, 1, ACC_FETCH);
     fetchAvail = 15;
     fetchedDirect = true;
   } else {
     const buf = cpu + ST_FETCH_BUF;
     let n = 0;
     while (n < 15) {
-      const a = rip + <u64>n;
+      const a = lin + <u64>n;
       if (a >= ramSize) break;
       store<u8>(buf + n, load<u8>(translate(a, 1, ACC_FETCH)));
       n++;
@@ -135,7 +140,7 @@ function fetchFault(): void {
   const off = <i32>(fp - fpStart);
   if (off < fetchAvail) return;
   if (off >= 15) raiseGP0();
-  else translate(rip + <u64>off, 1, ACC_FETCH); // raises the #PF with the right address
+  else translate(csBase + rip + <u64>off, 1, ACC_FETCH); // raises the #PF with the right address
 }
 
 @inline function fetch8(): u32 {
@@ -153,7 +158,7 @@ function fetch64(): u64 { const lo = <u64>fetch32(); return lo | (<u64>fetch32()
 export function fetchedLength(): i32 { return <i32>(fp - fpStart); }
 export function fetchedBytesPtr(): usize { return fpStart; }
 
-/** The cache slot for an instruction at `addr`. */
+/** The cache slot for an instruction at linear address `addr`. */
 @inline export function cacheSlot(addr: u64): usize {
   return <usize>DECODED_CACHE_BASE + (<usize>(<u32>addr & (DECODED_CACHE_ENTRIES - 1))) * <usize>DECODED_ENTRY_SIZE;
 }
@@ -163,21 +168,25 @@ export function fetchedBytesPtr(): usize { return fpStart; }
 export function decodeAt(): usize {
   fetchSetup();
   const cacheable = fetchedDirect;
-  const e = cacheable ? cacheSlot(rip) : SCRATCH_ENTRY;
-  let pfx = 0, rep = 0, rx = 0, sg = SEG_NONE;
+  const lin = csBase + rip;
+  const e = cacheable ? cacheSlot(lin) : SCRATCH_ENTRY;
+  let pfx = 0, rep = 0, rx = 0, sg = -1;
   let b = fetch8();
-  // Legacy prefixes in any order; a REX prefix counts only immediately before the opcode
-  // (SDM Vol. 2, 2.2.1: a REX followed by a legacy prefix is ignored).
+  // Legacy prefixes in any order; REX exists only in 64-bit mode and counts only immediately before
+  // the opcode (SDM Vol. 2, 2.2.1: a REX followed by a legacy prefix is ignored).
   while (true) {
-    if ((b & 0xf0) == 0x40) { rx = <i32>b; b = fetch8(); continue; }
+    if ((b & 0xf0) == 0x40 && mode64) { rx = <i32>b; b = fetch8(); continue; }
     if (b == 0x66) pfx |= P_66;
     else if (b == 0x67) pfx |= P_67;
     else if (b == 0xf0) pfx |= P_LOCK;
     else if (b == 0xf3) { pfx |= P_REP; rep = 0xf3; }
     else if (b == 0xf2) { pfx |= P_REPNE; rep = 0xf2; }
+    else if (b == 0x26) sg = SEG_ES;
+    else if (b == 0x2e) sg = SEG_CS;
+    else if (b == 0x36) sg = SEG_SS;
+    else if (b == 0x3e) sg = SEG_DS;
     else if (b == 0x64) sg = SEG_FS;
     else if (b == 0x65) sg = SEG_GS;
-    else if (b == 0x26 || b == 0x2e || b == 0x36 || b == 0x3e) { /* null segment overrides in 64-bit mode */ }
     else break;
     rx = 0;
     b = fetch8();
@@ -190,17 +199,27 @@ export function decodeAt(): usize {
     else idx = OPC_MAP_0F + <i32>b2;
   }
   const at = <i32>load<u8>(DECODE_ATTRS + <usize>idx);
-  const os = (rx & 8) != 0 ? 8 : (pfx & P_66) != 0 ? 2 : 4;
+  // Operand and address sizes: 66h/67h toggle the code segment's defaults; in 64-bit mode REX.W
+  // selects 64-bit operands and 67h selects 32-bit addresses (SDM Vol. 1, 3.6 and 3.6.1).
+  let os: i32, as: i32;
+  if (mode64) {
+    os = (rx & 8) != 0 ? 8 : (pfx & P_66) != 0 ? 2 : 4;
+    as = (pfx & P_67) != 0 ? 4 : 8;
+  } else {
+    os = (pfx & P_66) != 0 ? 6 - defaultOperandSize : defaultOperandSize;
+    as = (pfx & P_67) != 0 ? 6 - defaultAddressSize : defaultAddressSize;
+  }
   store<u16>(e + E_OPIDX, <u16>idx);
   store<u8>(e + E_PREFIXES, <u8>pfx);
   store<u8>(e + E_LASTREP, <u8>rep);
   store<u8>(e + E_REX, <u8>rx);
-  store<u8>(e + E_SEG, <u8>sg);
+  store<u8>(e + E_SEG, <u8>(sg >= 0 ? sg : SEG_DS));
   store<u8>(e + E_OSIZE, <u8>os);
+  store<u8>(e + E_ASIZE, <u8>as);
   store<u8>(e + E_ATTR, <u8>at);
 
   let reg3 = 0;
-  if (at & ATTR_MODRM) reg3 = decodeModrm(e, rx, pfx);
+  if (at & ATTR_MODRM) reg3 = as == 2 ? decodeModrm16(e, sg) : decodeModrm(e, rx, sg);
   else store<u8>(e + E_FLAGS, 0);
 
   let immKind = (at >> ATTR_IMM_SHIFT) & ATTR_IMM_MASK;
@@ -214,7 +233,7 @@ export function decodeAt(): usize {
     case IMM_Z: iv = os == 2 ? <u64><i64><i16>fetch16() : <u64><i64><i32>fetch32(); break;
     case IMM_V: iv = os == 8 ? fetch64() : os == 4 ? <u64>fetch32() : <u64>fetch16(); break;
     case IMM_WB: iv = <u64>fetch16(); iv2 = <u64>fetch8(); break;
-    case IMM_MOFFS: iv = (pfx & P_67) != 0 ? <u64>fetch32() : fetch64(); break;
+    case IMM_MOFFS: iv = as == 8 ? fetch64() : as == 4 ? <u64>fetch32() : <u64>fetch16(); break;
     default: iv = <u64><i64><i32>fetch32(); break; // IMM_D
   }
   store<u64>(e + E_IMM, iv);
@@ -227,10 +246,10 @@ export function decodeAt(): usize {
   }
   if (cacheable) {
     // Mark the page(s) holding the bytes, so a write there invalidates the cache.
-    store<u8>(<usize>CODE_PAGE_MAP_BASE + <usize>(rip >> 12), 1);
-    store<u8>(<usize>CODE_PAGE_MAP_BASE + <usize>((rip + <u64>len - 1) >> 12), 1);
-    store<u64>(e + E_TAG, rip);
-    store<u32>(e + E_EPOCH, cacheEpoch);
+    store<u8>(<usize>CODE_PAGE_MAP_BASE + <usize>(lin >> 12), 1);
+    store<u8>(<usize>CODE_PAGE_MAP_BASE + <usize>((lin + <u64>len - 1) >> 12), 1);
+    store<u64>(e + E_TAG, lin);
+    store<u32>(e + E_EPOCH, cacheKey);
   } else {
     store<u32>(e + E_EPOCH, 0);
   }
@@ -239,7 +258,7 @@ export function decodeAt(): usize {
 
 /** ModRM and SIB with 64-bit addressing (SDM Vol. 2, Tables 2-2/2-3 with REX): records the
  *  addressing recipe in the entry. Returns ModRM.reg (the opcode extension). */
-function decodeModrm(e: usize, rx: i32, pfx: i32): i32 {
+function decodeModrm(e: usize, rx: i32, sg: i32): i32 {
   const m = <i32>fetch8();
   const md = m >> 6;
   const rm = m & 7;
@@ -259,26 +278,63 @@ function decodeModrm(e: usize, rx: i32, pfx: i32): i32 {
     if ((sib & 7) == 5 && md == 0) disp = <i32>fetch32();
     else base = (sib & 7) | ((rx & 1) << 3);
   } else if (rm == 5 && md == 0) {
-    base = EA_RIP;
+    base = mode64 ? EA_RIP : EA_NONE; // RIP-relative only in 64-bit mode; else disp32 absolute
     disp = <i32>fetch32();
   } else {
     base = rm | ((rx & 1) << 3);
   }
   if (md == 1) disp = <i32><i8>fetch8();
   else if (md == 2) disp = <i32>fetch32();
+  storeRecipe(e, base, index, scale, disp, sg, base == 4 || base == 5);
+  return (m >> 3) & 7;
+}
+
+/** Record a memory operand's addressing recipe; the default segment is SS for rSP/rBP bases. */
+function storeRecipe(e: usize, base: i32, index: i32, scale: i32, disp: i32, sg: i32, stackBased: bool): void {
   store<u8>(e + E_BASE, <u8>base);
   store<u8>(e + E_INDEX, <u8>index);
   store<u8>(e + E_SCALE, <u8>scale);
   store<i32>(e + E_DISP, disp);
-  store<u8>(e + E_FLAGS, <u8>(EF_MEM | ((pfx & P_67) != 0 ? EF_A32 : 0)));
+  store<u8>(e + E_FLAGS, <u8>EF_MEM);
+  if (sg < 0 && stackBased) store<u8>(e + E_SEG, <u8>SEG_SS);
+}
+
+/** ModRM with 16-bit addressing (SDM Vol. 2, Table 2-1): BX/BP + SI/DI, disp8/disp16. */
+function decodeModrm16(e: usize, sg: i32): i32 {
+  const m = <i32>fetch8();
+  const md = m >> 6;
+  const rm = m & 7;
+  store<u8>(e + E_MODRM, <u8>m);
+  store<u8>(e + E_REG, <u8>((m >> 3) & 7));
+  store<u8>(e + E_RM, <u8>rm);
+  if (md == 3) {
+    store<u8>(e + E_FLAGS, 0);
+    return (m >> 3) & 7;
+  }
+  // rm: 0 BX+SI, 1 BX+DI, 2 BP+SI, 3 BP+DI, 4 SI, 5 DI, 6 BP (disp16 alone when mod = 00), 7 BX.
+  const RBX = 3, RBP = 5, RSI = 6, RDI = 7;
+  let base = EA_NONE, index = EA_NONE;
+  let disp: i32 = 0;
+  if (rm < 4) { base = rm < 2 ? RBX : RBP; index = (rm & 1) != 0 ? RDI : RSI; }
+  else if (rm == 4) base = RSI;
+  else if (rm == 5) base = RDI;
+  else if (rm == 6) { if (md != 0) base = RBP; }
+  else base = RBX;
+  if (md == 0 && rm == 6) disp = <i32><i16>fetch16();
+  else if (md == 1) disp = <i32><i8>fetch8();
+  else if (md == 2) disp = <i32><i16>fetch16();
+  storeRecipe(e, base, index, 0, disp, sg, base == RBP);
   return (m >> 3) & 7;
 }
 
-/** FS/GS base of the current segment override (the others are 0 in 64-bit mode). */
-@inline export function segmentBase(): u64 {
-  if (seg == SEG_NONE) return 0;
-  return load<u64>(cpu + (seg == SEG_FS ? ST_FS_BASE : ST_GS_BASE));
+/** Base of segment `sg`; in 64-bit mode only FS and GS have one (SDM Vol. 3A, 3.2.4). */
+@inline export function segBase(sg: i32): u64 {
+  if (mode64 && sg < SEG_FS) return 0;
+  return load<u64>(segField(sg, SEG_BASE));
 }
+
+/** Base of the current instruction's memory-operand segment. */
+@inline export function segmentBase(): u64 { return segBase(seg); }
 
 /** Effective address offset of entry `e`'s memory operand with the current registers. */
 @inline export function effectiveOffset(e: usize, next: u64): u64 {
@@ -288,7 +344,9 @@ function decodeModrm(e: usize, rx: i32, pfx: i32): i32 {
   else if (base == EA_RIP) a += next;
   const index = <i32>load<u8>(e + E_INDEX);
   if (index < 16) a += getReg64(index) << <u64>load<u8>(e + E_SCALE);
-  if (load<u8>(e + E_FLAGS) & EF_A32) a &= 0xffffffff;
+  const as = load<u8>(e + E_ASIZE);
+  if (as == 4) a &= 0xffffffff;
+  else if (as == 2) a &= 0xffff;
   return a;
 }
 
@@ -303,6 +361,7 @@ export function unpack(e: usize, start: u64): void {
   rex = <i32>load<u8>(e + E_REX);
   seg = <i32>load<u8>(e + E_SEG);
   osize = <i32>load<u8>(e + E_OSIZE);
+  asize = <i32>load<u8>(e + E_ASIZE);
   imm = load<u64>(e + E_IMM);
   imm2 = <u64>load<u8>(e + E_IMM2);
   if (attr & ATTR_MODRM) {

@@ -7,13 +7,13 @@ import {
   ST_EXIT_BYTES, ST_EXIT_LENGTH, ST_COUNTERS, CNT_INSTRUCTIONS, CNT_EXITS, CNT_EXCEPTIONS,
   CNT_UNIMPLEMENTED, ST_UD_BY_OPCODE, GUEST_RAM_BASE,
 } from '../abi';
-import { cpu, rip, setCpu, setRip, loadState, saveState } from './state';
+import { cpu, rip, setCpu, setRip, loadState, saveState, csBase } from './state';
 import {
   faultVector, faultError, faultHasError, faultAddr, faultIsTrap, pending, raiseUD, clearFault,
   requestStop,
 } from './fault';
 import {
-  decodeAt, unpack, cacheSlot, cacheEpoch, E_TAG, E_EPOCH, E_LEN, E_HANDLER,
+  decodeAt, unpack, cacheSlot, cacheKey, refreshCacheKey, E_TAG, E_EPOCH, E_LEN, E_HANDLER,
   opIdx, attr, ext, isMem, mod, prefixes, P_LOCK, rex, lastRep, instrStart, fetchedLength,
 } from './decode';
 import { classify, executeFast, H_GENERIC } from './fastpath';
@@ -218,6 +218,7 @@ function reportInstruction(start: u64, length: i32): void {
 export function run(vcpu: i32, budget: i32): i32 {
   setCpu(vcpu);
   loadState();
+  refreshCacheKey();
   clearFault();
   exitReason = EXIT_NONE;
   // The loop keeps its counters in locals; `retired` is published only for RDTSC (generic path).
@@ -225,8 +226,9 @@ export function run(vcpu: i32, budget: i32): i32 {
   let start: u64 = rip;
   while (n < budget) {
     start = rip;
-    let e = cacheSlot(start);
-    if (load<u64>(e + E_TAG) != start || load<u32>(e + E_EPOCH) != cacheEpoch) {
+    const lin = csBase + start;
+    let e = cacheSlot(lin);
+    if (load<u64>(e + E_TAG) != lin || load<u32>(e + E_EPOCH) != cacheKey) {
       e = decodeAt();
       if (e != 0) classify(e);
     }

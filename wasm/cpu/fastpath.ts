@@ -9,15 +9,13 @@ import { gprPtr, getReg64, setReg64, setRip, sizeMask } from './state';
 import { cond, lazyKeepCF } from './flags';
 import {
   E_HANDLER, E_OPIDX, E_PREFIXES, E_REX, E_OSIZE, E_SEG, E_MODRM, E_REG, E_RM, E_FLAGS, E_IMM,
-  E_ATTR, E_AUX, E_DST, E_SRC, EF_MEM, P_LOCK, P_66, P_REP, P_REPNE, SEG_NONE, SEG_FS,
-  effectiveOffset,
+  E_ATTR, E_AUX, E_DST, E_SRC, EF_MEM, P_LOCK, P_66, P_REP, P_REPNE, effectiveOffset, segBase,
 } from './decode';
 import { aluCompute, ALU_CMP, ALU_AND } from './ops/alu';
 import { shiftCompute } from './ops/shift';
 import { push, branchTargetOk, call, retNear } from './ops/flow';
 import { translate } from '../mmu/translate';
-import { cpu } from './state';
-import { ST_FS_BASE, ST_GS_BASE } from '../abi';
+import { mode64 } from './state';
 
 export const H_GENERIC: i32 = 0;
 export const H_NOP: i32 = 1;
@@ -55,7 +53,8 @@ export function classify(e: usize): void {
   const wide = os == 8 ? 1 : 0; // handler ids come in pairs: +0 for 32-bit, +1 for 64-bit
   const sized = os >= 4;
   let h = H_GENERIC;
-  if ((pfx & P_LOCK) != 0) { store<u16>(e + E_HANDLER, <u16>h); return; }
+  // The fast handlers implement 64-bit mode semantics (stack width, RIP arithmetic).
+  if ((pfx & P_LOCK) != 0 || !mode64) { store<u16>(e + E_HANDLER, <u16>h); return; }
   if (idx < 0x40 && (idx & 7) == 1 && sized) { // op Ev, Gv
     h = (isMem ? H_ALU_MR : H_ALU_RR) + wide;
     setOperands(e, (idx >> 3) & 7, rm, reg);
@@ -127,10 +126,7 @@ export function classify(e: usize): void {
 
 /** Linear address of entry `e`'s memory operand. */
 @inline function linear(e: usize, next: u64): u64 {
-  const off = effectiveOffset(e, next);
-  const sg = <i32>load<u8>(e + E_SEG);
-  if (sg == SEG_NONE) return off;
-  return off + load<u64>(cpu + (sg == SEG_FS ? ST_FS_BASE : ST_GS_BASE));
+  return effectiveOffset(e, next) + segBase(<i32>load<u8>(e + E_SEG));
 }
 
 @inline function rd(r: i32, size: i32): u64 {

@@ -3,7 +3,8 @@
 // in module globals (scalar globals are as cheap as locals) and written back on every exit.
 import {
   VCPU_AREA_BASE, VCPU_STRIDE, ST_GPR, ST_RIP, ST_RFLAGS, ST_LAZY_OP, ST_LAZY_SIZE, ST_LAZY_RES,
-  ST_LAZY_DST, ST_LAZY_SRC, ST_LAZY_AUX,
+  ST_LAZY_DST, ST_LAZY_SRC, ST_LAZY_AUX, ST_MODE, MODE_FLAT64, ST_CR0, ST_EFER, ST_SEG, SEG_SLOT,
+  SEG_CS, SEG_SS, SEG_ATTR, SEG_BASE, SEG_SELECTOR, SEG_ATTR_L, SEG_ATTR_DB, CR0_PE, EFER_LMA,
 } from '../abi';
 
 /** Base address of the running vCPU's state. */
@@ -28,8 +29,55 @@ export function setLazy(op: i32, size: i32, res: u64, dst: u64, src: u64): void 
 }
 export function setLazyAux(v: u64): void { lazyAux = v; }
 
+// ---- Execution mode, derived from CR0, EFER and CS/SS (SDM Vol. 3A, 2.2 and 5.2.1) ----
+/** 64-bit submode of IA-32e mode (or the flat 64-bit test harness). */
+export let mode64: bool = true;
+/** The flat test harness: exceptions end run() instead of going through the IDT. */
+export let flatHarness: bool = true;
+/** CR0.PE = 0. */
+export let realMode: bool = false;
+/** Default operand size (2 or 4) and address size (2, 4 or 8) of the code segment. */
+export let defaultOperandSize: i32 = 4;
+export let defaultAddressSize: i32 = 8;
+/** Stack pointer width: 8 in 64-bit mode, else 4 or 2 by SS.B. */
+export let stackWidth: i32 = 8;
+export let cpl: i32 = 3;
+/** CS base (0 in 64-bit mode): instruction linear address = csBase + RIP. */
+export let csBase: u64 = 0;
+/** Distinguishes decodings of the same bytes in different modes (part of the decoded-cache key). */
+export let modeKey: u32 = 3;
+
+@inline export function segField(seg: i32, field: usize): usize { return cpu + ST_SEG + <usize>seg * SEG_SLOT + field; }
+
+/** Recompute the mode globals; called on every run() entry and whenever CR0, EFER, CS or SS change. */
+export function updateMode(): void {
+  flatHarness = load<u32>(cpu + ST_MODE) == MODE_FLAT64;
+  if (flatHarness) {
+    mode64 = true; realMode = false; defaultOperandSize = 4; defaultAddressSize = 8; stackWidth = 8;
+    cpl = 3; csBase = 0; modeKey = 3;
+    return;
+  }
+  const cr0 = load<u64>(cpu + ST_CR0);
+  const csAttr = <u32>load<u16>(segField(SEG_CS, SEG_ATTR));
+  realMode = (cr0 & CR0_PE) == 0;
+  mode64 = !realMode && (load<u64>(cpu + ST_EFER) & EFER_LMA) != 0 && (csAttr & SEG_ATTR_L) != 0;
+  if (mode64) {
+    defaultOperandSize = 4; defaultAddressSize = 8; stackWidth = 8; csBase = 0; modeKey = 3;
+  } else {
+    const big = !realMode && (csAttr & SEG_ATTR_DB) != 0;
+    defaultOperandSize = big ? 4 : 2;
+    defaultAddressSize = big ? 4 : 2;
+    modeKey = big ? 2 : 1;
+    csBase = load<u64>(segField(SEG_CS, SEG_BASE));
+    stackWidth = !realMode && (load<u16>(segField(SEG_SS, SEG_ATTR)) & SEG_ATTR_DB) != 0 ? 4 : 2;
+  }
+  // CPL is CS.RPL in protected mode (SDM Vol. 3A, 5.5), 0 in real mode.
+  cpl = realMode ? 0 : <i32>(load<u16>(segField(SEG_CS, SEG_SELECTOR)) & 3);
+}
+
 /** Copy the in-memory state into the globals (entry to run()). */
 export function loadState(): void {
+  updateMode();
   rip = load<u64>(cpu + ST_RIP);
   rflags = load<u64>(cpu + ST_RFLAGS);
   lazyOp = load<u32>(cpu + ST_LAZY_OP);

@@ -3,15 +3,31 @@
 // 66h makes stack operations 16-bit and is ignored by near branches on Intel (SDM Vol. 1, 6.2-6.3;
 // Vol. 2, "Operand size in 64-bit mode").
 import { ACC_READ, ACC_WRITE, FLAG_RF, FLAG_VM } from '../../abi';
-import { loadSized, storeSized, getReg64, setReg64, setRip, sizeMask } from '../state';
+import { loadSized, storeSized, getReg64, setReg64, setRip, sizeMask, stackWidth, mode64 } from '../state';
 import { getFlags, setFlags, cond, getZF } from '../flags';
-import { opIdx, osize, imm, imm2, isMem, ea, eaOffset, eaBaseIsRsp, rex, nextRip, prefixes, P_66, P_67, ext, segmentBase } from '../decode';
+import { opIdx, osize, asize, imm, imm2, isMem, ea, eaOffset, eaBaseIsRsp, rex, nextRip, prefixes, P_66, ext, segmentBase, segBase } from '../decode';
+import { SEG_SS } from '../../abi';
 import { rmPtr, getReg, setReg, putRM } from '../operands';
 import { translate } from '../../mmu/translate';
 import { isCanonical, raiseGP0 } from '../fault';
 
 const RSP = 4;
 const RBP = 5;
+
+/** LOOPcc/JCXZ with 16-bit addressing: the count register is CX. */
+function loop16(): void {
+  let count = getReg64(1) & 0xffff;
+  if (opIdx == 0xe3) {
+    if (count == 0) jumpTo(nextRip + imm);
+    return;
+  }
+  count = (count - 1) & 0xffff;
+  setReg(1, 2, count);
+  let taken = count != 0;
+  if (opIdx == 0xe0) taken = taken && !getZF();
+  else if (opIdx == 0xe1) taken = taken && getZF();
+  if (taken) jumpTo(nextRip + imm);
+}
 
 /** Near branch: a non-canonical target faults on the branch itself (#GP(0), SDM Vol. 2A, JMP/CALL/RET
  *  "64-Bit Mode Exceptions"), so nothing has changed yet when it is raised. */
@@ -21,25 +37,51 @@ const RBP = 5;
   return false;
 }
 
-@inline function stackSize(): i32 { return (prefixes & P_66) != 0 ? 2 : 8; }
+/** A near-branch target wraps to the operand size outside 64-bit mode (IP or EIP). */
+@inline function nearTarget(t: u64): u64 { return mode64 ? t : osize == 2 ? t & 0xffff : t & 0xffffffff; }
+
+/** Jump to a near target (relative or absolute), with the checks of the mode. */
+export function jumpTo(target: u64): void {
+  const t = nearTarget(target);
+  if (branchTargetOk(t)) setRip(t);
+}
+
+/** Operand size of stack operations: 64-bit mode defaults to 8 (66h: 2), other modes use osize. */
+@inline function stackSize(): i32 { return mode64 ? ((prefixes & P_66) != 0 ? 2 : 8) : osize; }
+
+/** The stack pointer moved by `delta`, wrapped to the stack width (SP, ESP or RSP: SS.B, 64-bit mode). */
+@inline function stackPointer(delta: u64): u64 {
+  const sp = getReg64(RSP) + delta;
+  return stackWidth == 8 ? sp : stackWidth == 4 ? sp & 0xffffffff : sp & 0xffff;
+}
+@inline function setStackPointer(sp: u64): void {
+  if (stackWidth == 8) setReg64(RSP, sp);
+  else setReg(RSP, stackWidth, sp);
+}
+/** Host pointer of `size` bytes at SS:sp. */
+@inline function stackSlot(sp: u64, size: i32, access: i32): usize {
+  return translate(sp + segBase(SEG_SS), size, access);
+}
 
 /** Push `size` bytes; returns false (with the fault raised) if the stack is not writable. */
 export function push(v: u64, size: i32): bool {
-  const sp = getReg64(RSP) - <u64>size;
-  const p = translate(sp, size, ACC_WRITE);
+  const sp = stackPointer(0 - <u64>size);
+  const p = stackSlot(sp, size, ACC_WRITE);
   if (p == 0) return false;
   storeSized(p, size, v);
-  setReg64(RSP, sp);
+  setStackPointer(sp);
   return true;
 }
 
 /** Read the top of stack without popping; `ok` tells whether it faulted. */
 let popOk: bool = true;
 function peek(size: i32, offset: u64): u64 {
-  const p = translate(getReg64(RSP) + offset, size, ACC_READ);
+  const p = stackSlot(stackPointer(offset), size, ACC_READ);
   popOk = p != 0;
   return p == 0 ? 0 : loadSized(p, size);
 }
+/** Release `bytes` of stack. */
+@inline function popBytes(bytes: u64): void { setStackPointer(stackPointer(bytes)); }
 
 /** 50+r PUSH r (PUSH RSP pushes the value before the decrement). */
 export function pushReg(): void {
@@ -51,7 +93,7 @@ export function popReg(): void {
   const size = stackSize();
   const v = peek(size, 0);
   if (!popOk) return;
-  setReg64(RSP, getReg64(RSP) + <u64>size);
+  popBytes(<u64>size);
   setReg((opIdx & 7) | ((rex & 1) << 3), size, v);
 }
 /** 68/6A: PUSH imm (sign-extended to the stack width). */
@@ -76,15 +118,16 @@ export function popE(): void {
     let target = ea;
     if (eaBaseIsRsp) {
       let off = eaOffset + <u64>size;
-      if (prefixes & P_67) off &= 0xffffffff;
+      if (asize == 4) off &= 0xffffffff;
+      else if (asize == 2) off &= 0xffff;
       target = off + segmentBase();
     }
     const p = translate(target, size, ACC_WRITE);
     if (p == 0) return;
     storeSized(p, size, v);
-    setReg64(RSP, getReg64(RSP) + <u64>size);
+    popBytes(<u64>size);
   } else {
-    setReg64(RSP, getReg64(RSP) + <u64>size);
+    popBytes(<u64>size);
     putRM(rmPtr(size, ACC_WRITE), size, v);
   }
 }
@@ -103,7 +146,7 @@ export function popf(): void {
   const size = stackSize();
   const v = peek(size, 0);
   if (!popOk) return;
-  setReg64(RSP, getReg64(RSP) + <u64>size);
+  popBytes(<u64>size);
   const mask = POPF_USER_MASK & sizeMask(size);
   setFlags((getFlags() & ~mask) | (v & mask));
 }
@@ -114,45 +157,48 @@ export function enter(): void {
   const level = <i32>(imm2 & 31);
   const rsp0 = getReg64(RSP);
   if (!push(getReg(RBP, size), size)) return;
-  const frameTemp = getReg64(RSP);
+  const frameTemp = stackPointer(0);
   if (level > 0) {
     let rbp = getReg64(RBP);
     for (let i = 1; i < level; i++) {
       rbp -= <u64>size;
-      const p = translate(rbp, size, ACC_READ);
+      const p = stackSlot(stackWidth == 8 ? rbp : rbp & sizeMask(stackWidth), size, ACC_READ);
       if (p == 0 || !push(loadSized(p, size), size)) { setReg64(RSP, rsp0); return; }
     }
     if (!push(frameTemp, size)) { setReg64(RSP, rsp0); return; }
   }
   setReg(RBP, size, frameTemp);
-  setReg64(RSP, getReg64(RSP) - imm);
+  setStackPointer(stackPointer(0 - imm));
 }
 
 /** C9: LEAVE: RSP = RBP, then pop RBP. */
 export function leave(): void {
   const size = stackSize();
-  const rbp = getReg64(RBP);
-  const p = translate(rbp, size, ACC_READ);
+  const bp = stackWidth == 8 ? getReg64(RBP) : getReg64(RBP) & sizeMask(stackWidth);
+  const p = stackSlot(bp, size, ACC_READ);
   if (p == 0) return;
-  setReg64(RSP, rbp + <u64>size);
+  setStackPointer(bp);
+  popBytes(<u64>size);
   setReg(RBP, size, loadSized(p, size));
 }
 
 /** 70-7F, 0F 80-8F: Jcc. */
 export function jcc(): void {
-  if (cond(opIdx & 15) && branchTargetOk(nextRip + imm)) setRip(nextRip + imm);
+  if (cond(opIdx & 15)) jumpTo(nextRip + imm);
 }
 /** EB/E9: JMP rel. */
-export function jmpRel(): void { if (branchTargetOk(nextRip + imm)) setRip(nextRip + imm); }
+export function jmpRel(): void { jumpTo(nextRip + imm); }
 /** CALL: the return address is written before the target is checked, so a non-canonical target
  *  leaves it in memory below RSP while RSP and RIP are unchanged (observed on Intel). */
-export function call(target: u64, returnAddress: u64): void {
-  const sp = getReg64(RSP) - 8;
-  const p = translate(sp, 8, ACC_WRITE);
+export function call(targetRaw: u64, returnAddress: u64): void {
+  const target = nearTarget(targetRaw);
+  const size = mode64 ? 8 : osize;
+  const sp = stackPointer(0 - <u64>size);
+  const p = stackSlot(sp, size, ACC_WRITE);
   if (p == 0) return;
-  store<u64>(p, returnAddress);
+  storeSized(p, size, returnAddress);
   if (!branchTargetOk(target)) return;
-  setReg64(RSP, sp);
+  setStackPointer(sp);
   setRip(target);
 }
 
@@ -160,17 +206,19 @@ export function call(target: u64, returnAddress: u64): void {
 export function callRel(): void { call(nextRip + imm, nextRip); }
 /** FF /2 CALL r/m64, FF /4 JMP r/m64. */
 export function branchIndirect(): void {
-  const p = rmPtr(8, ACC_READ);
+  const size = mode64 ? 8 : osize;
+  const p = rmPtr(size, ACC_READ);
   if (p == 0) return;
-  const target = loadSized(p, 8);
+  const target = loadSized(p, size);
   if (ext == 2) call(target, nextRip);
-  else if (branchTargetOk(target)) setRip(target);
+  else jumpTo(target);
 }
 /** Near return, releasing `release` more bytes of stack. */
 export function retNear(release: u64): void {
-  const target = peek(8, 0);
+  const size = mode64 ? 8 : osize;
+  const target = nearTarget(peek(size, 0));
   if (!popOk || !branchTargetOk(target)) return;
-  setReg64(RSP, getReg64(RSP) + 8 + release);
+  popBytes(<u64>size + release);
   setRip(target);
 }
 
@@ -179,11 +227,12 @@ export function ret(): void { retNear(opIdx == 0xc2 ? imm : 0); }
 
 /** E0-E3: LOOPNE, LOOPE, LOOP, JRCXZ (count register is ECX under 67h). */
 export function loop(): void {
-  const a32 = (prefixes & P_67) != 0;
+  const a32 = asize == 4; // the count register is CX, ECX or RCX by address size
+  if (asize == 2) { loop16(); return; }
   let count = getReg64(1);
   if (a32) count &= 0xffffffff;
   if (opIdx == 0xe3) {
-    if (count == 0 && branchTargetOk(nextRip + imm)) setRip(nextRip + imm);
+    if (count == 0) jumpTo(nextRip + imm);
     return;
   }
   count = (count - 1) & (a32 ? 0xffffffff : <u64>-1);
@@ -191,5 +240,5 @@ export function loop(): void {
   let taken = count != 0;
   if (opIdx == 0xe0) taken = taken && !getZF();
   else if (opIdx == 0xe1) taken = taken && getZF();
-  if (taken && branchTargetOk(nextRip + imm)) setRip(nextRip + imm);
+  if (taken) jumpTo(nextRip + imm);
 }

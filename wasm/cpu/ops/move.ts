@@ -5,7 +5,7 @@ import { sizeMask, sext, loadSized, storeSized, getReg64, setReg64 } from '../st
 import { lazy, setArithFlags } from '../flags';
 import { raiseGP0, raiseUD } from '../fault';
 import {
-  opIdx, osize, imm, isMem, ea, eaOffset, rex, rmField, regField, prefixes, P_67, segmentBase,
+  opIdx, osize, asize, imm, isMem, ea, eaOffset, rex, rmField, regField, segmentBase,
 } from '../decode';
 import { rmPtr, putRM, getG, setG, getReg, setReg, regPtr } from '../operands';
 import { aluCompute, ALU_CMP } from './alu';
@@ -177,7 +177,8 @@ export function cwd(): void {
 /** D7: XLAT: AL = [rBX + AL]. */
 export function xlat(): void {
   let off = getReg64(3) + (getReg64(0) & 0xff);
-  if (prefixes & P_67) off &= 0xffffffff;
+  if (asize == 4) off &= 0xffffffff;
+  else if (asize == 2) off &= 0xffff;
   const p = translate(off + segmentBase(), 1, ACC_READ);
   if (p == 0) return;
   setReg(0, 1, <u64>load<u8>(p));

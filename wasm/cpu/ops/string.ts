@@ -4,7 +4,8 @@
 // it restarts where it stopped, exactly as an interrupted REP does on hardware.
 import { ACC_READ, ACC_WRITE, FLAG_DF } from '../../abi';
 import { loadSized, storeSized, getReg64, setReg64, setRip, rflags } from '../state';
-import { opIdx, osize, prefixes, lastRep, P_67, P_REP, P_REPNE, segmentBase, instrStart } from '../decode';
+import { opIdx, osize, asize, prefixes, lastRep, P_REP, P_REPNE, segmentBase, segBase, instrStart } from '../decode';
+import { SEG_ES } from '../../abi';
 import { getReg, setReg } from '../operands';
 import { aluCompute, ALU_CMP } from './alu';
 import { getZF } from '../flags';
@@ -16,14 +17,14 @@ const REP_CHUNK: i32 = 4096;
 
 export let stringIterations: i32 = 0;
 
-@inline function addrMask(): u64 { return (prefixes & P_67) != 0 ? 0xffffffff : <u64>-1; }
+@inline function addrMask(): u64 { return asize == 8 ? <u64>-1 : asize == 4 ? 0xffffffff : 0xffff; }
 
 function advance(r: i32, delta: u64): void {
-  const m = addrMask();
-  const v = getReg64(r);
-  const n = (v + delta) & m;
-  if (m == <u64>-1) setReg64(r, n); else setReg(r, 4, n);
+  const n = (getReg64(r) + delta) & addrMask();
+  if (asize == 8) setReg64(r, n); else setReg(r, asize, n);
 }
+/** Destination operand address ES:rDI (ES cannot be overridden). */
+@inline function destination(m: u64): u64 { return (getReg64(RDI) & m) + segBase(SEG_ES); }
 
 /** One iteration; returns false if it faulted. */
 function iterate(kind: i32, size: i32, step: u64): bool {
@@ -32,7 +33,7 @@ function iterate(kind: i32, size: i32, step: u64): bool {
     case 0: { // MOVS: [rDI] = [rSI]
       const s = translate((getReg64(RSI) & m) + segmentBase(), size, ACC_READ);
       if (s == 0) return false;
-      const d = translate(getReg64(RDI) & m, size, ACC_WRITE);
+      const d = translate(destination(m), size, ACC_WRITE);
       if (d == 0) return false;
       storeSized(d, size, loadSized(s, size));
       advance(RSI, step); advance(RDI, step);
@@ -41,14 +42,14 @@ function iterate(kind: i32, size: i32, step: u64): bool {
     case 1: { // CMPS: compare [rSI] with [rDI]
       const s = translate((getReg64(RSI) & m) + segmentBase(), size, ACC_READ);
       if (s == 0) return false;
-      const d = translate(getReg64(RDI) & m, size, ACC_READ);
+      const d = translate(destination(m), size, ACC_READ);
       if (d == 0) return false;
       aluCompute(ALU_CMP, size, loadSized(s, size), loadSized(d, size));
       advance(RSI, step); advance(RDI, step);
       return true;
     }
     case 2: { // STOS
-      const d = translate(getReg64(RDI) & m, size, ACC_WRITE);
+      const d = translate(destination(m), size, ACC_WRITE);
       if (d == 0) return false;
       storeSized(d, size, getReg(0, size));
       advance(RDI, step);
@@ -62,7 +63,7 @@ function iterate(kind: i32, size: i32, step: u64): bool {
       return true;
     }
     default: { // SCAS: compare the accumulator with [rDI]
-      const d = translate(getReg64(RDI) & m, size, ACC_READ);
+      const d = translate(destination(m), size, ACC_READ);
       if (d == 0) return false;
       aluCompute(ALU_CMP, size, getReg(0, size), loadSized(d, size));
       advance(RDI, step);
@@ -86,7 +87,7 @@ export function stringOp(): void {
   // With 67h the count register ECX is written back zero-extended even when no iteration runs,
   // and so are the pointers of MOVS and STOS (the fast-string operations), not those of
   // LODS/CMPS/SCAS (observed on Intel).
-  if (m != <u64>-1) {
+  if (asize == 4) {
     setReg(RCX, 4, getReg64(RCX) & m);
     if (kind == 0) setReg(RSI, 4, getReg64(RSI) & m);
     if (kind == 0 || kind == 2) setReg(RDI, 4, getReg64(RDI) & m);
@@ -96,7 +97,7 @@ export function stringOp(): void {
     if (!iterate(kind, size, step)) return;
     n++;
     const c = (getReg64(RCX) - 1) & m;
-    if (m == <u64>-1) setReg64(RCX, c); else setReg(RCX, 4, c);
+    if (asize == 8) setReg64(RCX, c); else setReg(RCX, asize, c);
     if (compares && (repne ? getZF() : !getZF())) break;
   }
   stringIterations = n;
