@@ -83,6 +83,15 @@ export const ST_EXIT_RIP = 0x220; // u64: address of the instruction that caused
 export const ST_EXIT_BYTES = 0x228; // 16 bytes: the instruction bytes (as far as they were fetched)
 export const ST_EXIT_LENGTH = 0x238; // u32: number of valid bytes at ST_EXIT_BYTES
 export const ST_FETCH_BUF = 0x240; // 16 bytes: instruction bytes gathered across a page boundary
+// Port I/O exit (EXIT_IO): like kvm_run.io. For IN, the host writes ST_IO_DATA before the next
+// run(), which completes the instruction by loading it into AL/AX/EAX.
+export const ST_IO_PORT = 0x250; // u32
+export const ST_IO_SIZE = 0x254; // u32: 1, 2 or 4
+export const ST_IO_DIR = 0x258; // u32: IO_OUT or IO_IN
+export const ST_IO_DATA = 0x25c; // u32
+export const ST_IO_PENDING_IN = 0x260; // u32: 1 while an IN waits for the host's data
+export const IO_OUT = 0;
+export const IO_IN = 1;
 
 // Counters: u64 slots from ST_COUNTERS, index with CNT_* * 8.
 export const ST_COUNTERS = 0x300;
@@ -123,6 +132,7 @@ export const EXIT_BUDGET = 1; // the instruction budget ran out
 export const EXIT_HLT = 2;
 export const EXIT_EXCEPTION = 3; // an exception with no IDT to deliver it to (flat mode)
 export const EXIT_SHUTDOWN = 4; // triple fault
+export const EXIT_IO = 5; // port I/O: see ST_IO_*
 
 // ---- CPU modes ----
 export const MODE_FLAT64 = 0; // test harness: 64-bit, CPL 3, exceptions exit instead of being delivered

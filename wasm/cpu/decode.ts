@@ -44,13 +44,13 @@ export const E_SCALE: usize = 26; // u8: index shift
 export const E_FLAGS: usize = 27; // u8: EF_*
 export const E_DISP: usize = 28; // i32
 export const E_IMM: usize = 32; // u64
-export const E_IMM2: usize = 40; // u8
-export const E_LASTREP: usize = 41; // u8
-export const E_ATTR: usize = 42; // u8
-export const E_AUX: usize = 43; // u8: handler-specific (ALU op, condition, shift kind)
-export const E_DST: usize = 44; // u8: handler-specific register
-export const E_SRC: usize = 45; // u8: handler-specific register
-export const E_ASIZE: usize = 46; // u8: address size 2, 4 or 8
+export const E_IMM2: usize = 40; // u16: ENTER's level, or the selector of a far pointer
+export const E_LASTREP: usize = 42; // u8
+export const E_ATTR: usize = 43; // u8
+export const E_AUX: usize = 44; // u8: handler-specific (ALU op, condition, shift kind)
+export const E_DST: usize = 45; // u8: handler-specific register
+export const E_SRC: usize = 46; // u8: handler-specific register
+export const E_ASIZE: usize = 47; // u8: address size 2, 4 or 8
 
 export const EA_NONE: i32 = 16;
 export const EA_RIP: i32 = 17;
@@ -236,8 +236,13 @@ export function decodeAt(): usize {
     case IMM_MOFFS: iv = as == 8 ? fetch64() : as == 4 ? <u64>fetch32() : <u64>fetch16(); break;
     default: iv = <u64><i64><i32>fetch32(); break; // IMM_D
   }
+  // 9A/EA (CALL/JMP ptr16:16/32, legacy modes only): offset then selector.
+  if ((idx == 0x9a || idx == 0xea) && !mode64) {
+    iv = os == 2 ? <u64>fetch16() : <u64>fetch32();
+    iv2 = <u64>fetch16();
+  }
   store<u64>(e + E_IMM, iv);
-  store<u8>(e + E_IMM2, <u8>iv2);
+  store<u16>(e + E_IMM2, <u16>iv2);
   const len = <i32>(fp - fpStart);
   store<u8>(e + E_LEN, <u8>len);
   if (faultVector >= 0) {
@@ -363,7 +368,7 @@ export function unpack(e: usize, start: u64): void {
   osize = <i32>load<u8>(e + E_OSIZE);
   asize = <i32>load<u8>(e + E_ASIZE);
   imm = load<u64>(e + E_IMM);
-  imm2 = <u64>load<u8>(e + E_IMM2);
+  imm2 = <u64>load<u16>(e + E_IMM2);
   if (attr & ATTR_MODRM) {
     modrm = <i32>load<u8>(e + E_MODRM);
     mod = modrm >> 6;

@@ -2,15 +2,14 @@
 // the opcode index, which compiles to a single br_table (notes/assemblyscript-probe.md: 2.6-4.5x
 // faster than a function table). Every opcode without a case raises #UD and is counted by opcode.
 import {
-  EXIT_NONE, EXIT_BUDGET, EXIT_HLT, EXIT_EXCEPTION, ATTR_INVALID64, ATTR_FORM, ST_EXIT_REASON,
+  EXIT_NONE, EXIT_BUDGET, EXIT_HLT, EXIT_EXCEPTION, EXIT_IO, EXIT_SHUTDOWN, ATTR_INVALID64, ATTR_FORM, ST_EXIT_REASON,
   ST_EXIT_VECTOR, ST_EXIT_ERROR_CODE, ST_EXIT_HAS_ERROR, ST_EXIT_ADDR, ST_EXIT_OPCODE, ST_EXIT_RIP,
   ST_EXIT_BYTES, ST_EXIT_LENGTH, ST_COUNTERS, CNT_INSTRUCTIONS, CNT_EXITS, CNT_EXCEPTIONS,
-  CNT_UNIMPLEMENTED, ST_UD_BY_OPCODE, GUEST_RAM_BASE,
+  CNT_UNIMPLEMENTED, ST_UD_BY_OPCODE, GUEST_RAM_BASE, VEC_DB,
 } from '../abi';
-import { cpu, rip, setCpu, setRip, loadState, saveState, csBase } from './state';
+import { cpu, rip, setCpu, setRip, loadState, saveState, csBase, mode64, flatHarness } from './state';
 import {
-  faultVector, faultError, faultHasError, faultAddr, faultIsTrap, pending, raiseUD, clearFault,
-  requestStop,
+  faultVector, faultError, faultHasError, faultAddr, faultIsTrap, pending, raiseUD, raiseTrap, clearFault,
 } from './fault';
 import {
   decodeAt, unpack, cacheSlot, cacheKey, refreshCacheKey, E_TAG, E_EPOCH, E_LEN, E_HANDLER,
@@ -34,7 +33,14 @@ import {
   branchIndirect, ret, loop,
 } from './ops/flow';
 import { stringOp } from './ops/string';
-import { flagOp, lahf, sahf, rdtsc, cpuid, int3, intN } from './ops/misc';
+import { flagOp, lahf, sahf, rdtsc, cpuid, int3 } from './ops/misc';
+import {
+  hlt, cliSti, portIo, completePendingIn, movCr, clts, group6, group7, rdmsr, wrmsr, farDirect,
+  farIndirect, retFar, intN, iretOp, movSreg, pushPopSreg, loadFarPointer, incDecReg, pushaPopa,
+  bcdAdjust, bound, arpl, stopReason, clearStop, STOP_HLT, STOP_IO, unimplementedHit,
+  clearUnimplementedHit, interruptShadow, clearInterruptShadow,
+} from './ops/system';
+import { deliverException } from './system/interrupts';
 
 export let exitReason: i32 = EXIT_NONE;
 /** Instructions retired so far in the current run() call, published for RDTSC before generic handlers run. */
@@ -58,14 +64,17 @@ function unimplemented(): void {
 
 /** Opcodes with no case: architecturally invalid ones are a plain #UD, the rest are unimplemented. */
 function noHandler(): void {
-  if ((attr & ATTR_INVALID64) != 0) raiseUD();
+  if ((attr & ATTR_INVALID64) != 0 && mode64) raiseUD();
   else unimplemented();
 }
 
-function hlt(): void {
-  exitReason = EXIT_HLT;
-  requestStop();
+/** Opcodes that exist only outside 64-bit mode (SDM Vol. 2, Table A-2 "i64"). */
+@inline function legacyOnly(): bool {
+  if (!mode64) return true;
+  raiseUD();
+  return false;
 }
+
 
 function execute(): void {
   // LOCK is valid only on the listed read-modify-write forms with a memory destination (SDM Vol. 2A, LOCK).
@@ -73,6 +82,33 @@ function execute(): void {
     if (!isMem || (load<u8>(LOCK_EXT + <usize>opIdx) & (1 << ext)) == 0) { raiseUD(); return; }
   }
   switch (opIdx) {
+    case 0x06: case 0x07: case 0x0e: case 0x16: case 0x17: case 0x1e: case 0x1f:
+    case 0x1a0: case 0x1a1: case 0x1a8: case 0x1a9:
+      pushPopSreg(); break;
+    case 0x27: case 0x2f: case 0x37: case 0x3f: case 0xd4: case 0xd5: bcdAdjust(); break;
+    case 0x40: case 0x41: case 0x42: case 0x43: case 0x44: case 0x45: case 0x46: case 0x47:
+    case 0x48: case 0x49: case 0x4a: case 0x4b: case 0x4c: case 0x4d: case 0x4e: case 0x4f:
+      incDecReg(); break; // only reachable outside 64-bit mode (REX prefixes there)
+    case 0x60: case 0x61: pushaPopa(); break;
+    case 0x62: bound(); break;
+    case 0x82: if (legacyOnly()) aluGroup1(); break;
+    case 0x8c: case 0x8e: movSreg(); break;
+    case 0x9a: case 0xea: farDirect(); break;
+    case 0xc4: case 0xc5: case 0x1b2: case 0x1b4: case 0x1b5: loadFarPointer(); break;
+    case 0xca: case 0xcb: retFar(); break;
+    case 0xce: intN(); break;
+    case 0xcf: iretOp(); break;
+    case 0xe4: case 0xe5: case 0xe6: case 0xe7: case 0xec: case 0xed: case 0xee: case 0xef:
+      portIo(); break;
+    case 0xf1: raiseTrap(VEC_DB); break; // INT1 (ICEBP)
+    case 0xfa: case 0xfb: cliSti(); break;
+    case 0x100: group6(); break;
+    case 0x101: group7(); break;
+    case 0x106: clts(); break;
+    case 0x108: case 0x109: break; // INVD/WBINVD: no caches to write back (CPL checked below)
+    case 0x120: case 0x122: movCr(); break;
+    case 0x130: wrmsr(); break;
+    case 0x132: rdmsr(); break;
     case 0x00: case 0x01: case 0x08: case 0x09: case 0x10: case 0x11: case 0x18: case 0x19:
     case 0x20: case 0x21: case 0x28: case 0x29: case 0x30: case 0x31: case 0x38: case 0x39:
       aluEG(); break;
@@ -86,7 +122,7 @@ function execute(): void {
       pushReg(); break;
     case 0x58: case 0x59: case 0x5a: case 0x5b: case 0x5c: case 0x5d: case 0x5e: case 0x5f:
       popReg(); break;
-    case 0x63: movsxd(); break;
+    case 0x63: if (mode64) movsxd(); else arpl(); break;
     case 0x68: case 0x6a: pushImm(); break;
     case 0x69: case 0x6b: imulGE(); break;
     case 0x70: case 0x71: case 0x72: case 0x73: case 0x74: case 0x75: case 0x76: case 0x77:
@@ -147,7 +183,7 @@ function execute(): void {
       else if (ext == 2 || ext == 4) branchIndirect();
       else if (ext == 6) pushE();
       else if (ext == 7) raiseUD();
-      else unimplemented(); // far CALL/JMP: the system CPU issue
+      else farIndirect();
       break;
 
     // ---- 0F map ----
@@ -220,6 +256,8 @@ export function run(vcpu: i32, budget: i32): i32 {
   loadState();
   refreshCacheKey();
   clearFault();
+  clearStop();
+  completePendingIn();
   exitReason = EXIT_NONE;
   // The loop keeps its counters in locals; `retired` is published only for RDTSC (generic path).
   let n: i32 = 0;
@@ -242,18 +280,32 @@ export function run(vcpu: i32, budget: i32): i32 {
         retired = n;
         unpack(e, start);
         execute();
+        if (unimplementedHit) { clearUnimplementedHit(); unimplemented(); }
       } else {
         executeFast(e, h, next);
       }
     }
     if (pending) {
       if (faultVector >= 0) {
-        if (faultIsTrap) n++;
+        const trap = faultIsTrap;
+        if (trap) n++;
         else setRip(start);
-        exceptionExit();
-      } else {
-        n++;
+        if (flatHarness) { exceptionExit(); break; }
+        // Deliver through the IVT/IDT and keep running; software interrupts check the gate's DPL.
+        const vector = faultVector, error = faultError, hasError = faultHasError;
+        clearFault();
+        counterAdd(CNT_EXCEPTIONS, 1);
+        if (!deliverException(vector, error, hasError, trap && vector != VEC_DB, rip)) {
+          exitReason = EXIT_SHUTDOWN; // triple fault
+          break;
+        }
+        refreshCacheKey();
+        continue;
       }
+      n++;
+      if (stopReason == STOP_HLT) exitReason = EXIT_HLT;
+      else if (stopReason == STOP_IO) exitReason = EXIT_IO;
+      clearStop();
       break;
     }
     n++;

@@ -260,4 +260,10 @@ export const shapeOnly: { map: number; op: number; modrm: boolean; imm: Imm }[] 
   { map: 1, op: 0x00, modrm: true, imm: 'none' }, { map: 1, op: 0x01, modrm: true, imm: 'none' },
   { map: 1, op: 0x20, modrm: true, imm: 'none' }, { map: 1, op: 0x22, modrm: true, imm: 'none' },
   { map: 1, op: 0x0d, modrm: true, imm: 'none' },
+  // Legacy-mode forms (invalid in 64-bit mode) whose shape the decoder needs outside it.
+  { map: 0, op: 0x62, modrm: true, imm: 'none' }, { map: 0, op: 0xc4, modrm: true, imm: 'none' },
+  { map: 0, op: 0xc5, modrm: true, imm: 'none' }, { map: 0, op: 0x82, modrm: true, imm: 'b' },
+  { map: 0, op: 0xd4, modrm: false, imm: 'b' }, { map: 0, op: 0xd5, modrm: false, imm: 'b' },
+  { map: 1, op: 0xb2, modrm: true, imm: 'none' }, { map: 1, op: 0xb4, modrm: true, imm: 'none' },
+  { map: 1, op: 0xb5, modrm: true, imm: 'none' },
 ];

@@ -73,7 +73,7 @@ export function aluAccImm(): void {
 
 /** 80/81/83 group 1: op E,imm. */
 export function aluGroup1(): void {
-  const size = opIdx == 0x80 ? 1 : osize;
+  const size = opIdx == 0x81 || opIdx == 0x83 ? osize : 1; // 82 = 80 outside 64-bit mode
   const p = rmPtr(size, ext == ALU_CMP ? ACC_READ : ACC_WRITE);
   if (p == 0) return;
   const r = aluCompute(ext, size, loadSized(p, size), imm);

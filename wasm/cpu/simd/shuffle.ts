@@ -1,7 +1,7 @@
 // Pack, unpack, shuffle, insert/extract and mask-extraction operations, integer and floating-point
 // (SDM Vol. 2). Width conventions as in integer.ts: `w` = 8 (MMX) or 16 (XMM). None raises a
 // floating-point exception: SHUFPS/UNPCKLPS and friends only move bits.
-import { ldw, stw } from './integer';
+import { ldw, stw } from './vec';
 
 // --- pack ------------------------------------------------------------------------------------
 
