@@ -55,6 +55,18 @@ export async function main(argv: string[]): Promise<number> {
       if (r.failed) status = 1;
     });
 
+  program.command('boot')
+    .description('boot a guest: a multiboot v1 kernel (--kernel); the serial console is the terminal')
+    .option('--kernel <file>', 'multiboot kernel (ELF32, or a flat image with the header address fields)')
+    .option('--initrd <files>', 'multiboot modules, comma-separated (as QEMU takes them)')
+    .option('--append <cmdline>', 'kernel command line')
+    .option('-m, --memory <MiB>', 'guest RAM in MiB', intArg, 128)
+    .option('--max-instructions <n>', 'stop after this many instructions', intArg)
+    .action(async (o) => {
+      const { boot } = await import('./boot.ts');
+      status = boot({ kernel: o.kernel, initrd: o.initrd, append: o.append, memory: o.memory, maxInstructions: o.maxInstructions });
+    });
+
   await program.parseAsync(argv);
   return status;
 }

@@ -31,7 +31,7 @@ export function coreModule(): WebAssembly.Module {
 
 export const EXIT_NAMES: Record<number, string> = {
   [abi.EXIT_NONE]: 'none', [abi.EXIT_BUDGET]: 'budget', [abi.EXIT_HLT]: 'hlt',
-  [abi.EXIT_EXCEPTION]: 'exception', [abi.EXIT_SHUTDOWN]: 'shutdown',
+  [abi.EXIT_EXCEPTION]: 'exception', [abi.EXIT_SHUTDOWN]: 'shutdown', [abi.EXIT_IO]: 'io',
 };
 
 export interface HostOptions {
@@ -99,6 +99,8 @@ export class Host {
   }
 }
 
+export interface Segment { base: bigint; limit: number; selector: number; attr: number }
+
 export interface ExitInfo {
   reason: number;
   name: string;
@@ -144,6 +146,65 @@ export class Vcpu {
   set gsBase(v: bigint) { this.setU64(abi.ST_GS_BASE, v); }
 
   counter(slot: number): bigint { return this.u64(abi.ST_COUNTERS + slot * 8); }
+
+  /** MODE_FLAT64 (the test harness: 64-bit, CPL 3, exceptions exit) or MODE_ARCH. */
+  get mode(): number { return this.u32(abi.ST_MODE); }
+  set mode(m: number) { this.host.view.setUint32(this.base + abi.ST_MODE, m, true); }
+
+  segment(i: number): Segment {
+    const at = abi.ST_SEG + i * abi.SEG_SLOT;
+    return {
+      base: this.u64(at + abi.SEG_BASE),
+      limit: this.u32(at + abi.SEG_LIMIT),
+      selector: this.host.view.getUint16(this.base + at + abi.SEG_SELECTOR, true),
+      attr: this.host.view.getUint16(this.base + at + abi.SEG_ATTR, true),
+    };
+  }
+  setSegment(i: number, s: Segment): void {
+    const at = abi.ST_SEG + i * abi.SEG_SLOT;
+    this.setU64(at + abi.SEG_BASE, s.base);
+    this.host.view.setUint32(this.base + at + abi.SEG_LIMIT, s.limit >>> 0, true);
+    this.host.view.setUint16(this.base + at + abi.SEG_SELECTOR, s.selector, true);
+    this.host.view.setUint16(this.base + at + abi.SEG_ATTR, s.attr, true);
+  }
+  reg64(off: number): bigint { return this.u64(off); }
+  setReg64(off: number, v: bigint): void { this.setU64(off, v); }
+  get cr0(): bigint { return this.u64(abi.ST_CR0); }
+  set cr0(v: bigint) { this.setU64(abi.ST_CR0, v); }
+  setDescriptorTable(which: 'gdt' | 'idt', base: bigint, limit: number): void {
+    this.setU64(which === 'gdt' ? abi.ST_GDTR_BASE : abi.ST_IDTR_BASE, base);
+    this.host.view.setUint32(this.base + (which === 'gdt' ? abi.ST_GDTR_LIMIT : abi.ST_IDTR_LIMIT), limit, true);
+  }
+
+  /** Architectural reset (SDM Vol. 3A, 9.1.1, Table 9-1): real mode, CS = F000h with base
+   *  FFFF0000h, IP = FFF0h, data segments 0 with 64 KiB limits, EDX = the processor signature. */
+  resetArchitectural(signature = 0x00050650): void {
+    this.reset();
+    this.mode = abi.MODE_ARCH;
+    this.cr0 = 0x60000010n;
+    const data = { base: 0n, limit: 0xffff, selector: 0, attr: 0x93 };
+    for (const s of [abi.SEG_ES, abi.SEG_SS, abi.SEG_DS, abi.SEG_FS, abi.SEG_GS]) this.setSegment(s, data);
+    this.setSegment(abi.SEG_CS, { base: 0xffff0000n, limit: 0xffff, selector: 0xf000, attr: 0x9b });
+    this.setSegment(abi.SEG_LDTR, { base: 0n, limit: 0xffff, selector: 0, attr: 0x82 });
+    this.setSegment(abi.SEG_TR, { base: 0n, limit: 0xffff, selector: 0, attr: 0x8b });
+    this.setDescriptorTable('gdt', 0n, 0xffff);
+    this.setDescriptorTable('idt', 0n, 0xffff);
+    this.rip = 0xfff0n;
+    this.rflags = 0x2n;
+    this.setReg(2, BigInt(signature));
+  }
+
+  /** The port I/O exit (EXIT_IO) the vCPU stopped on. */
+  io(): { port: number; size: number; isIn: boolean; data: number } {
+    return {
+      port: this.u32(abi.ST_IO_PORT),
+      size: this.u32(abi.ST_IO_SIZE),
+      isIn: this.u32(abi.ST_IO_DIR) === abi.IO_IN,
+      data: this.u32(abi.ST_IO_DATA),
+    };
+  }
+  /** Answer an IN: the value is loaded into AL/AX/EAX when the vCPU runs again. */
+  completeIn(value: number): void { this.host.view.setUint32(this.base + abi.ST_IO_DATA, value >>> 0, true); }
 
   /** #UD counts of opcodes hvlab does not implement, by opcode index (see OPC_* in abi.ts). */
   unimplementedOpcodes(): Map<number, number> {

@@ -1,0 +1,209 @@
+; Protected-mode exceptions and interrupts (SDM Vol. 3A, chapter 6), checked from inside the guest:
+; its own GDT, IDT and TSS; #DE, #BP, #UD and #GP(selector) with the right saved EIP and error code;
+; INT 0x80 from ring 3 through a DPL-3 gate onto the TSS ring-0 stack, and IRET back to ring 3.
+; Prints one line per check; exits with AL = 0x10 (status 33) when all pass, else AL = check number.
+bits 32
+org 0x100000
+%include "multiboot.inc"
+
+CODE0 equ 0x08
+DATA0 equ 0x10
+CODE3 equ 0x18 | 3
+DATA3 equ 0x20 | 3
+TSSSEL equ 0x28
+
+start:
+  mov esp, stack0_top
+  lgdt [gdtr]
+  jmp CODE0:.reload
+.reload:
+  mov ax, DATA0
+  mov ds, ax
+  mov es, ax
+  mov ss, ax
+  ; TSS descriptor base and the ring-0 stack
+  mov eax, tss
+  mov [gdt_tss + 2], ax
+  shr eax, 16
+  mov [gdt_tss + 4], al
+  mov [gdt_tss + 7], ah
+  mov dword [tss + 4], stack0_top
+  mov word [tss + 8], DATA0
+  mov ax, TSSSEL
+  ltr ax
+  ; IDT gates: interrupt gates (type E), DPL 0 except vector 0x80 (DPL 3)
+  mov edi, 0
+  mov ebx, handle_de
+  call set_gate
+  mov edi, 3
+  mov ebx, handle_bp
+  call set_gate
+  mov edi, 6
+  mov ebx, handle_ud
+  call set_gate
+  mov edi, 13
+  mov ebx, handle_gp
+  call set_gate
+  mov edi, 0x80
+  mov ebx, handle_syscall
+  call set_gate
+  mov byte [idt + 0x80 * 8 + 5], 0xEE   ; P, DPL 3, 32-bit interrupt gate
+  lidt [idtr]
+
+  ; 1: #DE, a fault: the saved EIP is the DIV itself
+  mov byte [check], 1
+  xor ecx, ecx
+  mov eax, 7
+de_site:
+  div ecx
+  cmp byte [seen], 1
+  jne fail
+  mov esi, ok1
+  call print
+
+  ; 2: #BP, a trap: the saved EIP follows INT3
+  mov byte [check], 2
+  mov byte [seen], 0
+  int3
+bp_after:
+  cmp byte [seen], 2
+  jne fail
+  mov esi, ok2
+  call print
+
+  ; 3: #UD at UD2
+  mov byte [check], 3
+  mov byte [seen], 0
+ud_site:
+  ud2
+  cmp byte [seen], 3
+  jne fail
+  mov esi, ok3
+  call print
+
+  ; 4: #GP(0x30): a selector beyond the GDT limit; error code = selector
+  mov byte [check], 4
+  mov byte [seen], 0
+  mov ax, 0x30
+gp_site:
+  mov ds, ax
+  cmp byte [seen], 4
+  jne fail
+  mov esi, ok4
+  call print
+
+  ; 5: to ring 3 by IRET, INT 0x80 back to ring 0 on the TSS stack
+  mov byte [check], 5
+  push DATA3
+  push stack3_top
+  pushfd
+  push CODE3
+  push user_code
+  iretd
+
+user_code:
+  mov eax, 0x1234
+  int 0x80
+  jmp fail_user             ; the handler does not return here
+
+handle_de:
+  cmp dword [esp], de_site
+  jne fail
+  mov byte [seen], 1
+  add dword [esp], 2        ; skip the 2-byte DIV
+  iretd
+handle_bp:
+  cmp dword [esp], bp_after
+  jne fail
+  mov byte [seen], 2
+  iretd
+handle_ud:
+  cmp dword [esp], ud_site
+  jne fail
+  mov byte [seen], 3
+  add dword [esp], 2
+  iretd
+handle_gp:
+  cmp dword [esp], 0x30     ; error code: the offending selector
+  jne fail
+  cmp dword [esp + 4], gp_site
+  jne fail
+  mov byte [seen], 4
+  add esp, 4                ; drop the error code
+  add dword [esp], 2        ; skip the 2-byte MOV DS, AX
+  iretd
+handle_syscall:
+  ; frame on the ring-0 stack: EIP, CS, EFLAGS, ESP, SS (privilege change)
+  cmp esp, stack0_top - 20
+  jne fail
+  cmp dword [esp + 4], CODE3
+  jne fail
+  cmp dword [esp + 16], DATA3
+  jne fail
+  cmp dword [esp + 12], stack3_top
+  jne fail
+  cmp eax, 0x1234
+  jne fail
+  mov ax, DATA0
+  mov ds, ax
+  mov esi, ok5
+  call print
+  mov esi, allok
+  call print
+  mov al, 0x10
+  jmp exit
+
+fail_user:
+  int3
+fail:
+  mov esi, failmsg
+  call print
+  mov al, [check]
+  jmp exit
+
+; set_gate: IDT entry EDI -> handler EBX, selector CODE0, 32-bit interrupt gate, DPL 0
+set_gate:
+  mov [idt + edi * 8], bx
+  mov word [idt + edi * 8 + 2], CODE0
+  mov byte [idt + edi * 8 + 4], 0
+  mov byte [idt + edi * 8 + 5], 0x8E
+  shr ebx, 16
+  mov [idt + edi * 8 + 6], bx
+  ret
+
+ok1: db "ok 1 #DE at the faulting DIV", 10, 0
+ok2: db "ok 2 #BP after INT3", 10, 0
+ok3: db "ok 3 #UD at UD2", 10, 0
+ok4: db "ok 4 #GP(0x30) from a selector beyond the GDT", 10, 0
+ok5: db "ok 5 INT 0x80 from ring 3 onto the TSS stack", 10, 0
+allok: db "all exception checks passed", 10, 0
+failmsg: db "FAIL", 10, 0
+
+align 8
+gdt:
+  dq 0
+  dq 0x00CF9A000000FFFF     ; 0x08 code, DPL 0
+  dq 0x00CF92000000FFFF     ; 0x10 data, DPL 0
+  dq 0x00CFFA000000FFFF     ; 0x18 code, DPL 3
+  dq 0x00CFF2000000FFFF     ; 0x20 data, DPL 3
+gdt_tss:
+  dq 0x0000890000000067     ; 0x28 32-bit TSS (base patched at run time), limit 0x67
+gdt_end:
+gdtr:
+  dw gdt_end - gdt - 1
+  dd gdt
+idtr:
+  dw 256 * 8 - 1
+  dd idt
+check: db 0
+seen: db 0
+align 16
+tss: times 104 db 0
+end_load:
+align 16
+idt: resb 256 * 8
+  resb 4096
+stack0_top:
+  resb 4096
+stack3_top:
+end_bss:
