@@ -43,6 +43,14 @@ describe('bare-metal test kernels', () => {
     expect(r.status).toBe(33);
   });
 
+  it('longmode: PAE paging, IA-32e entry, #PF/#GP frames, IST, ring 3 -> 0 through TSS.RSP0', () => {
+    const r = runHvlab(images.get('longmode')!);
+    expect(r.errors).toBe('');
+    expect(r.output.split('\n').filter((l) => l.startsWith('ok')).length).toBe(7);
+    expect(r.output).toContain('all long-mode checks passed');
+    expect(r.status).toBe(33);
+  });
+
   it.skipIf(!qemu)('QEMU TCG gives the same output and status for every kernel', () => {
     for (const [name, image] of images) {
       const ours = runHvlab(image);

@@ -10,7 +10,7 @@
 import {
   ATTR_MODRM, ATTR_IMM_SHIFT, ATTR_IMM_MASK, IMM_NONE, IMM_B, IMM_W, IMM_Z, IMM_V, IMM_WB, IMM_MOFFS,
   IMM_D, OPC_MAP_0F, OPC_MAP_0F38, OPC_MAP_0F3A, ACC_FETCH, ST_FETCH_BUF, SEG_BASE, SEG_ES, SEG_CS,
-  SEG_SS, SEG_DS, SEG_FS, SEG_GS, DECODED_CACHE_BASE, DECODED_CACHE_ENTRIES, DECODED_ENTRY_SIZE, CODE_PAGE_MAP_BASE,
+  SEG_SS, SEG_DS, SEG_FS, SEG_GS, DECODED_CACHE_BASE, CODE_PAGE_MAP_SIZE, DECODED_CACHE_ENTRIES, DECODED_ENTRY_SIZE, CODE_PAGE_MAP_BASE,
 } from '../abi';
 import { DECODE_ATTRS } from './decode-tables.generated';
 import { cpu, rip, getReg64, mode64, defaultOperandSize, defaultAddressSize, csBase, modeKey, segField } from './state';
@@ -68,7 +68,7 @@ export function refreshCacheKey(): void { cacheKey = (cacheEpoch << 2) | modeKey
 export function flushDecodedCache(): void {
   cacheEpoch++;
   refreshCacheKey();
-  memory.fill(CODE_PAGE_MAP_BASE, 0, <usize>((ramSize + 0xfff) >> 12));
+  memory.fill(CODE_PAGE_MAP_BASE, 0, CODE_PAGE_MAP_SIZE);
 }
 
 // ---- Decoded fields of the current instruction (generic handlers read these) ----
@@ -111,40 +111,50 @@ let fpStart: usize = 0;
 let fetchAvail: i32 = 0;
 let fetchedDirect: bool = false;
 
-/** Set up the fetch window at `rip`: straight from guest RAM when the 15 bytes are there, else
- *  gathered byte by byte into ST_FETCH_BUF so a fault is raised only if decoding needs the byte. */
+/** Set up the fetch window at CS:RIP. Within one page the 15-byte window is read in place; an
+ *  instruction that may cross into the next page starts with the bytes of this page in
+ *  ST_FETCH_BUF, and the next page is translated only if decoding reaches it (so its #PF, with the
+ *  right address, is raised only when the instruction really extends there). */
 function fetchSetup(): void {
   const lin = csBase + rip;
-  if (lin + 15 <= ramSize) {
-    fp = translate(lin, 1, ACC_FETCH);
+  const inPage = <i32>(0x1000 - (lin & 0xfff));
+  const buf = cpu + ST_FETCH_BUF;
+  const p = translate(lin, 1, ACC_FETCH);
+  if (p == 0) { fp = buf; fpStart = buf; fetchAvail = 0; fetchedDirect = false; crossing = false; return; }
+  if (inPage >= 15) {
+    fp = p;
     fetchAvail = 15;
     fetchedDirect = true;
+    crossing = false;
   } else {
-    const buf = cpu + ST_FETCH_BUF;
-    let n = 0;
-    while (n < 15) {
-      const a = lin + <u64>n;
-      if (a >= ramSize) break;
-      store<u8>(buf + n, load<u8>(translate(a, 1, ACC_FETCH)));
-      n++;
-    }
+    memory.copy(buf, p, <usize>inPage);
     fp = buf;
-    fetchAvail = n;
+    fetchAvail = inPage;
     fetchedDirect = false;
+    crossing = true;
+    crossLinear = lin + <u64>inPage;
   }
   fpStart = fp;
 }
+let crossing: bool = false;
+let crossLinear: u64 = 0;
 
-/** Fetch failure: past the readable window (#PF) or past 15 bytes (#GP, SDM Vol. 2, 2.3.11). */
-function fetchFault(): void {
+/** The window ran out: fetch the next page's bytes (#PF if it is not mapped), or #GP past 15 bytes
+ *  (SDM Vol. 2, 2.3.11). Returns true if more bytes became available. */
+function fetchMore(): bool {
   const off = <i32>(fp - fpStart);
-  if (off < fetchAvail) return;
-  if (off >= 15) raiseGP0();
-  else translate(csBase + rip + <u64>off, 1, ACC_FETCH); // raises the #PF with the right address
+  if (off >= 15) { raiseGP0(); return false; }
+  if (!crossing || faultVector >= 0) return false;
+  crossing = false;
+  const q = translate(crossLinear, 1, ACC_FETCH);
+  if (q == 0) return false;
+  memory.copy(fpStart + <usize>fetchAvail, q, <usize>(15 - fetchAvail));
+  fetchAvail = 15;
+  return true;
 }
 
 @inline function fetch8(): u32 {
-  if (fp >= fpStart + <usize>fetchAvail) { fetchFault(); fp++; return 0; }
+  if (fp >= fpStart + <usize>fetchAvail && !fetchMore()) { fp++; return 0; }
   const b = <u32>load<u8>(fp);
   fp++;
   return b;
@@ -251,8 +261,9 @@ export function decodeAt(): usize {
   }
   if (cacheable) {
     // Mark the page(s) holding the bytes, so a write there invalidates the cache.
-    store<u8>(<usize>CODE_PAGE_MAP_BASE + <usize>(lin >> 12), 1);
-    store<u8>(<usize>CODE_PAGE_MAP_BASE + <usize>((lin + <u64>len - 1) >> 12), 1);
+    // Indexed by linear page, modulo the map's size (an alias only costs an extra flush).
+    store<u8>(<usize>CODE_PAGE_MAP_BASE + (<usize>(lin >> 12) & (CODE_PAGE_MAP_SIZE - 1)), 1);
+    store<u8>(<usize>CODE_PAGE_MAP_BASE + (<usize>((lin + <u64>len - 1) >> 12) & (CODE_PAGE_MAP_SIZE - 1)), 1);
     store<u64>(e + E_TAG, lin);
     store<u32>(e + E_EPOCH, cacheKey);
   } else {

@@ -16,7 +16,7 @@ import {
   opIdx, attr, ext, isMem, mod, prefixes, P_LOCK, rex, lastRep, instrStart, fetchedLength,
 } from './decode';
 import { classify, executeFast, H_GENERIC } from './fastpath';
-import { ramSize } from '../mmu/translate';
+import { ramSize, bouncePending, flushBounces } from '../mmu/translate';
 import { LOCK_EXT } from './decode-tables.generated';
 import {
   aluEG, aluGE, aluAccImm, aluGroup1, testEG, testAccImm, testEImm, notE, negE, incDecE,
@@ -37,7 +37,7 @@ import { flagOp, lahf, sahf, rdtsc, cpuid, int3 } from './ops/misc';
 import {
   hlt, cliSti, portIo, completePendingIn, movCr, clts, group6, group7, rdmsr, wrmsr, farDirect,
   farIndirect, retFar, intN, iretOp, movSreg, pushPopSreg, loadFarPointer, incDecReg, pushaPopa,
-  bcdAdjust, bound, arpl, stopReason, clearStop, STOP_HLT, STOP_IO, unimplementedHit,
+  bcdAdjust, bound, arpl, stopReason, clearStop, STOP_NONE, STOP_HLT, STOP_IO, unimplementedHit,
   clearUnimplementedHit, interruptShadow, clearInterruptShadow,
 } from './ops/system';
 import { deliverException } from './system/interrupts';
@@ -286,6 +286,7 @@ export function run(vcpu: i32, budget: i32): i32 {
       }
     }
     if (pending) {
+      if (bouncePending) flushBounces(faultVector < 0);
       if (faultVector >= 0) {
         const trap = faultIsTrap;
         if (trap) n++;
@@ -303,6 +304,7 @@ export function run(vcpu: i32, budget: i32): i32 {
         continue;
       }
       n++;
+      if (stopReason == STOP_NONE) { clearFault(); continue; } // only a split access to finish
       if (stopReason == STOP_HLT) exitReason = EXIT_HLT;
       else if (stopReason == STOP_IO) exitReason = EXIT_IO;
       clearStop();

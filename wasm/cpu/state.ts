@@ -36,6 +36,8 @@ export let mode64: bool = true;
 export let flatHarness: bool = true;
 /** CR0.PE = 0. */
 export let realMode: bool = false;
+/** CR0.PG = 1: linear addresses go through the guest page tables (mmu/paging.ts). */
+export let pagingOn: bool = false;
 /** Default operand size (2 or 4) and address size (2, 4 or 8) of the code segment. */
 export let defaultOperandSize: i32 = 4;
 export let defaultAddressSize: i32 = 8;
@@ -53,13 +55,14 @@ export let modeKey: u32 = 3;
 export function updateMode(): void {
   flatHarness = load<u32>(cpu + ST_MODE) == MODE_FLAT64;
   if (flatHarness) {
-    mode64 = true; realMode = false; defaultOperandSize = 4; defaultAddressSize = 8; stackWidth = 8;
+    mode64 = true; realMode = false; pagingOn = false; defaultOperandSize = 4; defaultAddressSize = 8; stackWidth = 8;
     cpl = 3; csBase = 0; modeKey = 3;
     return;
   }
   const cr0 = load<u64>(cpu + ST_CR0);
   const csAttr = <u32>load<u16>(segField(SEG_CS, SEG_ATTR));
   realMode = (cr0 & CR0_PE) == 0;
+  pagingOn = (cr0 & 0x80000000) != 0;
   mode64 = !realMode && (load<u64>(cpu + ST_EFER) & EFER_LMA) != 0 && (csAttr & SEG_ATTR_L) != 0;
   if (mode64) {
     defaultOperandSize = 4; defaultAddressSize = 8; stackWidth = 8; csBase = 0; modeKey = 3;

@@ -244,8 +244,8 @@ export function group7(): void { // 0F 01: SGDT SIDT LGDT LIDT SMSW LMSW INVLPG,
       writeCr0((cr0 & ~(<u64>0xe)) | (v & 0xf) | (cr0 & CR0_PE));
       break;
     }
-    case 7: // INVLPG: no TLB yet (the MMU issue); the decoded cache is keyed by linear address
-      requireCpl0();
+    case 7: // INVLPG: no TLB yet (the MMU issue); decoded instructions are keyed by linear address
+      if (requireCpl0()) flushDecodedCache();
       break;
     default: raiseUD(); break;
   }

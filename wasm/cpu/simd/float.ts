@@ -10,7 +10,7 @@ import {
   begin, finish, simdFault, raisePre, curMxcsr,
 } from './mxcsr';
 import {
-  fadd, fmul, fdiv, fsqrt, isNaN, isSNaN, isZero, conditionInput, compareOrdered,
+  fadd, fmul, fdiv, fsqrt, isNaN, isSNaN, isZero, conditionInput, dazInput, checkDenormal, compareOrdered,
   REL_LT, REL_EQ, REL_GT, REL_UN,
 } from './softfloat';
 import { RCP_TABLE, RSQRT_TABLE } from './rcp-table';
@@ -37,11 +37,14 @@ export const FP_SQRT: i32 = 6; // one operand: dst = sqrt(src)
 }
 
 /** MINPS/MAXPS...: if either operand is a NaN (IE, QNaN included) or both are zeros (of any
- *  signs), the second operand is returned unchanged; otherwise the smaller (larger). DAZ applies
- *  to the comparison and to the value returned. */
+ *  signs), the second operand is returned (an SNaN stays signaling); otherwise the smaller (the
+ *  larger). DAZ applies to the comparison and to the value returned, even beside a NaN; DE is not
+ *  reported when an operand is a NaN. */
 export function fminmax(a: u64, b: u64, dbl: bool, max: bool): u64 {
-  if (isNaN(a, dbl) || isNaN(b, dbl)) { raisePre(MXCSR_IE); return b; }
-  const ca = conditionInput(a, dbl), cb = conditionInput(b, dbl);
+  const cb = dazInput(b, dbl);
+  if (isNaN(a, dbl) || isNaN(b, dbl)) { raisePre(MXCSR_IE); return cb; }
+  const ca = dazInput(a, dbl);
+  checkDenormal(ca, cb, dbl);
   const rel = compareOrdered(ca, cb, dbl);
   if (isZero(ca, dbl) && isZero(cb, dbl)) return cb;
   return rel == (max ? REL_GT : REL_LT) ? ca : cb;

@@ -92,7 +92,14 @@ export function conditionInput(x: u64, dbl: bool): u64 {
   return x;
 }
 
-/** DAZ alone (for the operations that never report DE). */
+/** DE for a denormal operand (what is left of denormals after DAZ, so only when DAZ = 0). Checked
+ *  after the invalid-operation and divide-by-zero conditions, which take priority and suppress it
+ *  (SDM Vol. 1, 4.9.2: a NaN operand, other invalid operations and #Z rank above #D). */
+export function checkDenormal(a: u64, b: u64, dbl: bool): void {
+  if (isDenormal(a, dbl) || isDenormal(b, dbl)) raisePre(MXCSR_DE);
+}
+
+/** DAZ alone (DE is reported separately, see checkDenormal). */
 // @ts-ignore: decorator
 @inline export function dazInput(x: u64, dbl: bool): u64 {
   return dazOn() && isDenormal(x, dbl) ? signOf(x, dbl) : x;
@@ -164,39 +171,30 @@ export function roundPack(neg: bool, exp: i32, sig: u64, dbl: bool): u64 {
   const rc = rcOf(curMxcsr);
   const sign = negSign(neg, dbl);
   let e = exp + bias(dbl); // biased exponent of the leading bit
+  // Round to the full precision as if the exponent range were unbounded.
+  let q = roundShift(sig, drop, neg, rc);
+  const inexactFull = roundInexact;
+  if ((q >> <u64>(fb + 1)) != 0) { q >>= 1; e++; }
   if (e >= 1) {
-    let q = roundShift(sig, drop, neg, rc);
-    const inexact = roundInexact;
-    if ((q >> <u64>(fb + 1)) != 0) { q >>= 1; e++; }
-    if (e >= expMax(dbl)) return overflow(neg, dbl, rc);
-    if (inexact) raisePost(MXCSR_PE);
+    if (e >= expMax(dbl)) return overflow(neg, dbl, rc, inexactFull);
+    if (inexactFull) raisePost(MXCSR_PE);
     return sign | ((<u64>(e - 1) << <u64>fb) + q);
   }
-  // Below the normal range. Tiny unless rounding to the full precision with an unbounded
-  // exponent carries it up to the smallest normal (possible only from the binade just below).
-  let tiny = true;
-  if (e == 0) {
-    const q = roundShift(sig, drop, neg, rc);
-    if ((q >> <u64>(fb + 1)) != 0) tiny = false;
-  }
-  const q = roundShift(sig, drop + 1 - e, neg, rc); // denormal: fewer significant bits
-  const inexact = roundInexact;
-  if (tiny) {
-    if (masked(MXCSR_UE)) {
-      if ((curMxcsr & MXCSR_FTZ) != 0) { raisePost(MXCSR_UE | MXCSR_PE); return sign; }
-      if (inexact) raisePost(MXCSR_UE | MXCSR_PE);
-    } else {
-      raisePost(MXCSR_UE);
-      if (inexact) raisePost(MXCSR_PE);
-    }
-  } else if (inexact) raisePost(MXCSR_PE);
-  return sign | q; // q == 2^fb is the smallest normal's encoding
+  // Tiny (after rounding). With underflow unmasked the instruction faults with UE, plus PE if that
+  // unbounded-exponent rounding was inexact (as the bias-adjusted result of x87 would be).
+  if (!masked(MXCSR_UE)) { raisePost(inexactFull ? MXCSR_UE | MXCSR_PE : MXCSR_UE); return sign; }
+  if ((curMxcsr & MXCSR_FTZ) != 0) { raisePost(MXCSR_UE | MXCSR_PE); return sign; }
+  // Denormal result: round again at the coarser position (not from q: no double rounding).
+  const qd = roundShift(sig, drop + 1 - (exp + bias(dbl)), neg, rc);
+  if (roundInexact) raisePost(MXCSR_UE | MXCSR_PE);
+  return sign | qd; // qd == 2^fb is the smallest normal's encoding
 }
 
 /** Overflow result (SDM Vol. 1, Table 4-10): infinity, or the largest finite value when the
  *  rounding goes toward zero for this sign. */
-function overflow(neg: bool, dbl: bool, rc: i32): u64 {
-  raisePost(MXCSR_OE | MXCSR_PE);
+function overflow(neg: bool, dbl: bool, rc: i32, inexact: bool): u64 {
+  // Masked: always OE and PE. Unmasked (#XM): OE, plus PE only if the significand was rounded.
+  raisePost(masked(MXCSR_OE) ? MXCSR_OE | MXCSR_PE : inexact ? MXCSR_OE | MXCSR_PE : MXCSR_OE);
   const toInf = rc == RC_NEAREST || (rc == RC_DOWN && neg) || (rc == RC_UP && !neg);
   const mag = toInf ? infBits(dbl) : infBits(dbl) - 1;
   return negSign(neg, dbl) | mag;
@@ -207,14 +205,13 @@ function overflow(neg: bool, dbl: bool, rc: i32): u64 {
 /** a + b (or a - b when `sub`). */
 export function fadd(a: u64, b: u64, dbl: bool, sub: bool): u64 {
   if (isNaN(a, dbl) || isNaN(b, dbl)) return propagateNaN2(a, b, dbl);
-  a = conditionInput(a, dbl);
-  b = conditionInput(b, dbl);
+  a = dazInput(a, dbl);
+  b = dazInput(b, dbl);
   if (sub) b ^= signBit(dbl);
   const aInf = isInf(a, dbl), bInf = isInf(b, dbl);
-  if (aInf || bInf) {
-    if (aInf && bInf && signOf(a, dbl) != signOf(b, dbl)) { raisePre(MXCSR_IE); return defaultNaN(dbl); }
-    return aInf ? a : b;
-  }
+  if (aInf && bInf && signOf(a, dbl) != signOf(b, dbl)) { raisePre(MXCSR_IE); return defaultNaN(dbl); }
+  checkDenormal(a, b, dbl);
+  if (aInf || bInf) return aInf ? a : b;
   const aZero = isZero(a, dbl), bZero = isZero(b, dbl);
   if (aZero && bZero) {
     // Exact zero sum: the common sign, else +0 (-0 when rounding down). IEEE 754 6.3.
@@ -261,15 +258,14 @@ function repack(x: u64, dbl: bool): u64 {
 /** a * b. */
 export function fmul(a: u64, b: u64, dbl: bool): u64 {
   if (isNaN(a, dbl) || isNaN(b, dbl)) return propagateNaN2(a, b, dbl);
-  a = conditionInput(a, dbl);
-  b = conditionInput(b, dbl);
+  a = dazInput(a, dbl);
+  b = dazInput(b, dbl);
   const neg = (signOf(a, dbl) ^ signOf(b, dbl)) != 0;
   const aInf = isInf(a, dbl), bInf = isInf(b, dbl);
   const aZero = isZero(a, dbl), bZero = isZero(b, dbl);
-  if (aInf || bInf) {
-    if (aZero || bZero) { raisePre(MXCSR_IE); return defaultNaN(dbl); }
-    return negSign(neg, dbl) | infBits(dbl);
-  }
+  if ((aInf && bZero) || (bInf && aZero)) { raisePre(MXCSR_IE); return defaultNaN(dbl); }
+  checkDenormal(a, b, dbl);
+  if (aInf || bInf) return negSign(neg, dbl) | infBits(dbl);
   if (aZero || bZero) return negSign(neg, dbl);
   unpack(a, dbl);
   const sa = uSig, ea = uExp;
@@ -284,22 +280,16 @@ export function fmul(a: u64, b: u64, dbl: bool): u64 {
 /** a / b. */
 export function fdiv(a: u64, b: u64, dbl: bool): u64 {
   if (isNaN(a, dbl) || isNaN(b, dbl)) return propagateNaN2(a, b, dbl);
-  a = conditionInput(a, dbl);
-  b = conditionInput(b, dbl);
+  a = dazInput(a, dbl);
+  b = dazInput(b, dbl);
   const neg = (signOf(a, dbl) ^ signOf(b, dbl)) != 0;
   const aInf = isInf(a, dbl), bInf = isInf(b, dbl);
   const aZero = isZero(a, dbl), bZero = isZero(b, dbl);
-  if (aInf) {
-    if (bInf) { raisePre(MXCSR_IE); return defaultNaN(dbl); }
-    return negSign(neg, dbl) | infBits(dbl);
-  }
-  if (bInf) return negSign(neg, dbl);
-  if (bZero) {
-    if (aZero) { raisePre(MXCSR_IE); return defaultNaN(dbl); }
-    raisePre(MXCSR_ZE);
-    return negSign(neg, dbl) | infBits(dbl);
-  }
-  if (aZero) return negSign(neg, dbl);
+  if ((aInf && bInf) || (aZero && bZero)) { raisePre(MXCSR_IE); return defaultNaN(dbl); }
+  if (bZero && !aInf) { raisePre(MXCSR_ZE); return negSign(neg, dbl) | infBits(dbl); }
+  checkDenormal(a, b, dbl);
+  if (aInf) return negSign(neg, dbl) | infBits(dbl);
+  if (bInf || aZero) return negSign(neg, dbl);
   unpack(a, dbl);
   const ma = uSig >> 10, ea = uExp; // 53-bit integers, bit 52 set
   unpack(b, dbl);
@@ -319,9 +309,10 @@ export function fdiv(a: u64, b: u64, dbl: bool): u64 {
 /** sqrt(a). */
 export function fsqrt(a: u64, dbl: bool): u64 {
   if (isNaN(a, dbl)) return propagateNaN1(a, dbl);
-  a = conditionInput(a, dbl);
+  a = dazInput(a, dbl);
   if (isZero(a, dbl)) return a; // sqrt(-0) = -0
   if (signOf(a, dbl) != 0) { raisePre(MXCSR_IE); return defaultNaN(dbl); }
+  checkDenormal(a, 0, dbl);
   if (isInf(a, dbl)) return a;
   unpack(a, dbl);
   let m = uSig >> 10; // value = m * 2^k, m a 53-bit integer

@@ -14,6 +14,7 @@ import {
   setSegment, readTssStack, tssStackPointer, tssStackSelector, mode64Lma,
 } from './segments';
 import { translate } from '../../mmu/translate';
+import { setImplicitSupervisor } from '../../mmu/paging';
 
 const RSP = 4;
 
@@ -193,7 +194,11 @@ function exceptionClass(v: i32): i32 {
 export function deliverException(vector: i32, error: u32, hasError: bool, soft: bool, returnRip: u64): bool {
   let v = vector, err = error, hasErr = hasError, isSoft = soft;
   for (let attempt = 0; attempt < 3; attempt++) {
-    if (deliver(v, err, hasErr, isSoft, !isSoft, returnRip)) return true;
+    // The IDT, the TSS and the handler's stack are accessed as supervisor (SDM Vol. 3A, 4.6).
+    setImplicitSupervisor(true);
+    const ok = deliver(v, err, hasErr, isSoft, !isSoft, returnRip);
+    setImplicitSupervisor(false);
+    if (ok) return true;
     // Delivery faulted: combine the first exception with the second one.
     const second = faultVector;
     const secondErr = <u32>0;

@@ -9,6 +9,7 @@ import {
 import { cpu, segField, realMode, mode64, cpl, updateMode } from '../state';
 import { raise } from '../fault';
 import { translate } from '../../mmu/translate';
+import { implicitSupervisor, setImplicitSupervisor } from '../../mmu/paging';
 
 /** Descriptor fetched by readDescriptor: base, expanded limit, attributes (SEG_ATTR layout). */
 export let descBase: u64 = 0;
@@ -37,7 +38,10 @@ export function readDescriptor(selector: u32, vector: i32): bool {
   }
   if (index + 7 > limit) { raise(vector, selector & 0xfffc, true); return false; }
   descAddr = base + index;
+  const was = implicitSupervisor;
+  setImplicitSupervisor(true); // descriptor tables are read as supervisor (SDM Vol. 3A, 4.6)
   const p = translate(descAddr, 8, ACC_READ);
+  setImplicitSupervisor(was);
   if (p == 0) return false;
   const d = load<u64>(p);
   descBase = ((d >> 16) & 0xffffff) | (((d >> 56) & 0xff) << 24);
