@@ -46,7 +46,7 @@ describe('bare-metal test kernels', () => {
   it('longmode: PAE paging, IA-32e entry, #PF/#GP frames, IST, ring 3 -> 0 through TSS.RSP0', () => {
     const r = runHvlab(images.get('longmode')!);
     expect(r.errors).toBe('');
-    expect(r.output.split('\n').filter((l) => l.startsWith('ok')).length).toBe(7);
+    expect(r.output.split('\n').filter((l) => l.startsWith('ok')).length).toBe(8);
     expect(r.output).toContain('all long-mode checks passed');
     expect(r.status).toBe(33);
   });

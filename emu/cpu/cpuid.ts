@@ -14,7 +14,7 @@ export interface CpuidEntry {
 export const FEATURES = {
   leaf1Edx: { TSC: 4, CX8: 8, CMOV: 15 },
   leaf1Ecx: { CX16: 13, MOVBE: 22, POPCNT: 23 },
-  ext1Edx: { LM: 29 },
+  ext1Edx: { SYSCALL: 11, LM: 29 },
   ext1Ecx: { LAHF_LM: 0, ABM: 5 /* LZCNT */ },
 } as const;
 

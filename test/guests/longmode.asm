@@ -2,7 +2,8 @@
 ; jump to a 64-bit code segment. Then, in 64-bit mode: a second (high) mapping of the same frames,
 ; #PF with CR2 and the error code for a not-present page and for a write to a read-only page under
 ; CR0.WP, #GP for a non-canonical address, an interrupt through a 64-bit gate onto an IST stack, and
-; ring 3 by IRETQ with INT 0x80 back to ring 0 on TSS.RSP0. Exit AL = 0x10 (status 33) when all pass.
+; ring 3 by IRETQ, SYSCALL/SYSRET from ring 3 (RCX, R11, STAR selectors), and INT 0x80 back to ring 0
+; on TSS.RSP0. Exit AL = 0x10 (status 33) when all pass.
 bits 32
 org 0x100000
 %include "multiboot.inc"
@@ -103,6 +104,24 @@ long_entry:
   call set_gate
   mov byte [idt + 0x80 * 16 + 5], 0xEE   ; DPL 3
   lidt [idtr]
+  ; SYSCALL: EFER.SCE, STAR (SYSRET base 0x18 -> SS 0x20|3, CS 0x28|3; SYSCALL CS 0x18), LSTAR, SFMASK
+  mov ecx, 0xC0000080
+  rdmsr
+  or eax, 1
+  wrmsr
+  mov ecx, 0xC0000081
+  xor eax, eax
+  mov edx, 0x00180018
+  wrmsr
+  mov ecx, 0xC0000082
+  mov rax, handle_fastcall
+  mov rdx, rax
+  shr rdx, 32
+  wrmsr
+  mov ecx, 0xC0000084
+  mov eax, 0x400                   ; SFMASK: clear DF
+  xor edx, edx
+  wrmsr
 
   ; 1: the high mapping reaches the same frame
   mov byte [check], 1
@@ -164,8 +183,32 @@ gp_site:
 
 user_code:
   mov rax, 0x600d
+  std                              ; DF=1 in ring 3: SYSCALL saves it in R11 and SFMASK clears it
+  syscall
+after_syscall:
+  cmp byte [seen], 7
+  jne fail_user
+  mov rax, 0x600d
   int 0x80
-  jmp fail
+fail_user:
+  jmp fail_user                    ; ring 3 cannot report: the INT 0x80 check never prints
+
+handle_fastcall:
+  ; SYSCALL: CPL 0 in CODE64, RCX = the return RIP, R11 = RFLAGS (DF set in ring 3), DF now clear
+  mov bx, cs
+  cmp bx, CODE64
+  jne fail
+  lea rbx, [rel after_syscall]
+  cmp rcx, rbx
+  jne fail
+  test r11, 0x400
+  jz fail
+  pushfq
+  pop rbx
+  test rbx, 0x400
+  jnz fail
+  mov byte [seen], 7
+  o64 sysret
 
 handle_pf:
   cmp byte [check], 2
@@ -225,6 +268,8 @@ handle_syscall:
   jne fail
   cmp qword [rsp + 24], stack3_top
   jne fail
+  mov rsi, ok7
+  call print64
   mov rsi, ok6
   call print64
   mov rsi, allok
@@ -281,6 +326,7 @@ ok3: db "ok 3 #PF read-only page under CR0.WP: error code 3", 10, 0
 ok4: db "ok 4 #GP(0) for a non-canonical address", 10, 0
 ok5: db "ok 5 interrupt through a gate onto the IST1 stack", 10, 0
 ok6: db "ok 6 INT 0x80 from ring 3 onto TSS.RSP0", 10, 0
+ok7: db "ok 7 SYSCALL from ring 3 and SYSRET back (RCX, R11, STAR)", 10, 0
 allok: db "all long-mode checks passed", 10, 0
 failmsg: db "FAIL", 10, 0
 

@@ -38,7 +38,8 @@ import {
   hlt, cliSti, portIo, completePendingIn, movCr, clts, group6, group7, rdmsr, wrmsr, farDirect,
   farIndirect, retFar, intN, iretOp, movSreg, pushPopSreg, loadFarPointer, incDecReg, pushaPopa,
   bcdAdjust, bound, arpl, stopReason, clearStop, STOP_NONE, STOP_HLT, STOP_IO, unimplementedHit,
-  clearUnimplementedHit, interruptShadow, clearInterruptShadow,
+  clearUnimplementedHit, interruptShadow, clearInterruptShadow, syscall, sysret, sysenter, sysexit,
+  rdtscRequest, clearRdtscRequest,
 } from './ops/system';
 import { deliverException } from './system/interrupts';
 
@@ -103,7 +104,14 @@ function execute(): void {
     case 0xf1: raiseTrap(VEC_DB); break; // INT1 (ICEBP)
     case 0xfa: case 0xfb: cliSti(); break;
     case 0x100: group6(); break;
-    case 0x101: group7(); break;
+    case 0x101:
+      group7();
+      if (rdtscRequest) { clearRdtscRequest(); rdtsc(<u64>retired); } // RDTSCP
+      break;
+    case 0x105: syscall(); break;
+    case 0x107: sysret(); break;
+    case 0x134: sysenter(); break;
+    case 0x135: sysexit(); break;
     case 0x106: clts(); break;
     case 0x108: case 0x109: break; // INVD/WBINVD: no caches to write back (CPL checked below)
     case 0x120: case 0x122: movCr(); break;

@@ -232,6 +232,34 @@ f({ mn: 'fence', fam: 'misc', map: 1, op: 0xae, ext: 5, modrm: true, imm: 'none'
 f({ mn: 'fence', fam: 'misc', map: 1, op: 0xae, ext: 6, modrm: true, imm: 'none', ops: [], osize: 'none', noDiff: true });
 f({ mn: 'fence', fam: 'misc', map: 1, op: 0xae, ext: 7, modrm: true, imm: 'none', ops: [], osize: 'none', noDiff: true });
 
+// ---- System and legacy-mode instructions (wasm/cpu/ops/system.ts). Not user-mode testable on the
+// host CPU: they are checked by the bare-metal kernels of test/guests/ (and against QEMU). ----
+const sys = (mn: string, map: 0 | 1, op: number, modrm: boolean, imm: Imm, ext?: number) =>
+  f({ mn, fam: 'system', map, op, ext, modrm, imm, ops: [], osize: 'none', noDiff: true });
+sys('cli', 0, 0xfa, false, 'none'); sys('sti', 0, 0xfb, false, 'none');
+for (const op of [0xe4, 0xe5, 0xe6, 0xe7]) sys(op < 0xe6 ? 'in' : 'out', 0, op, false, 'b');
+for (const op of [0xec, 0xed, 0xee, 0xef]) sys(op < 0xee ? 'in' : 'out', 0, op, false, 'none');
+sys('mov_from_cr', 1, 0x20, true, 'none'); sys('mov_to_cr', 1, 0x22, true, 'none');
+[0, 1, 2, 3].forEach((e) => sys(['sldt', 'str', 'lldt', 'ltr'][e], 1, 0x00, true, 'none', e));
+[0, 1, 2, 3, 4, 6, 7].forEach((e) => sys(['sgdt', 'sidt', 'lgdt', 'lidt', 'smsw', '', 'lmsw', 'invlpg'][e], 1, 0x01, true, 'none', e));
+sys('clts', 1, 0x06, false, 'none'); sys('invd', 1, 0x08, false, 'none'); sys('wbinvd', 1, 0x09, false, 'none');
+sys('wrmsr', 1, 0x30, false, 'none'); sys('rdmsr', 1, 0x32, false, 'none');
+sys('syscall', 1, 0x05, false, 'none'); sys('sysret', 1, 0x07, false, 'none');
+sys('sysenter', 1, 0x34, false, 'none'); sys('sysexit', 1, 0x35, false, 'none');
+sys('iret', 0, 0xcf, false, 'none'); sys('retf', 0, 0xcb, false, 'none'); sys('retf', 0, 0xca, false, 'w');
+sys('into', 0, 0xce, false, 'none'); sys('int1', 0, 0xf1, false, 'none');
+sys('mov_from_sreg', 0, 0x8c, true, 'none'); sys('mov_to_sreg', 0, 0x8e, true, 'none');
+for (const op of [0x06, 0x07, 0x0e, 0x16, 0x17, 0x1e, 0x1f]) sys(op & 1 ? 'pop_sreg' : 'push_sreg', 0, op, false, 'none');
+for (const op of [0xa0, 0xa1, 0xa8, 0xa9]) sys(op & 1 ? 'pop_sreg' : 'push_sreg', 1, op, false, 'none');
+sys('les', 0, 0xc4, true, 'none'); sys('lds', 0, 0xc5, true, 'none');
+sys('lss', 1, 0xb2, true, 'none'); sys('lfs', 1, 0xb4, true, 'none'); sys('lgs', 1, 0xb5, true, 'none');
+sys('pusha', 0, 0x60, false, 'none'); sys('popa', 0, 0x61, false, 'none'); sys('bound', 0, 0x62, true, 'none');
+for (const op of [0x27, 0x2f, 0x37, 0x3f]) sys(['daa', 'das', 'aaa', 'aas'][(op >> 3) & 3], 0, op, false, 'none');
+sys('aam', 0, 0xd4, false, 'b'); sys('aad', 0, 0xd5, false, 'b');
+sys('jmp_far', 0, 0xea, false, 'none'); sys('call_far', 0, 0x9a, false, 'none');
+sys('callf_indirect', 0, 0xff, true, 'none', 3); sys('jmpf_indirect', 0, 0xff, true, 'none', 5);
+sys('alu_82', 0, 0x82, true, 'b');
+
 /** Opcodes that do not exist in 64-bit mode (SDM Vol. 2, Table A-2 "i64"): #UD, not "unimplemented". */
 export const invalidIn64 = [
   0x06, 0x07, 0x0e, 0x16, 0x17, 0x1e, 0x1f, 0x27, 0x2f, 0x37, 0x3f, 0x60, 0x61, 0x62, 0x82, 0x9a,
@@ -254,16 +282,5 @@ export const IMM_CODES: Record<Imm, number> = {
  *  (x87, system instructions): decoding them fully lets the #UD report name the whole instruction. */
 export const shapeOnly: { map: number; op: number; modrm: boolean; imm: Imm }[] = [
   ...[0xd8, 0xd9, 0xda, 0xdb, 0xdc, 0xdd, 0xde, 0xdf].map((op) => ({ map: 0, op, modrm: true, imm: 'none' as Imm })),
-  { map: 0, op: 0x8c, modrm: true, imm: 'none' }, { map: 0, op: 0x8e, modrm: true, imm: 'none' },
-  { map: 0, op: 0xe4, modrm: false, imm: 'b' }, { map: 0, op: 0xe5, modrm: false, imm: 'b' },
-  { map: 0, op: 0xe6, modrm: false, imm: 'b' }, { map: 0, op: 0xe7, modrm: false, imm: 'b' },
-  { map: 1, op: 0x00, modrm: true, imm: 'none' }, { map: 1, op: 0x01, modrm: true, imm: 'none' },
-  { map: 1, op: 0x20, modrm: true, imm: 'none' }, { map: 1, op: 0x22, modrm: true, imm: 'none' },
   { map: 1, op: 0x0d, modrm: true, imm: 'none' },
-  // Legacy-mode forms (invalid in 64-bit mode) whose shape the decoder needs outside it.
-  { map: 0, op: 0x62, modrm: true, imm: 'none' }, { map: 0, op: 0xc4, modrm: true, imm: 'none' },
-  { map: 0, op: 0xc5, modrm: true, imm: 'none' }, { map: 0, op: 0x82, modrm: true, imm: 'b' },
-  { map: 0, op: 0xd4, modrm: false, imm: 'b' }, { map: 0, op: 0xd5, modrm: false, imm: 'b' },
-  { map: 1, op: 0xb2, modrm: true, imm: 'none' }, { map: 1, op: 0xb4, modrm: true, imm: 'none' },
-  { map: 1, op: 0xb5, modrm: true, imm: 'none' },
 ];

@@ -17,7 +17,7 @@ import {
 import { getFlags, setFlags, getCF, getAF, setArithFlags, szpFlags, lazyKeepCF } from '../flags';
 import { raise, raiseGP0, raiseUD, raiseTrap, requestStop, faultVector, isCanonical } from '../fault';
 import {
-  opIdx, osize, asize, ext, imm, imm2, isMem, ea, eaOffset, mod, rmField, regField, nextRip, seg,
+  opIdx, osize, asize, ext, imm, imm2, isMem, ea, eaOffset, mod, modrm, rmField, regField, nextRip, seg,
   refreshCacheKey, flushDecodedCache,
 } from '../decode';
 import { getReg, setReg, rmPtr, putRM, getG, setG } from '../operands';
@@ -220,8 +220,10 @@ function loadSystemSegment(s: i32): void {
 
 export function group7(): void { // 0F 01: SGDT SIDT LGDT LIDT SMSW LMSW INVLPG, and register forms
   if (mod == 3) {
-    // 0F 01 F8 SWAPGS, 0F 01 F9 RDTSCP, D0/D1 XGETBV/XSETBV, ...: not yet.
-    unimplementedSystem();
+    const m = <i32>(modrm & 0xff);
+    if (m == 0xf8) swapgs();
+    else if (m == 0xf9) rdtscp();
+    else unimplementedSystem(); // MONITOR/MWAIT, XGETBV/XSETBV, ...: not yet
     return;
   }
   switch (ext) {
@@ -594,6 +596,97 @@ export function arpl(): void {
     putRM(p, 2, (dst & ~(<u64>3)) | (src & 3));
     setArithFlags(FLAG_ZF, FLAG_ZF);
   } else setArithFlags(FLAG_ZF, 0);
+}
+
+// ---- Fast system calls (SDM Vol. 2B SYSCALL/SYSRET, SYSENTER/SYSEXIT; Vol. 3A 5.8.7-5.8.8) ----
+const MSR_SLOT_SYSENTER_CS: usize = 0, MSR_SLOT_SYSENTER_ESP: usize = 1, MSR_SLOT_SYSENTER_EIP: usize = 2;
+const MSR_SLOT_STAR: usize = 3, MSR_SLOT_LSTAR: usize = 4, MSR_SLOT_CSTAR: usize = 5, MSR_SLOT_SFMASK: usize = 6;
+const MSR_SLOT_KERNEL_GS: usize = 7, MSR_SLOT_TSC_AUX: usize = 8;
+@inline function msr(slot: usize): u64 { return load<u64>(cpu + MSR_TABLE + slot * 8); }
+
+/** Flat code/stack segments that SYSCALL/SYSRET/SYSENTER/SYSEXIT load without reading the GDT. */
+function flatCode(selector: u32, dpl: u32, long: bool): void {
+  setSegment(SEG_CS, selector, 0, 0xffffffff, (long ? 0xa09b : 0xc09b) | (dpl << 5)); // G, L or D, P, code
+}
+function flatStack(selector: u32, dpl: u32): void {
+  setSegment(SEG_SS, selector, 0, 0xffffffff, 0xc093 | (dpl << 5));
+}
+
+/** 0F 05 SYSCALL (IA-32e mode, EFER.SCE): RCX = RIP, R11 = RFLAGS, CS/SS from STAR[47:32]. */
+export function syscall(): void {
+  if (!mode64Lma() || (load<u64>(cpu + ST_EFER) & EFER_SCE) == 0 || !mode64) { raiseUD(); return; }
+  const star = msr(MSR_SLOT_STAR);
+  const sel = <u32>((star >> 32) & 0xfffc);
+  setReg64(1, nextRip);
+  const flags = getFlags();
+  setReg64(11, flags);
+  setFlags(flags & ~msr(MSR_SLOT_SFMASK) & ~(<u64>0x10000)); // RF cleared
+  flatCode(sel, 0, true);
+  flatStack(sel + 8, 0);
+  setRip(msr(MSR_SLOT_LSTAR));
+  refreshCacheKey();
+}
+
+/** 0F 07 SYSRET: back to CPL 3 with RIP = RCX, RFLAGS = R11 (64-bit with REX.W). */
+export function sysret(): void {
+  if (!mode64Lma() || (load<u64>(cpu + ST_EFER) & EFER_SCE) == 0) { raiseUD(); return; }
+  if (cpl != 0 || !mode64) { raiseGP0(); return; }
+  const star = msr(MSR_SLOT_STAR);
+  const base = <u32>((star >> 48) & 0xffff);
+  const to64 = osize == 8;
+  const rcx = getReg64(1);
+  if (to64 && !isCanonical(rcx)) { raiseGP0(); return; } // Intel: #GP at CPL 0
+  setFlags((getReg64(11) & 0x3c7fd7) | 2);
+  if (to64) flatCode((base + 16) | 3, 3, true);
+  else flatCode(base | 3, 3, false);
+  // SS: selector (STAR[63:48] + 8) | 3; the hidden part is a flat writable data segment.
+  flatStack((base + 8) | 3, 3);
+  setRip(to64 ? rcx : rcx & 0xffffffff);
+  refreshCacheKey();
+}
+
+/** 0F 01 F8 SWAPGS (64-bit mode, CPL 0): exchange GS.base and IA32_KERNEL_GS_BASE. */
+function swapgs(): void {
+  if (!mode64) { raiseUD(); return; }
+  if (!requireCpl0()) return;
+  const p = segField(SEG_GS, SEG_BASE);
+  const k = msr(MSR_SLOT_KERNEL_GS);
+  store<u64>(cpu + MSR_TABLE + MSR_SLOT_KERNEL_GS * 8, load<u64>(p));
+  store<u64>(p, k);
+}
+
+/** 0F 01 F9 RDTSCP: RDTSC plus ECX = IA32_TSC_AUX. */
+function rdtscp(): void {
+  rdtscFromSystem();
+  setReg64(1, msr(MSR_SLOT_TSC_AUX) & 0xffffffff);
+}
+export let rdtscRequest: bool = false;
+function rdtscFromSystem(): void { rdtscRequest = true; }
+export function clearRdtscRequest(): void { rdtscRequest = false; }
+
+/** 0F 34 SYSENTER / 0F 35 SYSEXIT (protected mode; in IA-32e mode the 64-bit forms). */
+export function sysenter(): void {
+  if (realMode) { raiseGP0(); return; }
+  const cs = <u32>msr(MSR_SLOT_SYSENTER_CS) & 0xfffc;
+  if (cs == 0) { raiseGP0(); return; }
+  setFlags(getFlags() & ~(<u64>(FLAG_IF | 0x20000 | 0x10000))); // IF, VM, RF
+  const long = mode64Lma();
+  flatCode(cs, 0, long);
+  flatStack(cs + 8, 0);
+  setReg64(4, long ? msr(MSR_SLOT_SYSENTER_ESP) : msr(MSR_SLOT_SYSENTER_ESP) & 0xffffffff);
+  setRip(long ? msr(MSR_SLOT_SYSENTER_EIP) : msr(MSR_SLOT_SYSENTER_EIP) & 0xffffffff);
+  refreshCacheKey();
+}
+export function sysexit(): void {
+  if (realMode || cpl != 0) { raiseGP0(); return; }
+  const cs = <u32>msr(MSR_SLOT_SYSENTER_CS) & 0xfffc;
+  if (cs == 0) { raiseGP0(); return; }
+  const to64 = osize == 8;
+  if (to64) { flatCode((cs + 32) | 3, 3, true); flatStack((cs + 40) | 3, 3); }
+  else { flatCode((cs + 16) | 3, 3, false); flatStack((cs + 24) | 3, 3); }
+  setReg64(4, to64 ? getReg64(1) : getReg64(1) & 0xffffffff);
+  setRip(to64 ? getReg64(2) : getReg64(2) & 0xffffffff);
+  refreshCacheKey();
 }
 
 /** System instructions hvlab does not implement yet: #UD, counted like any unimplemented opcode. */

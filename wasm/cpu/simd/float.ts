@@ -14,6 +14,7 @@ import {
   REL_LT, REL_EQ, REL_GT, REL_UN,
 } from './softfloat';
 import { RCP_TABLE, RSQRT_TABLE } from './rcp-table';
+import { packedArithFast, packedCmpFast } from './packed';
 
 export const FP_ADD: i32 = 0;
 export const FP_SUB: i32 = 1;
@@ -22,6 +23,7 @@ export const FP_DIV: i32 = 3;
 export const FP_MIN: i32 = 4;
 export const FP_MAX: i32 = 5;
 export const FP_SQRT: i32 = 6; // one operand: dst = sqrt(src)
+// (The same numbering as packed.ts's PK_*.)
 
 // @ts-ignore: decorator
 @inline export function shapeDouble(shape: i32): bool { return (shape & 2) != 0; }
@@ -76,6 +78,7 @@ export function fminmax(a: u64, b: u64, dbl: bool, max: bool): u64 {
 export function fpArith(op: i32, shape: i32, dst: usize, src: usize, mxcsr: i32): i32 {
   begin(mxcsr);
   const dbl = shapeDouble(shape);
+  if ((shape & 1) == 0 && packedArithFast(op, dbl, dst, src)) return finish();
   const n = shapeLanes(shape);
   const es: usize = dbl ? 8 : 4;
   const save0 = load<u64>(dst), save1 = load<u64>(dst, 8);
@@ -118,6 +121,7 @@ export function compareLane(a: u64, b: u64, dbl: bool, pred: i32): bool {
 export function fpCmp(shape: i32, dst: usize, src: usize, pred: i32, mxcsr: i32): i32 {
   begin(mxcsr);
   const dbl = shapeDouble(shape);
+  if ((shape & 1) == 0 && packedCmpFast(dbl, dst, src, pred)) return 0;
   const n = shapeLanes(shape);
   const es: usize = dbl ? 8 : 4;
   const save0 = load<u64>(dst), save1 = load<u64>(dst, 8);

@@ -16,6 +16,9 @@ import {
   MXCSR_IE, MXCSR_DE, MXCSR_ZE, MXCSR_OE, MXCSR_UE, MXCSR_PE, MXCSR_FTZ,
   RC_NEAREST, RC_DOWN, RC_UP, RC_ZERO, raisePre, raisePost, curMxcsr, dazOn, masked, rcOf,
 } from './mxcsr';
+import {
+  fastHit, fastInexact, fastAdd, fastMul, fastDiv, fastSqrt, fastNarrow, fastToInt, normalOrZero,
+} from './fastpath';
 
 // --- format parameters ----------------------------------------------------------------------
 
@@ -73,7 +76,7 @@ import {
  *  first source operand's NaN if it is one, else the second's, quieted; IE when either is an SNaN. */
 export function propagateNaN2(a: u64, b: u64, dbl: bool): u64 {
   if (isSNaN(a, dbl) || isSNaN(b, dbl)) raisePre(MXCSR_IE);
-  return quiet(isNaN(a, dbl) ? a : b, dbl);
+  return quiet(isNaN(b, dbl) ? b : a, dbl);
 }
 
 /** NaN result of a one-operand operation (`a` is a NaN). */
@@ -204,6 +207,8 @@ function overflow(neg: bool, dbl: bool, rc: i32, inexact: bool): u64 {
 
 /** a + b (or a - b when `sub`). */
 export function fadd(a: u64, b: u64, dbl: bool, sub: bool): u64 {
+  const f = fastAdd(a, b, dbl, sub);
+  if (fastHit) return f;
   if (isNaN(a, dbl) || isNaN(b, dbl)) return propagateNaN2(a, b, dbl);
   a = dazInput(a, dbl);
   b = dazInput(b, dbl);
@@ -257,6 +262,8 @@ function repack(x: u64, dbl: bool): u64 {
 
 /** a * b. */
 export function fmul(a: u64, b: u64, dbl: bool): u64 {
+  const f = fastMul(a, b, dbl);
+  if (fastHit) return f;
   if (isNaN(a, dbl) || isNaN(b, dbl)) return propagateNaN2(a, b, dbl);
   a = dazInput(a, dbl);
   b = dazInput(b, dbl);
@@ -279,6 +286,8 @@ export function fmul(a: u64, b: u64, dbl: bool): u64 {
 
 /** a / b. */
 export function fdiv(a: u64, b: u64, dbl: bool): u64 {
+  const f = fastDiv(a, b, dbl);
+  if (fastHit) return f;
   if (isNaN(a, dbl) || isNaN(b, dbl)) return propagateNaN2(a, b, dbl);
   a = dazInput(a, dbl);
   b = dazInput(b, dbl);
@@ -308,6 +317,8 @@ export function fdiv(a: u64, b: u64, dbl: bool): u64 {
 
 /** sqrt(a). */
 export function fsqrt(a: u64, dbl: bool): u64 {
+  const f = fastSqrt(a, dbl);
+  if (fastHit) return f;
   if (isNaN(a, dbl)) return propagateNaN1(a, dbl);
   a = dazInput(a, dbl);
   if (isZero(a, dbl)) return a; // sqrt(-0) = -0
@@ -351,6 +362,14 @@ export function intToFloat(v: i64, dbl: bool): u64 {
   if (v == 0) return 0;
   const neg = v < 0;
   const mag: u64 = neg ? <u64>(0 - v) : <u64>v;
+  // Fast: exact when the significant bits fit the precision; else wasm's conversion rounds to
+  // nearest even, right for RC = nearest.
+  const sigBits = 64 - <i32>clz(mag) - <i32>ctz(mag);
+  const exact = sigBits <= (dbl ? 53 : 24);
+  if (exact || rcOf(curMxcsr) == RC_NEAREST) {
+    if (!exact) raisePost(MXCSR_PE);
+    return dbl ? reinterpret<u64>(<f64>v) : <u64>reinterpret<u32>(<f32>v);
+  }
   return roundPack(neg, 62, mag, dbl);
 }
 
@@ -363,6 +382,12 @@ export function intToFloat(v: i64, dbl: bool): u64 {
 export function floatToInt(x: u64, dbl: bool, is64: bool, truncate: bool): i64 {
   if (isNaN(x, dbl) || isInf(x, dbl)) { raisePre(MXCSR_IE); return intIndefinite(is64); }
   x = dazInput(x, dbl);
+  const fr = fastToInt(x, dbl, truncate);
+  if (fastHit) {
+    if (!is64 && (fr < -2147483648 || fr > 2147483647)) { raisePre(MXCSR_IE); return intIndefinite(false); }
+    if (fastInexact) raisePost(MXCSR_PE);
+    return fr;
+  }
   if (isZero(x, dbl)) return 0;
   const neg = signOf(x, dbl) != 0;
   unpack(x, dbl);
@@ -388,6 +413,7 @@ export function f32ToF64(x: u64): u64 {
     if (isSNaN(x, false)) raisePre(MXCSR_IE);
     return ((x & 0x80000000) << 32) | 0x7ff8000000000000 | ((x & 0x3fffff) << 29);
   }
+  if (normalOrZero(x, false)) return reinterpret<u64>(<f64>reinterpret<f32>(<u32>x)); // exact
   x = conditionInput(x, false);
   const neg = (x & 0x80000000) != 0;
   if (isZero(x, false)) return negSign(neg, true);
@@ -402,6 +428,8 @@ export function f64ToF32(x: u64): u64 {
     if (isSNaN(x, true)) raisePre(MXCSR_IE);
     return ((x >> 32) & 0x80000000) | 0x7fc00000 | ((x >> 29) & 0x3fffff);
   }
+  const f = fastNarrow(x);
+  if (fastHit) return f;
   x = conditionInput(x, true);
   const neg = (x >> 63) != 0;
   if (isZero(x, true)) return negSign(neg, false);
