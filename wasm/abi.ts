@@ -93,6 +93,11 @@ export const ST_IO_SIZE = 0x254; // u32: 1, 2 or 4
 export const ST_IO_DIR = 0x258; // u32: IO_OUT or IO_IN
 export const ST_IO_DATA = 0x25c; // u32
 export const ST_IO_PENDING_IN = 0x260; // u32: 1 while an IN waits for the host's data
+// External interrupts (like KVM_INTERRUPT / KVM_NMI): the host sets the vector; the core delivers it
+// at the first instruction boundary where RFLAGS.IF = 1 and no STI/MOV SS shadow is in effect.
+export const ST_IRQ_VECTOR = 0x264; // i32: pending external interrupt vector, or -1
+export const ST_NMI_PENDING = 0x268; // u32
+export const ST_INTERRUPTED = 0x26c; // u32: interrupts delivered (a counter the host may read)
 export const IO_OUT = 0;
 export const IO_IN = 1;
 

@@ -132,7 +132,19 @@ export class Vcpu {
     this.host.view.setUint16(fx + abi.FX_FCW, 0x037f, true);
     this.host.view.setUint32(fx + abi.FX_MXCSR, 0x1f80, true);
     this.host.view.setUint32(fx + abi.FX_MXCSR_MASK, 0xffff, true);
+    this.host.view.setInt32(this.base + abi.ST_IRQ_VECTOR, -1, true);
   }
+
+  /** Raise the INTR line with `vector` (like KVM_INTERRUPT): delivered at the first instruction
+   *  boundary with RFLAGS.IF = 1 outside an STI/MOV SS shadow. */
+  injectInterrupt(vector: number): void {
+    if (!(vector >= 0 && vector < 256)) throw new Error(`hvlab: interrupt vector ${vector} out of range`);
+    this.host.view.setInt32(this.base + abi.ST_IRQ_VECTOR, vector, true);
+  }
+  /** The injected interrupt not yet taken (the guest has IF = 0), or -1. */
+  get pendingInterrupt(): number { return this.host.view.getInt32(this.base + abi.ST_IRQ_VECTOR, true); }
+  injectNmi(): void { this.host.view.setUint32(this.base + abi.ST_NMI_PENDING, 1, true); }
+  get interruptsDelivered(): number { return this.u32(abi.ST_INTERRUPTED); }
 
   reg(i: number): bigint { return this.u64(abi.ST_GPR + i * 8); }
   setReg(i: number, v: bigint): void { this.setU64(abi.ST_GPR + i * 8, v); }

@@ -5,8 +5,12 @@ import {
   EXIT_NONE, EXIT_BUDGET, EXIT_HLT, EXIT_EXCEPTION, EXIT_IO, EXIT_SHUTDOWN, ATTR_INVALID64, ATTR_FORM, ST_EXIT_REASON,
   ST_EXIT_VECTOR, ST_EXIT_ERROR_CODE, ST_EXIT_HAS_ERROR, ST_EXIT_ADDR, ST_EXIT_OPCODE, ST_EXIT_RIP,
   ST_EXIT_BYTES, ST_EXIT_LENGTH, ST_COUNTERS, CNT_INSTRUCTIONS, CNT_EXITS, CNT_EXCEPTIONS,
-  CNT_UNIMPLEMENTED, ST_UD_BY_OPCODE, GUEST_RAM_BASE, VEC_DB,
+  CNT_UNIMPLEMENTED, ST_UD_BY_OPCODE, GUEST_RAM_BASE, VEC_DB, ST_IRQ_VECTOR, ST_NMI_PENDING,
+  ST_INTERRUPTED, FLAG_IF,
 } from '../abi';
+import { getFlags } from './flags';
+
+const VEC_NMI: i32 = 2;
 import { cpu, rip, setCpu, setRip, loadState, saveState, csBase, mode64, flatHarness } from './state';
 import {
   faultVector, faultError, faultHasError, faultAddr, faultIsTrap, pending, raiseUD, raiseTrap, clearFault,
@@ -258,6 +262,32 @@ function reportInstruction(start: u64, length: i32): void {
   store<u32>(cpu + ST_EXIT_LENGTH, <u32>n);
 }
 
+/** Set when an interrupt or NMI waits, or an interrupt shadow is in effect. */
+let irqCheck: bool = false;
+function armInterruptCheck(): void {
+  irqCheck = !flatHarness && (load<i32>(cpu + ST_IRQ_VECTOR) >= 0 || load<u32>(cpu + ST_NMI_PENDING) != 0);
+}
+
+/** At an instruction boundary: deliver a pending NMI, or an external interrupt when IF = 1 and
+ *  no STI/MOV SS shadow covers this boundary. Returns false on a triple fault. */
+function takeExternalInterrupt(): bool {
+  if (interruptShadow) { clearInterruptShadow(); return true; }
+  let vector = -1;
+  if (load<u32>(cpu + ST_NMI_PENDING) != 0) {
+    store<u32>(cpu + ST_NMI_PENDING, 0);
+    vector = VEC_NMI;
+  } else if ((getFlags() & FLAG_IF) != 0) {
+    vector = load<i32>(cpu + ST_IRQ_VECTOR);
+    store<i32>(cpu + ST_IRQ_VECTOR, -1);
+  }
+  if (vector < 0) return true; // IF = 0: the interrupt waits (the host sees it still pending)
+  irqCheck = load<i32>(cpu + ST_IRQ_VECTOR) >= 0;
+  store<u32>(cpu + ST_INTERRUPTED, load<u32>(cpu + ST_INTERRUPTED) + 1);
+  const ok = deliverException(vector, 0, false, false, rip);
+  refreshCacheKey();
+  return ok;
+}
+
 /** Run the vCPU until an exit or `budget` instructions; returns the EXIT_* reason. */
 export function run(vcpu: i32, budget: i32): i32 {
   setCpu(vcpu);
@@ -266,11 +296,16 @@ export function run(vcpu: i32, budget: i32): i32 {
   clearFault();
   clearStop();
   completePendingIn();
+  armInterruptCheck();
   exitReason = EXIT_NONE;
   // The loop keeps its counters in locals; `retired` is published only for RDTSC (generic path).
   let n: i32 = 0;
   let start: u64 = rip;
   while (n < budget) {
+    // External interrupts and NMIs are taken at instruction boundaries (SDM Vol. 3A, 6.8 and 6.9).
+    if (irqCheck) {
+      if (!takeExternalInterrupt()) { exitReason = EXIT_SHUTDOWN; break; }
+    }
     start = rip;
     const lin = csBase + start;
     let e = cacheSlot(lin);
@@ -288,6 +323,9 @@ export function run(vcpu: i32, budget: i32): i32 {
         retired = n;
         unpack(e, start);
         execute();
+        // STI, POPF, IRET, MOV SS may have opened the interrupt window or set a shadow.
+        if (!flatHarness) armInterruptCheck();
+        if (interruptShadow) irqCheck = true;
         if (unimplementedHit) { clearUnimplementedHit(); unimplemented(); }
       } else {
         executeFast(e, h, next);

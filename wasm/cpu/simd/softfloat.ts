@@ -76,7 +76,7 @@ import {
  *  first source operand's NaN if it is one, else the second's, quieted; IE when either is an SNaN. */
 export function propagateNaN2(a: u64, b: u64, dbl: bool): u64 {
   if (isSNaN(a, dbl) || isSNaN(b, dbl)) raisePre(MXCSR_IE);
-  return quiet(isNaN(b, dbl) ? b : a, dbl);
+  return quiet(isNaN(a, dbl) ? a : b, dbl);
 }
 
 /** NaN result of a one-operand operation (`a` is a NaN). */
