@@ -54,6 +54,14 @@ describe('bare-metal test kernels', () => {
     expect(r.status).toBe(33);
   });
 
+  it('realmode: down to real mode and back, 16-bit forms, IVT interrupts and faults, far CALL/RETF', () => {
+    const r = runHvlab(images.get('realmode')!);
+    expect(r.errors).toBe('');
+    expect(r.output.split('\n').filter((l) => l.startsWith('ok')).length).toBe(7);
+    expect(r.output).toContain('all real-mode checks passed');
+    expect(r.status).toBe(33);
+  });
+
   it('irq: injected external interrupts wait for IF, respect the STI shadow and wake HLT', () => {
     const chunks: number[] = [];
     const m = new Machine({ ramBytes: 32 << 20, serialOut: (b) => chunks.push(b) });

@@ -235,6 +235,9 @@ export function decodeAt(): usize {
   let immKind = (at >> ATTR_IMM_SHIFT) & ATTR_IMM_MASK;
   // Group 3: only TEST (/0, /1) carries an immediate (SDM Vol. 2, Table A-6).
   if ((idx == 0xf6 || idx == 0xf7) && reg3 < 2) immKind = idx == 0xf6 ? IMM_B : IMM_Z;
+  // Near-branch displacements are 32 bits whatever 66h says only in 64-bit mode; elsewhere they
+  // follow the operand size (rel16 / rel32).
+  if (immKind == IMM_D && !mode64) immKind = IMM_Z;
   let iv: u64 = 0, iv2: u64 = 0;
   switch (immKind) {
     case IMM_NONE: break;

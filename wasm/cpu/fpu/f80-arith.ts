@@ -8,7 +8,7 @@ import {
   C_ZERO, C_NORMAL, C_DENORMAL, C_INF, C_QNAN, C_SNAN, C_UNSUPPORTED, EXP_BIAS, INT_BIT, RC_DOWN,
   sigAt, seAt, store80, rcOf, precOf, classify, isNaNClass, unpack, uSig, uExp, mul64, wHi, wLo,
   shr128jam, udiv128, wRem, roundInc, roundPack, roundOperand, invalid, propagateNaN1, checkNaN2,
-  storeInf, storeZero,
+  storeInf, storeZero, storeCanonical,
 } from './f80-base';
 
 /** Masked denormal-operand exception: DE is raised and the operation continues; unmasked: the
@@ -271,7 +271,7 @@ export function f80Rem(dst: usize, a: usize, b: usize, cw: u32, ieee: bool): u32
     flags = denormalFlag(ca, cb);
     if ((flags & ~cw) != 0) return flags;
     if (ca == C_ZERO) { storeZero(dst, sign); return flags; }
-    if (cb == C_INF) return flags | roundOperand(dst, aSE, aSig, 64, cw);
+    if (cb == C_INF) { storeCanonical(dst, aSE, aSig); return flags; }
   }
   unpack(aSE, aSig);
   const ea = uExp, ma = uSig;
@@ -394,6 +394,7 @@ export function f80Scale(dst: usize, a: usize, b: usize, cw: u32): u32 {
     flags = denormalFlag(ca, cb);
     if ((flags & ~cw) != 0) return flags;
     if (ca == C_ZERO || ca == C_INF) { store80(dst, aSE, aSig); return flags; }
+    if (cb == C_ZERO) { storeCanonical(dst, aSE, aSig); return flags; }
   }
   // n = trunc(b), clamped far outside the representable range.
   let n: i32 = 0;

@@ -233,7 +233,12 @@ function overflowMasked(dst: usize, sign: u32, mask: u64, rc: u32): u32 {
 export function roundPack(dst: usize, sign: u32, exp: i32, hi: u64, lo: u64, prec: i32, cw: u32): u32 {
   const rc = rcOf(cw);
   const mask: u64 = prec >= 64 ? 0 : ((<u64>1 << <u64>(64 - prec)) - 1);
-  if (exp <= 0 && ((cw & FE_UE) != 0 || exp + EXP_WRAP <= 0)) {
+  if (exp <= 0 && (cw & FE_UE) == 0 && exp + EXP_WRAP <= 0) {
+    // Unmasked underflow too deep even for the wrapped exponent: the x87 delivers a signed zero.
+    store80(dst, sign, 0);
+    return FE_UE | FE_PE;
+  }
+  if (exp <= 0 && (cw & FE_UE) != 0) {
     // Masked underflow (or unmasked but beyond the wrapped range): gradual underflow.
     // Tiny after rounding unless the normal-position rounding reaches 2^-16382.
     let tiny = true;
@@ -252,7 +257,12 @@ export function roundPack(dst: usize, sign: u32, exp: i32, hi: u64, lo: u64, pre
   let flags: u32 = (rInexact ? FE_PE : 0) | (rInc ? SW_C1 : 0);
   if (rCarry) exp++;
   if (exp >= 0x7fff) {
-    if ((cw & FE_OE) != 0 || exp - EXP_WRAP >= 0x7fff) return overflowMasked(dst, sign, mask, rc);
+    if ((cw & FE_OE) != 0) return overflowMasked(dst, sign, mask, rc);
+    if (exp - EXP_WRAP >= 0x7fff) {
+      // Unmasked overflow beyond the wrapped range: the x87 delivers a signed infinity.
+      store80(dst, sign | 0x7fff, INT_BIT);
+      return FE_OE | FE_PE | SW_C1;
+    }
     exp -= EXP_WRAP;
     flags |= FE_OE;
   } else if (exp <= 0) {
@@ -262,6 +272,13 @@ export function roundPack(dst: usize, sign: u32, exp: i32, hi: u64, lo: u64, pre
   }
   store80(dst, sign | <u32>exp, rHi);
   return flags;
+}
+
+/** Stores a finite value unchanged except that a pseudo-denormal gets exponent field 1 (the
+ *  x87 passes operands through this way, e.g. FSCALE by ±0, FPREM by ±∞). */
+export function storeCanonical(dst: usize, se: u32, sig: u64): void {
+  if ((se & 0x7fff) == 0 && (sig & INT_BIT) != 0) se |= 1;
+  store80(dst, se, sig);
 }
 
 /** Rounds a finite non-zero operand (any encoding of class NORMAL or DENORMAL) to prec. */

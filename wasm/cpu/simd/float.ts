@@ -6,7 +6,7 @@
 // 4- or 8-byte memory operand: only lane 0 is read). Results are written in place; if the outcome
 // is an unmasked exception, `dst` is restored, so it is unchanged as the SDM requires.
 import {
-  PRE_FLAGS, MXCSR_IE, EFL_CF, EFL_PF, EFL_ZF, COMI_SHIFT,
+  MXCSR_IE, EFL_CF, EFL_PF, EFL_ZF, COMI_SHIFT,
   begin, finish, simdFault, raisePre, curMxcsr,
 } from './mxcsr';
 import {

@@ -1,17 +1,23 @@
 // IEEE 754 binary32/binary64 arithmetic with x86 SSE semantics, in integer arithmetic so that every
 // rounding mode, every exception flag and every NaN payload is exact. WebAssembly's own float ops
-// round to nearest only and may return any NaN, so they are used here only where the result is
-// provably exact (integer-valued estimates that are then corrected).
+// round to nearest only and may return any NaN, so here they only give estimates that integer
+// arithmetic then corrects; the common round-to-nearest cases are first offered to fastpath.ts,
+// which uses them where their result is provably exact.
 //
 // Values travel as raw bit patterns in a u64 (a binary32 in the low 32 bits); `dbl` selects the
-// format. References: IEEE 754-2008 clause 7 and the SDM Vol. 1:
+// format. References: IEEE 754-2008 clause 7 and the SDM Vol. 1 (behaviour confirmed against this
+// machine's CPU by test/simd-ops.test.ts):
 //  * 4.8.3.5 / Table 4-7: NaN results (first source's NaN wins, SNaN quieted; invalid without a NaN
 //    operand gives the QNaN floating-point indefinite, sign 1, quiet bit, zero payload).
+//  * 4.9.2 priority: a NaN operand, then other invalid operations and divide-by-zero, then DE:
+//    QNaN + denormal, x/0 with a denormal x, sqrt of a negative denormal report no DE.
 //  * 4.9.1.5 (underflow): x86 detects tininess AFTER rounding (as if the exponent range were
 //    unbounded); with underflow masked, UE is raised only when the result is also inexact.
-//  * 10.2.3.3/10.2.3.4: FTZ (masked underflow: a tiny result becomes a zero of the same sign, UE and
-//    PE set) and DAZ (denormal inputs become zeros of the same sign, no DE).
+//  * 10.2.3.3/10.2.3.4: FTZ (masked underflow: a tiny result, exact or not, becomes a zero of the
+//    same sign with UE and PE) and DAZ (denormal inputs become zeros of the same sign, no DE).
 //  * 4.9.1.4 (overflow, masked): by rounding mode, infinity or the largest finite number.
+//  * 11.5.2.2 (unmasked OE/UE, #XM): OE or UE, plus PE only if rounding the significand to the
+//    format's precision (exponent unbounded) was inexact.
 import {
   MXCSR_IE, MXCSR_DE, MXCSR_ZE, MXCSR_OE, MXCSR_UE, MXCSR_PE, MXCSR_FTZ,
   RC_NEAREST, RC_DOWN, RC_UP, RC_ZERO, raisePre, raisePost, curMxcsr, dazOn, masked, rcOf,
