@@ -9,11 +9,13 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { forms, type Form } from '../wasm/cpu/isa-table.ts';
-import { CODE_ADDR, CODE_OFFSET, CODE_SIZE, DATA_ADDR, DATA_SIZE, GS_BASE, fillPattern } from '../emu/difftest/types.ts';
+import { fpuForms } from '../wasm/cpu/isa-table-fpu.ts';
+import { CODE_ADDR, CODE_OFFSET, CODE_SIZE, DATA_ADDR, DATA_SIZE, GS_BASE, fillPattern, defaultFpuImage } from '../emu/difftest/types.ts';
 import { encode, formatInstruction, hexBytes, CC_NAMES, AH, type Operands } from '../emu/difftest/encode.ts';
 import {
-  generateCases, generateCase, allFormKeys, formVariants, flagsMaskFor, type GeneratedCase,
+  generateCases, generateCase, allFormKeys, formVariants, flagsMaskFor, fswMaskFor, type GeneratedCase,
 } from '../emu/difftest/generate.ts';
+import { differences, fpuDifferences } from '../emu/difftest/compare.ts';
 
 const hasObjdump = spawnSync('objdump', ['--version']).status === 0;
 const INSN = BigInt(CODE_ADDR + CODE_OFFSET);
@@ -86,6 +88,8 @@ function mnemonicOk(got: string, expected: string[]): boolean {
 }
 
 const REG_WORDS = new Set([
+  ...Array.from({ length: 16 }, (_, i) => `xmm${i}`), ...Array.from({ length: 8 }, (_, i) => `mm${i}`),
+  ...Array.from({ length: 8 }, (_, i) => `st${i}`), 'st',
   ...'rax rcx rdx rbx rsp rbp rsi rdi r8 r9 r10 r11 r12 r13 r14 r15'.split(' '),
   ...'eax ecx edx ebx esp ebp esi edi r8d r9d r10d r11d r12d r13d r14d r15d'.split(' '),
   ...'ax cx dx bx sp bp si di r8w r9w r10w r11w r12w r13w r14w r15w'.split(' '),
@@ -94,7 +98,8 @@ const REG_WORDS = new Set([
 ]);
 
 function regsIn(s: string): string[] {
-  return [...new Set((s.toLowerCase().match(/[a-z0-9]+/g) ?? []).filter((w) => REG_WORDS.has(w)))].sort();
+  const t = s.toLowerCase().replace(/st\((\d)\)/g, 'st$1'); // x87: st(1) -> st1 (st alone is ST(0))
+  return [...new Set((t.match(/[a-z0-9]+/g) ?? []).filter((w) => REG_WORDS.has(w)))].sort();
 }
 
 /** The memory expression inside brackets, normalised (objdump: ds:0x10 -> [0x10], +0x0 dropped, eiz). */
@@ -324,7 +329,9 @@ describe('difftest encoder', () => {
     // Generated instances of every diff form, plus hand-made instances of the noDiff forms.
     const items: { form: Form; size: number; code: Uint8Array; desc: string; ops?: Operands }[] = [];
     for (const c of CASES.slice(0, KEYS.length * 2)) items.push({ form: c.form, size: caseSize(c), code: c.code, desc: c.description });
-    for (const form of forms.filter((f) => f.noDiff)) {
+    // System forms are left out: many do not exist in 64-bit mode or change meaning with ModRM
+    // (0F 01); the bare-metal guests of test/guests/ check them.
+    for (const form of forms.filter((f) => f.noDiff && f.fam !== 'system')) {
       const hasRm = form.ops.some((t) => t[0] === 'E');
       const variants: Operands[] = hasRm
         ? [{ size: 4, rm: 3 }, { size: 8, rm: 9 }, { size: 2, rm: { base: 13, index: 2, scale: 4, disp: 0x40 } }]
@@ -599,5 +606,273 @@ describe('difftest case generator', () => {
     expect(vs.length).toBe(KEYS.length);
     const diffForms = forms.filter((f) => !f.noDiff);
     expect(new Set(vs.map((v) => v.form)).size).toBe(diffForms.length);
+  });
+});
+
+// ---------------------------------------------------------------- x87 / MMX / SSE forms
+
+const FPU_FAMS = ['sse', 'sse-int', 'mmx', 'x87'];
+const FPU_KEYS = allFormKeys(FPU_FAMS);
+const FPU_CASES = generateCases({ seed: 0xf00d, count: FPU_KEYS.length * 3, only: FPU_FAMS });
+const CMP_PRED = ['eq', 'lt', 'le', 'unord', 'neq', 'nlt', 'nle', 'ord'];
+
+/** Bytes of an FPU form's memory operand, from the token (independent of encode.ts). */
+function fpuMemBytes(form: Form, size: number): number {
+  const t = form.ops.find((o) => /^(W|Q|M|E|RdMw)/.test(o))!;
+  const table: Record<string, number> = {
+    Wx: 16, Wu: 16, Mo: 16, Wq: 8, Qq: 8, Mq: 8, Wd: 4, Qd: 4, Md: 4, Mw: 2, RdMw: 2, Mt: 10, Mx: 512,
+    Ey: size, My: size, Me: size === 2 ? 14 : 28, Ms: size === 2 ? 94 : 108,
+  };
+  return table[t];
+}
+const ALIGNED16 = (f: Form) => f.ops.some((t) => t === 'Wx' || t === 'Mo' || t === 'Mx');
+
+function u16(img: Uint8Array, off: number): number { return img[off] | (img[off + 1] << 8); }
+function u32(img: Uint8Array, off: number): number { return (u16(img, off) | (u16(img, off + 2) << 16)) >>> 0; }
+
+describe('difftest FPU forms (wasm/cpu/isa-table-fpu.ts)', () => {
+  it('has distinct, well-formed keys per family, apart from the integer table', () => {
+    expect(new Set(FPU_KEYS).size).toBe(FPU_KEYS.length);
+    for (const k of FPU_KEYS) expect(k).toMatch(/^[0-3]:[0-9a-f]{2}\/([-0-7]|[0-7]\.[0-7]):(0|16|32|64):(reg|mem|none)(:(66|f2|f3))?$/);
+    const intKeys = new Set(KEYS);
+    expect(FPU_KEYS.filter((k) => intKeys.has(k))).toEqual([]);
+    const per = Object.fromEntries(FPU_FAMS.map((f) => [f, allFormKeys([f]).length]));
+    expect(per.sse).toBeGreaterThan(150);
+    expect(per['sse-int']).toBeGreaterThan(120);
+    expect(per.mmx).toBeGreaterThan(100);
+    expect(per.x87).toBeGreaterThan(120);
+    expect(allFormKeys(['x87'])).toContain('0:d9/5.0:0:none'); // FLD1 = D9 E8
+    expect(allFormKeys(['x87'])).toContain('0:dd/4:16:mem'); // FRSTOR, 16-bit format
+    expect(allFormKeys(['sse'])).toContain('1:58/-:0:mem:f3'); // ADDSS xmm, m32
+    expect(allFormKeys(['movd'])).toEqual(expect.arrayContaining(['1:6e/-:32:reg', '1:6e/-:64:mem:66']));
+    // Without `only`, the generator keeps to the integer table.
+    expect(CASES.every((c) => !c.fpu && !fpuForms.includes(c.form))).toBe(true);
+    expect(formVariants().every((v) => !fpuForms.includes(v.form))).toBe(true);
+    expect(allFormKeys(['sse']).every((k) => FPU_KEYS.includes(k))).toBe(true);
+  });
+
+  it('encodes the new operand kinds', () => {
+    const by = (mn: string, pred: (f: Form) => boolean = () => true) => fpuForms.find((f) => f.mn === mn && pred(f))!;
+    const hx = (f: Form, o: Operands) => hexBytes(encode(f, o));
+    expect(hx(by('addss'), { reg: 9, rm: { base: 0 } })).toBe('f3 44 0f 58 08'); // mandatory prefix before REX
+    expect(hx(by('addpd'), { reg: 1, rm: 10 })).toBe('66 41 0f 58 ca');
+    expect(hx(by('fld1'), {})).toBe('d9 e8');
+    expect(hx(by('fadd', (f) => f.op === 0xd8 && f.ops[1] === 'STi'), { rm: 3 })).toBe('d8 c3');
+    expect(hx(by('fsub', (f) => f.op === 0xdc && f.ops[0] === 'STi'), { rm: 2 })).toBe('dc ea');
+    expect(hx(by('fnstsw', (f) => f.ops[0] === 'AX'), {})).toBe('df e0');
+    expect(hx(by('paddb', (f) => f.fam === 'mmx'), { reg: 1, rm: 2 })).toBe('0f fc ca');
+    expect(hx(by('paddb', (f) => f.fam === 'mmx'), { reg: 1, rm: 2, rex: 0x45 })).toBe('45 0f fc ca'); // ignored REX.R/B
+    expect(hx(by('movd', (f) => f.prefix === 0x66 && f.op === 0x6e), { size: 8, reg: 0, rm: 0 })).toBe('66 48 0f 6e c0');
+    expect(hx(by('fnstenv'), { size: 2, rm: { base: 0 } })).toBe('66 d9 30');
+    expect(hx(by('fxsave'), { size: 8, rm: { base: 0 } })).toBe('48 0f ae 00');
+    expect(hx(by('pinsrw', (f) => f.prefix === 0x66), { reg: 1, rm: 9, imm: 3 })).toBe('66 41 0f c4 c9 03');
+    expect(hx(by('psrldq'), { rm: 9, imm: 4 })).toBe('66 41 0f 73 d9 04');
+    expect(() => encode(by('movhlps'), { reg: 0, rm: { base: 0 } })).toThrow(); // U: register only
+    expect(() => encode(by('movlps', (f) => f.op === 0x12), { reg: 0, rm: 1 })).toThrow(); // Mq: memory only
+    expect(() => encode(by('paddb', (f) => f.fam === 'mmx'), { reg: 8, rm: 0 })).toThrow(); // MM0-7
+    expect(formatInstruction(by('fadd', (f) => f.op === 0xd8 && f.ops[1] === 'STi'), { rm: 3 })).toBe('fadd st, st(3)');
+    expect(formatInstruction(by('cvttss2si'), { size: 8, reg: 2, rm: 11 })).toBe('cvttss2si rdx, xmm11');
+  });
+
+  it('covers every FPU form key and is deterministic', () => {
+    expect(new Set(FPU_CASES.map((c) => c.formKey))).toEqual(new Set(FPU_KEYS));
+    const strip = (x: GeneratedCase) => ({ ...x, form: x.form.mn, code: hexBytes(x.code), fpu: hexBytes(x.fpu!) });
+    expect(strip(generateCase(0xf00d, 321, FPU_FAMS))).toEqual(strip(FPU_CASES[321]));
+  });
+
+  it.skipIf(!hasObjdump)('agrees with objdump on every FPU form (length, mnemonic, registers, address)', () => {
+    const items = FPU_CASES.slice(0, FPU_KEYS.length * 2);
+    const dis = objdump(items.map((c) => c.code));
+    const problems: string[] = [];
+    items.forEach((c, i) => {
+      const o = dis[i];
+      const { mn, operands } = splitDis(o.text);
+      const where = `${c.description} -> objdump: ${o.text}`;
+      if (o.len !== c.code.length) { problems.push(`length ${o.len} != ${c.code.length}: ${where}`); return; }
+      const size = caseSize(c);
+      const f = c.form;
+      let expected = [f.mn];
+      if (f.mn === 'movd' && size === 8) expected = ['movq'];
+      if ((f.mn === 'fxsave' || f.mn === 'fxrstor') && size === 8) expected = [`${f.mn}64`];
+      if (/^cmp(ps|pd|ss|sd)$/.test(f.mn)) expected = [`cmp${CMP_PRED[c.code[c.code.length - 1]]}${f.mn.slice(3)}`];
+      if (!mnemonicOk(mn, expected)) { problems.push(`mnemonic: ${where}`); return; }
+      const mine = c.description.replace(/ \([0-9a-f ]+\)$/, '').split(' ').filter((t, k) => k > 0 || t !== 'lock').slice(1).join(' ');
+      const a = regsIn(operands), b = regsIn(mine);
+      if (a.join() !== b.join()) problems.push(`registers ${a} vs ${b}: ${where}`);
+      const d = decode(c.code, f);
+      if (d.mem && f.modrm) {
+        const x = memExpr(operands), y = memExpr(mine);
+        if (x !== y) problems.push(`address ${x} vs ${y}: ${where}`);
+      }
+    });
+    expect(problems.slice(0, 20)).toEqual([]);
+  });
+
+  it('produces well-formed FXSAVE images', () => {
+    const problems: string[] = [];
+    const seen = { rc: new Set<number>(), pc: new Set<number>(), top: new Set<number>(), valid: new Set<number>() };
+    let daz = 0, ftz = 0, unmaskedSimd = 0, pending = 0, x87 = 0;
+    for (const c of FPU_CASES) {
+      const img = c.fpu!;
+      if (!img || img.length !== 512) { problems.push(`image: ${c.description}`); continue; }
+      const fcw = u16(img, 0), fsw = u16(img, 2), ftw = img[4], mxcsr = u32(img, 24);
+      if (mxcsr >>> 16) problems.push(`MXCSR reserved bits ${mxcsr.toString(16)}: ${c.description}`);
+      if (((fcw >> 8) & 3) === 1) problems.push(`reserved PC: ${c.description}`);
+      const es = (fsw & ~fcw & 0x3f) !== 0;
+      if (es !== ((fsw & 0x80) !== 0) || es !== ((fsw & 0x8000) !== 0)) problems.push(`FSW ES/B: ${c.description}`);
+      if (c.form.fam === 'sse') {
+        seen.rc.add((mxcsr >> 13) & 3);
+        if (mxcsr & 0x40) daz++;
+        if (mxcsr & 0x8000) ftz++;
+        if ((mxcsr & 0x1f80) !== 0x1f80) unmaskedSimd++;
+      }
+      if (c.form.fam === 'x87') {
+        x87++;
+        seen.pc.add((fcw >> 8) & 3);
+        seen.rc.add(4 + ((fcw >> 10) & 3));
+        seen.top.add((fsw >> 11) & 7);
+        let n = 0;
+        for (let b = 0; b < 8; b++) n += (ftw >> b) & 1;
+        seen.valid.add(n);
+        if (es) pending++;
+      }
+      if (c.fswMask !== fswMaskFor(c.form)) problems.push(`fswMask: ${c.description}`);
+    }
+    expect(problems.slice(0, 20)).toEqual([]);
+    expect([...seen.rc].sort()).toEqual([0, 1, 2, 3, 4, 5, 6, 7]); // MXCSR.RC and FCW.RC
+    expect([...seen.pc].sort()).toEqual([0, 2, 3]);
+    expect(seen.top.size).toBe(8);
+    expect(seen.valid.has(0) && seen.valid.has(8) && seen.valid.has(2)).toBe(true);
+    expect(daz).toBeGreaterThan(10);
+    expect(ftz).toBeGreaterThan(10);
+    expect(unmaskedSimd).toBeGreaterThan(10);
+    expect(pending).toBeGreaterThan(0);
+    expect(pending).toBeLessThan(x87 / 10);
+    // Float edge values reach the XMM registers of SSE cases.
+    const lanes = new Set<number>();
+    for (const c of FPU_CASES.filter((x) => x.form.fam === 'sse')) {
+      for (let k = 0; k < 64; k++) lanes.add(u32(c.fpu!, 0xa0 + 4 * k));
+    }
+    for (const v of [0x80000000, 0x00000001, 0x7f800000, 0xff800000, 0x7fc00000, 0x7f800001, 0x7f7fffff, 0x4f000000]) {
+      expect(lanes.has(v)).toBe(true);
+    }
+  });
+
+  it('keeps FPU memory operands inside the data region, aligned where legacy SSE requires it', () => {
+    const bad: string[] = [];
+    let aligned = 0, misaligned = 0, checked = 0;
+    for (const c of FPU_CASES) {
+      const d = decode(c.code, c.form);
+      const size = caseSize(c);
+      if (c.form.mn === 'maskmovq' || c.form.mn === 'maskmovdqu') {
+        let a = d.addr32 ? c.regs[7] & 0xffffffffn : c.regs[7];
+        if (d.seg === 0x65) a += BigInt(GS_BASE);
+        if (!inData({ what: '', addr: a, size: c.form.mn === 'maskmovq' ? 8 : 16 })) bad.push(`[rdi] 0x${a.toString(16)}: ${c.description}`);
+        continue;
+      }
+      if (!d.mem || !c.form.modrm) continue;
+      const a = modrmLinear(c, d);
+      checked++;
+      const acc = { what: 'fpu operand', addr: a, size: fpuMemBytes(c.form, size) };
+      if (!inData(acc) && !faultsOnBothSides(a)) bad.push(`0x${a.toString(16)}+${acc.size}: ${c.description}`);
+      if (ALIGNED16(c.form) && inData(acc)) { if (a % 16n === 0n) aligned++; else misaligned++; }
+      // x87 state stores: the pointer fields are exempt from the data comparison.
+      if (inData(acc) && !d.lock && ['fnstenv', 'fnsave', 'fxsave'].includes(c.form.mn)) {
+        const off = Number(a - DLO);
+        const want = c.form.mn === 'fxsave' ? [[off + 6, off + 24], [off + 28, off + 32]]
+          : size === 2 ? [[off + 6, off + 14]] : [[off + 12, off + 28]];
+        if (JSON.stringify(c.dataIgnore) !== JSON.stringify(want)) bad.push(`dataIgnore ${JSON.stringify(c.dataIgnore)}: ${c.description}`);
+      } else if (c.dataIgnore) bad.push(`unexpected dataIgnore: ${c.description}`);
+    }
+    expect(bad.slice(0, 20)).toEqual([]);
+    expect(checked).toBeGreaterThan(500);
+    expect(misaligned).toBeGreaterThan(0); // deliberate #GP
+    expect(aligned).toBeGreaterThan(misaligned * 5);
+  });
+
+  it('gives LDMXCSR, FXRSTOR and FBLD mostly valid memory contents', () => {
+    const cases = generateCases({ seed: 77, count: 240, only: ['ldmxcsr', 'fxrstor', 'fbld'] });
+    const tally: Record<string, [number, number]> = { ldmxcsr: [0, 0], fxrstor: [0, 0], fbld: [0, 0] };
+    for (const c of cases) {
+      const d = decode(c.code, c.form);
+      const a = modrmLinear(c, d);
+      const n = fpuMemBytes(c.form, caseSize(c));
+      if (!inData({ what: '', addr: a, size: n }) || (ALIGNED16(c.form) && a % 16n !== 0n)) continue;
+      const p = new Uint8Array(DATA_SIZE);
+      fillPattern(c.dataSeed, p);
+      const off = Number(a - DLO);
+      let ok: boolean;
+      if (c.form.mn === 'ldmxcsr') ok = (p[off + 2] | p[off + 3]) === 0;
+      else if (c.form.mn === 'fxrstor') ok = (p[off + 26] | p[off + 27]) === 0;
+      else ok = Array.from(p.subarray(off, off + 9)).every((b) => (b & 15) < 10 && b >> 4 < 10);
+      tally[c.form.mn][ok ? 0 : 1]++;
+    }
+    for (const [mn, [ok, not]] of Object.entries(tally)) {
+      expect(ok, mn).toBeGreaterThan(not * 2);
+      expect(ok + not, mn).toBeGreaterThan(20);
+    }
+  });
+
+  it('declares undefined x87 condition codes', () => {
+    const by = (mn: string, tok?: string) => fpuForms.find((f) => f.mn === mn && (!tok || f.ops.includes(tok)))!;
+    expect(fswMaskFor(by('fadd', 'STi'))).toBe(0xffff & ~0x4500); // C0 C2 C3 undefined, C1 defined
+    expect(fswMaskFor(by('fcom', 'Md'))).toBe(0xffff);
+    expect(fswMaskFor(by('fsin'))).toBe(0xffff & ~0x4100); // C2 = out of range
+    expect(fswMaskFor(by('fnstcw'))).toBe(0xffff & ~0x4700);
+    expect(fswMaskFor(by('fprem'))).toBe(0xffff);
+    expect(fswMaskFor(by('addps'))).toBe(0xffff);
+    // The RFLAGS part of `undef` is unchanged: COMISS and FCOMI define ZF PF CF and clear OF SF AF.
+    expect(flagsMaskFor(by('comiss'), 0)).toBe(0xcd5n);
+    expect(flagsMaskFor(by('fcomi'), 0)).toBe(0xcd5n);
+    expect(flagsMaskFor(by('fadd', 'Md'), 0)).toBe(0xcd5n);
+  });
+});
+
+describe('difftest FPU comparison', () => {
+  const base = () => {
+    const img = defaultFpuImage();
+    const v = new DataView(img.buffer);
+    v.setUint16(2, (6 << 11) | 0x4000, true); // TOP = 6, C3
+    img[4] = 0xc0; // R6 R7 valid: ST0 and ST1
+    return { img, v };
+  };
+
+  it('compares XMM, MXCSR, control/status/tag words and valid ST(i), not the pointers', () => {
+    const n = base(), e = base();
+    expect(fpuDifferences(n.img, e.img, 0xffff)).toEqual([]);
+    // FOP/FIP/FDP, MXCSR_MASK and the tail differ by design.
+    e.v.setUint16(6, 0x1234, true); e.v.setBigUint64(8, 0x200800n, true); e.v.setBigUint64(16, 0x300000n, true);
+    e.v.setUint32(28, 0xffbf, true); e.img[500] = 7;
+    // Empty ST2 (physical R0) differs: not compared.
+    e.img[0x20 + 2 * 16] = 0x55;
+    expect(fpuDifferences(n.img, e.img, 0xffff)).toEqual([]);
+    e.img[0xa0 + 3 * 16 + 15] = 0x80; // xmm3 sign of the top lane
+    e.v.setUint32(24, 0x1f84, true); // mxcsr ZE
+    e.v.setBigUint64(0x30, 0x8000000000000000n, true); e.v.setUint16(0x38, 0x3fff, true); // st1 = 1.0
+    e.v.setUint16(2, (6 << 11) | 0x0200, true); // C3 -> C1
+    const d = fpuDifferences(n.img, e.img, 0xbaff);
+    expect(d).toEqual([
+      'fsw (mask 0xbaff): native 0x3000, hvlab 0x3200',
+      'mxcsr: native 0x1f80, hvlab 0x1f84',
+      'st1: native 0x00000000000000000000 (0), hvlab 0x3fff8000000000000000 (1.0000000000000000)',
+      'xmm3: native 0x00000000000000000000000000000000, hvlab 0x80000000000000000000000000000000',
+    ]);
+    // C3 alone is masked out when the form leaves it undefined.
+    const m = base();
+    m.v.setUint16(2, 6 << 11, true);
+    expect(fpuDifferences(n.img, m.img, 0xbaff)).toEqual([]);
+    expect(fpuDifferences(n.img, m.img, 0xffff)).toEqual(['fsw: native 0x7000, hvlab 0x3000']);
+  });
+
+  it('applies the FSW mask and the data-ignore ranges of a generated case', () => {
+    const c = generateCases({ seed: 3, count: 40, only: ['fnstenv'] }).find((x) => x.dataIgnore && x.formKey.includes(':32:'))!;
+    const [lo] = c.dataIgnore![0];
+    const r = { outcome: 'trap' as const, regs: c.regs, rip: 0n, rflags: 0n, dataDiff: [[lo - 12, 1], [lo, 2]] as [number, number][], fpu: c.fpu };
+    const other = { ...r, dataDiff: [[lo - 12, 1], [lo, 3], [lo + 4, 9]] as [number, number][] };
+    expect(differences(c, r, other)).toEqual([]); // FIP/FCS bytes differ: ignored
+    const worse = { ...r, dataDiff: [[lo - 12, 5]] as [number, number][] };
+    expect(differences(c, r, worse)).toEqual([`data: native [${lo - 12}=1], hvlab [${lo - 12}=5]`]);
+    const noImage = { ...r, fpu: undefined };
+    expect(differences(c, r, noImage)).toEqual(['fpu image: native present, hvlab missing']);
   });
 });

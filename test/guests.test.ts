@@ -62,6 +62,14 @@ describe('bare-metal test kernels', () => {
     expect(r.status).toBe(33);
   });
 
+  it('debug: TF single-step traps, debug registers, LAR/LSL/VERR/VERW', () => {
+    const r = runHvlab(images.get('debug')!);
+    expect(r.errors).toBe('');
+    expect(r.output.split('\n').filter((l) => l.startsWith('ok')).length).toBe(3);
+    expect(r.output).toContain('all debug checks passed');
+    expect(r.status).toBe(33);
+  });
+
   it('irq: injected external interrupts wait for IF, respect the STI shadow and wake HLT', () => {
     const chunks: number[] = [];
     const m = new Machine({ ramBytes: 32 << 20, serialOut: (b) => chunks.push(b) });

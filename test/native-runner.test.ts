@@ -6,7 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureNativeRunner, runNativeBatch, runNativeBench } from '../emu/difftest/native.ts';
-import { CODE_ADDR, CODE_OFFSET, DATA_ADDR, DATA_SIZE, fillPattern, type CaseInput } from '../emu/difftest/types.ts';
+import {
+  CODE_ADDR, CODE_OFFSET, DATA_ADDR, DATA_SIZE, fillPattern, defaultFpuImage, type CaseInput,
+} from '../emu/difftest/types.ts';
+import { generateCases } from '../emu/difftest/generate.ts';
+import { EmulatedRunner } from '../emu/difftest/emulated.ts';
+import { differences } from '../emu/difftest/compare.ts';
 
 const M64 = (1n << 64n) - 1n;
 const ENTRY = BigInt(CODE_ADDR + CODE_OFFSET);
@@ -240,5 +245,227 @@ describe('native runner: bench mode', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+// ---------------------------------------------------------------- x87 / SSE state
+
+/** FXSAVE64 image fields (SDM Vol. 1, Table 10-2), written independently of the generator. */
+interface Fx {
+  fcw?: number; fsw?: number; ftw?: number; mxcsr?: number;
+  /** ST(i) in stack order: [exponent+sign (16 bits), mantissa (64 bits)]. */
+  st?: Record<number, [number, bigint]>;
+  /** XMM registers as four f32 lanes (lane 0 first) or raw 128-bit values. */
+  xmm?: Record<number, number[] | bigint>;
+}
+
+function f32(x: number): number {
+  const b = new DataView(new ArrayBuffer(4));
+  b.setFloat32(0, x, true);
+  return b.getUint32(0, true);
+}
+
+function image(fx: Fx): Uint8Array {
+  const img = defaultFpuImage();
+  const v = new DataView(img.buffer);
+  if (fx.fcw !== undefined) v.setUint16(0, fx.fcw, true);
+  if (fx.fsw !== undefined) v.setUint16(2, fx.fsw, true);
+  if (fx.ftw !== undefined) v.setUint8(4, fx.ftw);
+  if (fx.mxcsr !== undefined) v.setUint32(24, fx.mxcsr, true);
+  for (const [i, [se, m]] of Object.entries(fx.st ?? {})) {
+    v.setBigUint64(32 + 16 * Number(i), m, true);
+    v.setUint16(40 + 16 * Number(i), se, true);
+  }
+  for (const [i, x] of Object.entries(fx.xmm ?? {})) {
+    const at = 160 + 16 * Number(i);
+    if (typeof x === 'bigint') { v.setBigUint64(at, x & M64, true); v.setBigUint64(at + 8, x >> 64n, true); }
+    else x.forEach((lane, k) => v.setUint32(at + 4 * k, f32(lane), true));
+  }
+  return img;
+}
+
+const rd16 = (img: Uint8Array, off: number) => img[off] | (img[off + 1] << 8);
+const rd32 = (img: Uint8Array, off: number) => (rd16(img, off) | (rd16(img, off + 2) << 16)) >>> 0;
+const xmmLanes = (img: Uint8Array, i: number) => [0, 1, 2, 3].map((k) => rd32(img, 160 + 16 * i + 4 * k));
+/** ST(i) as [sign+exponent, mantissa]. */
+function st(img: Uint8Array, i: number): [number, bigint] {
+  const v = new DataView(img.buffer, img.byteOffset);
+  return [v.getUint16(40 + 16 * i, true), v.getBigUint64(32 + 16 * i, true)];
+}
+const ONE: [number, bigint] = [0x3fff, 0x8000000000000000n];
+const TWO: [number, bigint] = [0x4000, 0x8000000000000000n];
+const THREE: [number, bigint] = [0x4000, 0xc000000000000000n];
+const ZERO: [number, bigint] = [0, 0n];
+const MXCSR_DEFAULT = 0x1f80, PE = 0x20, ZE = 0x4;
+
+function mkf(code: string, fx: Fx, set: Record<number, bigint> = {}, dataSeed = 1): CaseInput {
+  return { ...mk(code, set, 0n, dataSeed), fpu: image(fx) };
+}
+
+describe('native runner: x87 and SSE state', () => {
+  it('addps xmm0, xmm1: lanes rounded to binary32, PE only when inexact', async () => {
+    const a = [1.5, -2, 1e30, 3], b = [2.25, 2, 1e30, 0.1];
+    const exact = [1.5, -2, 0.5, 7], bx = [2.25, 2, 0.25, 1];
+    const [r, q] = await runNativeBatch([mkf('0f 58 c1', { xmm: { 0: a, 1: b } }), mkf('0f 58 c1', { xmm: { 0: exact, 1: bx } })]);
+    expect(r.outcome).toBe('trap');
+    expect(r.rip).toBe(ENTRY + 3n + 1n);
+    const want = a.map((x, k) => f32(Math.fround(Math.fround(x) + Math.fround(b[k]))));
+    expect(xmmLanes(r.fpu!, 0)).toEqual(want);
+    expect(xmmLanes(r.fpu!, 1)).toEqual(b.map(f32));
+    const inexact = a.some((x, k) => Math.fround(x) + Math.fround(b[k]) !== Math.fround(Math.fround(x) + Math.fround(b[k])));
+    expect(inexact).toBe(true); // 3 + 0.1 is
+    expect(rd32(r.fpu!, 24)).toBe(MXCSR_DEFAULT | PE);
+    expect(xmmLanes(q.fpu!, 0)).toEqual(exact.map((x, k) => f32(x + bx[k])));
+    expect(rd32(q.fpu!, 24)).toBe(MXCSR_DEFAULT);
+  });
+
+  it('divss by zero: masked gives inf and ZE; unmasked raises #XM before the write', async () => {
+    const xmm = { 0: [1, 5, 6, 7], 1: [0, 9, 9, 9] };
+    const [masked, unmasked] = await runNativeBatch([
+      mkf('f3 0f 5e c1', { xmm }),
+      mkf('f3 0f 5e c1', { xmm, mxcsr: MXCSR_DEFAULT & ~0x200 }), // ZM clear
+    ]);
+    expect(masked.outcome).toBe('trap');
+    expect(xmmLanes(masked.fpu!, 0)).toEqual([0x7f800000, f32(5), f32(6), f32(7)]);
+    expect(rd32(masked.fpu!, 24)).toBe(MXCSR_DEFAULT | ZE);
+    expect(unmasked.outcome).toBe('XM');
+    expect(unmasked.rip).toBe(ENTRY);
+    expect(xmmLanes(unmasked.fpu!, 0)).toEqual([1, 5, 6, 7].map(f32));
+    expect(rd32(unmasked.fpu!, 24)).toBe((MXCSR_DEFAULT & ~0x200) | ZE);
+  });
+
+  it('x87 arithmetic on a prepared stack (TOP = 6: ST0 = R6, ST1 = R7)', async () => {
+    const stack: Fx = { fsw: 6 << 11, ftw: 0xc0, st: { 0: ONE, 1: TWO } };
+    const [fadd, faddp, fld1] = await runNativeBatch([
+      mkf('d8 c1', stack), // fadd st0, st1
+      mkf('de c1', stack), // faddp st1, st0
+      mkf('d9 e8', {}), // fld1 on an empty stack
+    ]);
+    expect(fadd.outcome).toBe('trap');
+    expect(st(fadd.fpu!, 0)).toEqual(THREE);
+    expect(st(fadd.fpu!, 1)).toEqual(TWO);
+    expect(rd16(fadd.fpu!, 2) & ~0x4500).toBe(6 << 11); // TOP 6, no exception, C1 = 0
+    expect(fadd.fpu![4]).toBe(0xc0);
+    expect(st(faddp.fpu!, 0)).toEqual(THREE); // was ST1
+    expect((rd16(faddp.fpu!, 2) >> 11) & 7).toBe(7);
+    expect(faddp.fpu![4]).toBe(0x80); // R6 freed
+    expect(st(fld1.fpu!, 0)).toEqual(ONE);
+    expect(rd16(fld1.fpu!, 2) & ~0x4500).toBe(7 << 11);
+    expect(fld1.fpu![4]).toBe(0x80);
+  });
+
+  it('x87 exceptions: an unmasked one sets ES and waits; the next waiting instruction gets #MF', async () => {
+    const fcw = 0x037f & ~0x4; // ZM clear
+    const [fdiv, pendingWait, pendingFld, fnstsw] = await runNativeBatch([
+      mkf('d8 f1', { fcw, fsw: 6 << 11, ftw: 0xc0, st: { 0: ONE, 1: ZERO } }), // fdiv st0, st1
+      mkf('9b', { fcw: 0x037e, fsw: 0x8081 }), // fwait with IE pending (IM clear)
+      mkf('d9 e8', { fcw: 0x037e, fsw: 0x8081 }), // fld1
+      mkf('df e0', { fcw: 0x037e, fsw: 0x8081 }), // fnstsw ax: non-waiting
+    ]);
+    expect(fdiv.outcome).toBe('trap'); // the INT3 after it is not an x87 instruction
+    expect(rd16(fdiv.fpu!, 2) & ~0x4700).toBe(0x8000 | (6 << 11) | 0x80 | ZE);
+    expect(st(fdiv.fpu!, 0)).toEqual(ONE); // unmasked #Z leaves the destination alone
+    for (const r of [pendingWait, pendingFld]) {
+      expect(r.outcome).toBe('MF');
+      expect(r.rip).toBe(ENTRY);
+      expect(rd16(r.fpu!, 2)).toBe(0x8081);
+    }
+    expect(pendingFld.fpu![4]).toBe(0); // FLD1 did not run
+    expect(fnstsw.outcome).toBe('trap');
+    expect(fnstsw.regs[RAX] & 0xffffn).toBe(0x8081n);
+  });
+
+  it('round-trips an image; without one the default state is used and no image returned', async () => {
+    const next = rng(0x1234567n);
+    const xmm: Record<number, bigint> = {};
+    for (let i = 0; i < 16; i++) xmm[i] = (next() << 64n) | next();
+    const sts: Record<number, [number, bigint]> = {};
+    for (let i = 0; i < 8; i++) sts[i] = [Number(next() & 0xffffn), next()];
+    const fx: Fx = { fcw: 0x0e72, fsw: 0x3d00 | 0x21 | (3 << 11), ftw: 0x5a, mxcsr: 0xffc0 & ~0x1200 | 0x12, st: sts, xmm };
+    const [nop, dflt, movq] = await runNativeBatch([
+      mkf('90', fx),
+      mkf('90', {}), // all-zero XMM after a case that left them non-zero
+      mk('66 48 0f 7e c0', { [RAX]: 5n }), // movq rax, xmm0: no image, default XMM0 = 0
+    ]);
+    const img = image(fx);
+    expect(nop.outcome).toBe('trap');
+    expect(rd16(nop.fpu!, 0)).toBe(0x0e72);
+    // IE is set and unmasked (FCW.IM = 0): FXRSTOR derives ES and B from the flags and masks.
+    expect(rd16(nop.fpu!, 2)).toBe(0x3d21 | 0x8080);
+    expect(nop.fpu![4]).toBe(0x5a);
+    expect(rd32(nop.fpu!, 24)).toBe(rd32(img, 24));
+    for (let i = 0; i < 8; i++) expect(st(nop.fpu!, i)).toEqual(sts[i]);
+    expect(Array.from(nop.fpu!.subarray(160, 416))).toEqual(Array.from(img.subarray(160, 416)));
+    expect(Array.from(dflt.fpu!.subarray(160, 416)).every((b) => b === 0)).toBe(true);
+    expect(rd16(dflt.fpu!, 0)).toBe(0x037f);
+    expect(rd32(dflt.fpu!, 24)).toBe(MXCSR_DEFAULT);
+    expect(movq.outcome).toBe('trap');
+    expect(movq.regs[RAX]).toBe(0n);
+    expect(movq.fpu).toBeUndefined();
+  });
+
+  it('movaps needs 16-byte alignment (#GP -> SEGV), movups does not', async () => {
+    const seed = 99;
+    const p = pattern(seed);
+    const [aligned, misaligned, unaligned] = await runNativeBatch([
+      mkf('0f 28 03', {}, { [RBX]: BigInt(DATA_ADDR + 0x40) }, seed),
+      mkf('0f 28 03', {}, { [RBX]: BigInt(DATA_ADDR + 0x48) }, seed),
+      mkf('0f 10 03', {}, { [RBX]: BigInt(DATA_ADDR + 0x48) }, seed),
+    ]);
+    expect(aligned.outcome).toBe('trap');
+    expect(Array.from(aligned.fpu!.subarray(160, 176))).toEqual(Array.from(p.subarray(0x40, 0x50)));
+    expect(misaligned.outcome).toBe('SEGV');
+    expect(misaligned.rip).toBe(ENTRY);
+    expect(unaligned.outcome).toBe('trap');
+    expect(Array.from(unaligned.fpu!.subarray(160, 176))).toEqual(Array.from(p.subarray(0x48, 0x58)));
+  });
+
+  it('mixes 176- and 688-byte records in one batch, in order', async () => {
+    const cases: CaseInput[] = [];
+    for (let i = 0; i < 600; i++) {
+      if (i % 3 === 0) cases.push(mk('48 01 d8', { [RAX]: BigInt(i), [RBX]: 1n }));
+      else cases.push(mkf('66 0f 7e c0', { xmm: { 0: BigInt(i) * 0x10001n } })); // movd eax, xmm0
+    }
+    const res = await runNativeBatch(cases);
+    res.forEach((r, i) => {
+      expect(r.outcome).toBe('trap');
+      if (i % 3 === 0) { expect(r.regs[RAX]).toBe(BigInt(i) + 1n); expect(r.fpu).toBeUndefined(); }
+      else { expect(r.regs[RAX]).toBe((BigInt(i) * 0x10001n) & 0xffffffffn); expect(r.fpu!.length).toBe(512); }
+    });
+  });
+
+  it('generated FPU cases end in sensible outcomes', async () => {
+    const cases = generateCases({ seed: 42, count: 4000, only: ['sse', 'sse-int', 'mmx', 'x87'] });
+    const res = await runNativeBatch(cases);
+    const bad: string[] = [];
+    const count: Record<string, number> = {};
+    res.forEach((r, i) => {
+      const c = cases[i];
+      count[r.outcome] = (count[r.outcome] ?? 0) + 1;
+      let k = 0;
+      while ([0x66, 0x67, 0xf2, 0xf3, 0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0xf0].includes(c.code[k]) || (c.code[k] & 0xf0) === 0x40) k++;
+      const locked = Array.from(c.code.subarray(0, k)).includes(0xf0);
+      const img = c.fpu!;
+      const pendingX87 = (rd16(img, 2) & 0x80) !== 0;
+      const simdUnmasked = (rd32(img, 24) & 0x1f80) !== 0x1f80;
+      const ok = r.outcome === 'trap' || (r.outcome === 'UD' && locked) || (r.outcome === 'MF' && pendingX87)
+        || (r.outcome === 'XM' && simdUnmasked) || (r.outcome === 'SEGV' && c.formKey.includes(':mem'));
+      if (!ok) bad.push(`${r.outcome}: ${c.description}`);
+      if (r.outcome !== 'trap' && r.rip !== ENTRY) bad.push(`fault rip 0x${r.rip.toString(16)}: ${c.description}`);
+    });
+    expect(bad.slice(0, 20)).toEqual([]);
+    expect(count.trap).toBeGreaterThan(cases.length * 0.85);
+    for (const o of ['UD', 'MF', 'XM', 'SEGV']) expect(count[o], o).toBeGreaterThan(5);
+  }, 60_000);
+
+  it('carries generated FPU images unchanged through an instruction that ignores them, on both sides', async () => {
+    // The generator's images are canonical (what FXRSTOR loads natively is what hvlab copies), and
+    // both sides report them back in the same layout: NOP must compare equal everywhere.
+    const cases = generateCases({ seed: 9, count: 300, only: ['sse', 'sse-int', 'mmx', 'x87'] })
+      .map((c) => ({ ...c, code: hex('90'), fswMask: 0xffff, dataIgnore: undefined }));
+    const native = await runNativeBatch(cases);
+    const emu = new EmulatedRunner();
+    const diffs = cases.flatMap((c, i) => differences(c, native[i], emu.run(c)).map((d) => `${i}: ${d}`));
+    expect(diffs.slice(0, 10)).toEqual([]);
   });
 });

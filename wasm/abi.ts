@@ -74,6 +74,9 @@ export const ST_CR4 = 0x1b8;
 export const ST_CR8 = 0x1c0;
 export const ST_EFER = 0x1c8;
 export const ST_XCR0 = 0x1d0;
+export const ST_DR0 = 0x1d8; // DR0-DR3: u64 each (0x1d8, 0x1e0, 0x1e8, 0x1f0)
+export const ST_DR6 = 0x1f8; // u32
+export const ST_DR7 = 0x1fc; // u32
 
 // Exit record (like the mmap'ed kvm_run): filled by run() before it returns.
 export const ST_EXIT_REASON = 0x200; // u32: EXIT_* below

@@ -1,6 +1,16 @@
 // `hvlab difftest`: the same generated cases on this machine's CPU and in hvlab's core, compared
 // register by register, flag by flag (minus the flags the manual leaves undefined), and byte by byte
 // over the data region.
+//
+// Cases with an FPU image (x87/MMX/SSE forms) also compare the resulting FXSAVE images field by
+// field: XMM0-15 (all 128 bits), MXCSR (all 32 bits), FCW, FSW (minus the condition codes the form
+// declares undefined: GeneratedCase.fswMask), the abridged FTW, and the 80 bits of each ST(i) that
+// is valid on either side. ST(i) is FXSAVE slot i (stack order, SDM Vol. 1 Table 10-2): its tag is
+// FTW bit (TOP + i) & 7, since the tag word is indexed by physical register. Not compared: FOP,
+// FIP, FDP (and FCS/FDS), which differ by design (hvlab need not track the host's last x87
+// instruction and operand pointers), MXCSR_MASK (a host property), the reserved bytes of the ST
+// slots and of the image tail (416..511, where the kernel keeps its own signal-frame data).
+import * as abi from '../../wasm/abi.ts';
 import { REG_NAMES, type CaseInput, type CaseResult } from './types.ts';
 import { generateCases, type GeneratedCase } from './generate.ts';
 import { runNativeBatch, ensureNativeRunner } from './native.ts';
@@ -27,15 +37,101 @@ export function differences(c: GeneratedCase, n: CaseResult, e: CaseResult): str
   if ((n.rflags & mask) !== (e.rflags & mask)) {
     out.push(`rflags (mask ${hex(mask)}): native ${hex(n.rflags & mask)}, hvlab ${hex(e.rflags & mask)}`);
   }
-  const nd = n.dataDiff.map(([o, v]) => `${o}=${v}`).join(' ');
-  const ed = e.dataDiff.map(([o, v]) => `${o}=${v}`).join(' ');
+  const ignore = c.dataIgnore ?? [];
+  const kept = ([o]: [number, number]) => !ignore.some(([a, b]) => o >= a && o < b);
+  const nd = n.dataDiff.filter(kept).map(([o, v]) => `${o}=${v}`).join(' ');
+  const ed = e.dataDiff.filter(kept).map(([o, v]) => `${o}=${v}`).join(' ');
   if (nd !== ed) out.push(`data: native [${nd}], hvlab [${ed}]`);
+  if (c.fpu) {
+    if (!n.fpu || !e.fpu) out.push(`fpu image: native ${n.fpu ? 'present' : 'missing'}, hvlab ${e.fpu ? 'present' : 'missing'}`);
+    else out.push(...fpuDifferences(n.fpu, e.fpu, c.fswMask ?? 0xffff));
+  }
   return out;
+}
+
+// ---- FXSAVE images
+
+const hexN = (v: bigint, digits: number) => '0x' + v.toString(16).padStart(digits, '0');
+
+/** Little-endian unsigned integer of `n` bytes at `off`. */
+function le(img: Uint8Array, off: number, n: number): bigint {
+  let v = 0n;
+  for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(img[off + i]);
+  return v;
+}
+
+/** An 80-bit extended value as text: 1.5, -inf, qnan, snan, denormal, unnormal... (approximate). */
+export function describeX87(v: bigint): string {
+  const sign = (v >> 79n) & 1n ? '-' : '';
+  const exp = Number((v >> 64n) & 0x7fffn);
+  const mant = v & 0xffffffffffffffffn;
+  const int = mant >> 63n;
+  if (exp === 0x7fff) {
+    if (!int) return 'unsupported';
+    const frac = mant & 0x7fffffffffffffffn;
+    if (frac === 0n) return `${sign}inf`;
+    return `${sign}${frac >> 62n ? 'qnan' : 'snan'}`;
+  }
+  if (exp === 0 && mant === 0n) return `${sign}0`;
+  if (exp !== 0 && !int) return 'unnormal';
+  const x = Number(mant) * 2 ** (Math.max(exp, 1) - 16383 - 63);
+  return `${sign}${x.toPrecision(17)}${exp === 0 ? ' (denormal)' : ''}`;
+}
+
+/** Readable differences between two FXSAVE images (see the header for what is compared). */
+export function fpuDifferences(n: Uint8Array, e: Uint8Array, fswMask: number): string[] {
+  const out: string[] = [];
+  const u16 = (img: Uint8Array, off: number) => img[off] | (img[off + 1] << 8);
+  const fcwN = u16(n, abi.FX_FCW), fcwE = u16(e, abi.FX_FCW);
+  if (fcwN !== fcwE) out.push(`fcw: native ${hexN(BigInt(fcwN), 4)}, hvlab ${hexN(BigInt(fcwE), 4)}`);
+  const fswN = u16(n, abi.FX_FSW), fswE = u16(e, abi.FX_FSW);
+  if ((fswN & fswMask) !== (fswE & fswMask)) {
+    const m = fswMask === 0xffff ? '' : ` (mask ${hexN(BigInt(fswMask), 4)})`;
+    out.push(`fsw${m}: native ${hexN(BigInt(fswN & fswMask), 4)}, hvlab ${hexN(BigInt(fswE & fswMask), 4)}`);
+  }
+  const ftwN = n[abi.FX_FTW], ftwE = e[abi.FX_FTW];
+  if (ftwN !== ftwE) out.push(`ftw: native ${hexN(BigInt(ftwN), 2)}, hvlab ${hexN(BigInt(ftwE), 2)}`);
+  const mxN = le(n, abi.FX_MXCSR, 4), mxE = le(e, abi.FX_MXCSR, 4);
+  if (mxN !== mxE) out.push(`mxcsr: native ${hexN(mxN, 4)}, hvlab ${hexN(mxE, 4)}`);
+  const topN = (fswN >> 11) & 7, topE = (fswE >> 11) & 7;
+  for (let i = 0; i < 8; i++) {
+    const validN = (ftwN >> ((topN + i) & 7)) & 1, validE = (ftwE >> ((topE + i) & 7)) & 1;
+    if (!validN && !validE) continue;
+    const a = le(n, abi.FX_ST0 + 16 * i, 10), b = le(e, abi.FX_ST0 + 16 * i, 10);
+    if (a !== b || validN !== validE) {
+      const show = (v: bigint, valid: number) => (valid ? `${hexN(v, 20)} (${describeX87(v)})` : `empty`);
+      out.push(`st${i}: native ${show(a, validN)}, hvlab ${show(b, validE)}`);
+    }
+  }
+  for (let i = 0; i < 16; i++) {
+    const a = le(n, abi.FX_XMM0 + 16 * i, 16), b = le(e, abi.FX_XMM0 + 16 * i, 16);
+    if (a !== b) out.push(`xmm${i}: native ${hexN(a, 32)}, hvlab ${hexN(b, 32)}`);
+  }
+  return out;
+}
+
+/** The registers of an FPU image worth printing: control words, valid ST(i), non-zero XMM. */
+export function describeFpu(img: Uint8Array): string {
+  const u16 = (off: number) => img[off] | (img[off + 1] << 8);
+  const fsw = u16(abi.FX_FSW), ftw = img[abi.FX_FTW], top = (fsw >> 11) & 7;
+  const parts = [`fcw=${hex(BigInt(u16(abi.FX_FCW)))}`, `fsw=${hex(BigInt(fsw))}`, `ftw=${hex(BigInt(ftw))}`,
+    `mxcsr=${hex(le(img, abi.FX_MXCSR, 4))}`];
+  for (let i = 0; i < 8; i++) {
+    const v = le(img, abi.FX_ST0 + 16 * i, 10);
+    if ((ftw >> ((top + i) & 7)) & 1) parts.push(`st${i}=${hexN(v, 20)}(${describeX87(v)})`);
+    else if (v !== 0n) parts.push(`[st${i}]=${hexN(v, 20)}`); // empty, but MMX reads it
+  }
+  for (let i = 0; i < 16; i++) {
+    const v = le(img, abi.FX_XMM0 + 16 * i, 16);
+    if (v !== 0n) parts.push(`xmm${i}=${hexN(v, 32)}`);
+  }
+  return parts.join(' ');
 }
 
 export function describeInputs(c: CaseInput): string {
   const regs = c.regs.map((r, i) => `${REG_NAMES[i]}=${hex(r)}`).join(' ');
-  return `${regs} rflags=${hex(c.rflags)} dataSeed=${c.dataSeed}`;
+  const fpu = c.fpu ? `\n  fpu: ${describeFpu(c.fpu)}` : '';
+  return `${regs} rflags=${hex(c.rflags)} dataSeed=${c.dataSeed}${fpu}`;
 }
 
 export interface DifftestSummary {

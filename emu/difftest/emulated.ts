@@ -3,12 +3,14 @@
 import * as abi from '../../wasm/abi.ts';
 import { Host, type Vcpu } from '../machine/host.ts';
 import {
-  CODE_ADDR, CODE_OFFSET, CODE_SIZE, DATA_ADDR, DATA_SIZE, GS_BASE, fillPattern,
+  CODE_ADDR, CODE_OFFSET, CODE_SIZE, DATA_ADDR, DATA_SIZE, FXSAVE_BYTES, GS_BASE, fillPattern,
   type CaseInput, type CaseResult, type Outcome,
 } from './types.ts';
 
 /** Guest RAM for difftest: 4 MiB covers the code page (2 MiB) and the data region (3 MiB). */
 const RAM_BYTES = 4 << 20;
+/** End of the FXSAVE fields FXRSTOR loads (XMM15 ends at 0xa0 + 16 * 16 = 416). */
+const FX_LOADED_END = abi.FX_XMM0 + 16 * 16;
 
 /** The signal the native CPU delivers for an exception vector, as the runner reports it. */
 export function outcomeOfVector(vector: number): Outcome {
@@ -18,6 +20,8 @@ export function outcomeOfVector(vector: number): Outcome {
     case abi.VEC_UD: return 'UD';
     case abi.VEC_GP: case abi.VEC_PF: case abi.VEC_SS: return 'SEGV';
     case abi.VEC_AC: return 'BUS';
+    case abi.VEC_MF: return 'MF';
+    case abi.VEC_XM: return 'XM';
     default: return 'other';
   }
 }
@@ -40,6 +44,15 @@ export class EmulatedRunner {
     v.rip = BigInt(CODE_ADDR + CODE_OFFSET);
     v.rflags = c.rflags | 0x202n;
     v.gsBase = BigInt(GS_BASE);
+    // reset() left the default FPU state (FNINIT values, MXCSR 0x1F80); a case image replaces it
+    // like FXRSTOR would: every field but MXCSR_MASK (and the reserved/available tail 416..511).
+    const fx = v.base + abi.ST_FXSAVE;
+    if (c.fpu) {
+      if (c.fpu.length !== FXSAVE_BYTES) throw new Error(`case FPU image is ${c.fpu.length} bytes`);
+      const bytes = this.host.bytes;
+      bytes.set(c.fpu.subarray(0, abi.FX_MXCSR_MASK), fx);
+      bytes.set(c.fpu.subarray(abi.FX_ST0, FX_LOADED_END), fx + abi.FX_ST0);
+    }
     const reason = v.run(budget);
     let outcome: Outcome;
     if (reason === abi.EXIT_EXCEPTION) outcome = outcomeOfVector(v.exit().vector);
@@ -48,12 +61,14 @@ export class EmulatedRunner {
     const after = ram.subarray(DATA_ADDR, DATA_ADDR + DATA_SIZE);
     const dataDiff: [number, number][] = [];
     for (let i = 0; i < DATA_SIZE; i++) if (after[i] !== this.pattern[i]) dataDiff.push([i, after[i]]);
-    return {
+    const result: CaseResult = {
       outcome,
       regs: Array.from({ length: 16 }, (_, i) => v.reg(i)),
       rip: v.rip,
       rflags: v.rflags,
       dataDiff,
     };
+    if (c.fpu) result.fpu = this.host.bytes.slice(fx, fx + FXSAVE_BYTES);
+    return result;
   }
 }

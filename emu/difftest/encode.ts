@@ -1,5 +1,6 @@
-// x86-64 encoder for the forms of wasm/cpu/isa-table.ts: turns a form plus a concrete choice of
-// operands into instruction bytes, and formats the same choice as a readable (Intel-syntax) line.
+// x86-64 encoder for the forms of wasm/cpu/isa-table.ts and wasm/cpu/isa-table-fpu.ts: turns a form
+// plus a concrete choice of operands into instruction bytes, and formats the same choice as a
+// readable (Intel-syntax) line.
 // Used by the differential tester's case generator (emu/difftest/generate.ts); validated against
 // objdump by test/difftest-generate.test.ts.
 //
@@ -38,9 +39,11 @@ export interface Operands {
   /** Operand size in bytes: 'b' forms 1; 'v' forms 2/4/8 (66h / none / REX.W); 'd64' 2/8; 'f64' 8.
    *  For Mdq (CMPXCHG8B/16B): 4 = 8B, 8 = 16B (REX.W). Default: 1 for 'b', 4 for 'v', 8 for d64/f64. */
   size?: 1 | 2 | 4 | 8;
-  /** ModRM.reg operand (Gb/Gv), 0..15, or AH..BH for Gb. Ignored for forms with an opcode extension. */
+  /** ModRM.reg operand (Gb/Gv/Gy/Gd 0..15, AH..BH for Gb; V: XMM 0..15; P: MM 0..7). Ignored for
+   *  forms with an opcode extension. */
   reg?: number;
-  /** ModRM r/m operand: a register (0..15, AH..BH for Eb) or a memory reference. Default register 0. */
+  /** ModRM r/m operand: a register (GPR 0..15, AH..BH for Eb; XMM 0..15 for W/U; MM 0..7 for Q/N;
+   *  i of ST(i) for STi) or a memory reference. Default register 0. Ignored for '#N' forms. */
   rm?: number | MemRef;
   /** Zb/Zv register (0..15, AH..BH for Zb): its low 3 bits must equal the opcode's. Default: op & 7. */
   zreg?: number;
@@ -61,21 +64,50 @@ export interface Operands {
   legacy?: number[];
 }
 
-export type TokenClass = 'E' | 'M' | 'G' | 'Z' | 'I' | 'J' | 'O' | 'X' | 'Y' | 'fixed';
+/** Operand token classes. E/M/W/U/Q/N/STi/rmfix live in ModRM.rm, G/V/P in ModRM.reg (see the
+ *  token lists in the headers of wasm/cpu/isa-table.ts and isa-table-fpu.ts). */
+export type TokenClass = 'E' | 'M' | 'G' | 'Z' | 'I' | 'J' | 'O' | 'X' | 'Y' | 'fixed'
+  | 'V' | 'W' | 'U' | 'P' | 'Q' | 'N' | 'STi' | 'rmfix';
 
 export function tokenClass(t: string): TokenClass {
   const c = t[0];
-  if (t === 'AL' || t === 'rAX' || t === 'CL' || t === 'DX' || t === '1') return 'fixed';
+  if (t === 'AL' || t === 'rAX' || t === 'CL' || t === 'DX' || t === '1' || t === 'AX' || t === 'ST') return 'fixed';
+  if (t === 'STi') return 'STi';
+  if (t === 'RdMw') return 'E';
+  if (/^#[0-7]$/.test(t)) return 'rmfix';
   if (c === 'E' || c === 'M' || c === 'G' || c === 'Z' || c === 'I' || c === 'J' || c === 'O' || c === 'X' || c === 'Y') return c;
+  if (t === 'V' || t === 'U' || t === 'P' || t === 'N' || ((c === 'W' || c === 'Q') && t.length === 2)) return c as TokenClass;
   throw new Error(`unknown operand token ${t}`);
 }
 
-/** The r/m operand token (Eb/Ev/Ew/Ed/Eq/M/Mq/Mdq) of a form, if any. */
+const RM_CLASSES = new Set<TokenClass>(['E', 'M', 'W', 'U', 'Q', 'N', 'STi', 'rmfix']);
+const REG_CLASSES = new Set<TokenClass>(['G', 'V', 'P']);
+
+/** The r/m operand token (Eb/Ev/.../M/Mq/Mdq, W*, U, Q*, N, STi, #N) of a form, if any. */
 export function rmToken(form: Form): string | undefined {
-  return form.ops.find((t) => t[0] === 'E' || t[0] === 'M');
+  return form.ops.find((t) => RM_CLASSES.has(tokenClass(t)));
 }
+/** The GPR ModRM.reg token (Gb/Gv/Gy/Gd), if any. */
 export function gToken(form: Form): string | undefined {
   return form.ops.find((t) => t[0] === 'G');
+}
+/** The ModRM.reg operand token of any register kind (G*, V = XMM, P = MM), if any. */
+export function regToken(form: Form): string | undefined {
+  return form.ops.find((t) => REG_CLASSES.has(tokenClass(t)));
+}
+/** r/m tokens that only take a register (mod = 3). */
+export function isRegOnlyRm(t: string | undefined): boolean {
+  return t !== undefined && ['U', 'N', 'STi', 'rmfix'].includes(tokenClass(t));
+}
+/** r/m register kind of a token: GPR, XMM (0..15) or MM/ST (0..7). */
+export function rmRegKind(t: string): 'gpr' | 'xmm' | 'mm' | 'st' | 'none' {
+  switch (tokenClass(t)) {
+    case 'E': return 'gpr';
+    case 'W': case 'U': return 'xmm';
+    case 'Q': case 'N': return 'mm';
+    case 'STi': return 'st';
+    default: return 'none';
+  }
 }
 export function zToken(form: Form): string | undefined {
   return form.ops.find((t) => t[0] === 'Z');
@@ -95,12 +127,23 @@ export function rmAccessSize(form: Form, size: number): number {
   const t = rmToken(form);
   switch (t) {
     case 'Eb': return 1;
-    case 'Ew': return 2;
-    case 'Ed': return 4;
-    case 'Eq': return 8;
+    case 'Ew': case 'Mw': case 'RdMw': return 2;
+    case 'Ed': case 'Md': case 'Wd': case 'Qd': return 4;
+    case 'Eq': case 'Mq': case 'Wq': case 'Qq': return 8;
     case 'Mdq': return size === 8 ? 16 : 8;
+    case 'Mt': return 10;
+    case 'Wx': case 'Wu': case 'Mo': return 16;
+    case 'Me': return size === 2 ? 14 : 28;
+    case 'Ms': return size === 2 ? 94 : 108;
+    case 'Mx': return 512;
     default: return size;
   }
+}
+
+/** Memory operands that legacy SSE requires to be 16-byte aligned (#GP otherwise). */
+export function rmNeedsAlign16(form: Form): boolean {
+  const t = rmToken(form);
+  return t === 'Wx' || t === 'Mo' || t === 'Mx';
 }
 
 function le(out: number[], value: number | bigint, n: number): void {
@@ -141,8 +184,10 @@ export function encode(form: Form, ops: Operands = {}): Uint8Array {
   };
 
   const rmTok = rmToken(form);
-  const gTok = gToken(form);
+  const gTok = regToken(form);
   const zTok = zToken(form);
+  const gCls = gTok ? tokenClass(gTok) : undefined;
+  const rmCls = rmTok ? tokenClass(rmTok) : undefined;
   let seg: Seg | undefined = ops.seg;
   let addr32 = !!ops.addr32;
   const tail: number[] = [];
@@ -150,19 +195,29 @@ export function encode(form: Form, ops: Operands = {}): Uint8Array {
   if (form.modrm) {
     let regField: number;
     if (form.ext !== undefined) regField = form.ext;
-    else {
+    else if (gCls === 'P') {
+      const r = ops.reg ?? 0;
+      if (!Number.isInteger(r) || r < 0 || r > 7) throw new Error(`${form.mn}: bad MM register ${r}`);
+      regField = r; // REX.R is ignored for MM registers
+    } else {
       const r = reg8(ops.reg ?? 0, gTok === 'Gb');
       regField = r & 7; R = r >> 3;
     }
-    const rm = ops.rm ?? 0;
+    const rm = rmCls === 'rmfix' ? Number(rmTok!.slice(1)) : ops.rm ?? 0;
     let mod: number, rmField: number;
     let sib: number | undefined;
     let dispBytes = 0, disp = 0;
     if (typeof rm === 'number') {
       if (rmTok && rmTok[0] === 'M') throw new Error(`${form.mn}: register operand for a memory-only form`);
-      const r = reg8(rm, rmTok === 'Eb');
-      mod = 3; rmField = r & 7; B = r >> 3;
+      if (rmCls === 'Q' || rmCls === 'N' || rmCls === 'STi' || rmCls === 'rmfix') {
+        if (!Number.isInteger(rm) || rm < 0 || rm > 7) throw new Error(`${form.mn}: bad MM/ST register ${rm}`);
+        mod = 3; rmField = rm; // REX.B is ignored for MM and ST registers
+      } else {
+        const r = reg8(rm, rmTok === 'Eb');
+        mod = 3; rmField = r & 7; B = r >> 3;
+      }
     } else {
+      if (isRegOnlyRm(rmTok)) throw new Error(`${form.mn}: memory operand for a register-only form`);
       if (rm.seg) seg = rm.seg;
       if (rm.addr32) addr32 = true;
       disp = rm.disp ?? 0;
@@ -267,7 +322,7 @@ export function regName(r: number, size: number): string {
 
 export const CC_NAMES = ['o', 'no', 'b', 'ae', 'e', 'ne', 'be', 'a', 's', 'ns', 'p', 'np', 'l', 'ge', 'le', 'g'];
 
-const PTR: Record<number, string> = { 1: 'byte', 2: 'word', 4: 'dword', 8: 'qword', 16: 'oword' };
+const PTR: Record<number, string> = { 1: 'byte', 2: 'word', 4: 'dword', 8: 'qword', 10: 'tbyte', 16: 'oword' };
 
 function hex(v: number | bigint): string {
   const b = BigInt(v);
@@ -302,6 +357,9 @@ export function mnemonic(form: Form, size: number, ops: Operands = {}): string {
     case 'cmpxchg8b': return size === 8 ? 'cmpxchg16b' : 'cmpxchg8b';
     case 'jrcxz': return ops.addr32 ? 'jecxz' : 'jrcxz';
     case 'pushf': case 'popf': return size === 2 ? `${form.mn}w` : `${form.mn}q`;
+    case 'movd': return size === 8 ? 'movq' : 'movd';
+    case 'fxsave': case 'fxrstor': return size === 8 ? `${form.mn}64` : form.mn;
+    case 'fnstenv': case 'fldenv': case 'fnsave': case 'frstor': return size === 2 ? `${form.mn}w` : form.mn;
     case 'movs': case 'cmps': case 'stos': case 'lods': case 'scas': return form.mn + sfx;
     default: return form.mn;
   }
@@ -324,15 +382,24 @@ export function formatInstruction(form: Form, ops: Operands = {}, next?: bigint)
   const aregs = ops.addr32 ? R32 : R64;
   for (const t of form.ops) {
     switch (tokenClass(t)) {
-      case 'E': case 'M': {
+      case 'E': case 'M': case 'W': case 'U': case 'Q': case 'N': case 'STi': {
         const rm = ops.rm ?? 0;
         if (typeof rm === 'number') {
-          const sz = t === 'Eb' ? 1 : t === 'Ew' ? 2 : t === 'Ed' ? 4 : t === 'Eq' ? 8 : size;
-          opnds.push(regName(rm, sz));
+          const kind = rmRegKind(t);
+          if (kind === 'xmm') opnds.push(`xmm${rm}`);
+          else if (kind === 'mm') opnds.push(`mm${rm}`);
+          else if (kind === 'st') opnds.push(`st(${rm})`);
+          else {
+            const sz = t === 'Eb' ? 1 : t === 'Ew' ? 2 : t === 'Ed' || t === 'RdMw' ? 4 : t === 'Eq' ? 8 : size;
+            opnds.push(regName(rm, sz));
+          }
         } else opnds.push(formatMem(rm, form.mn === 'lea' || form.mn === 'nop' ? undefined : rmAcc));
         break;
       }
-      case 'G': opnds.push(regName(ops.reg ?? 0, t === 'Gb' ? 1 : size)); break;
+      case 'rmfix': break;
+      case 'V': opnds.push(`xmm${ops.reg ?? 0}`); break;
+      case 'P': opnds.push(`mm${ops.reg ?? 0}`); break;
+      case 'G': opnds.push(regName(ops.reg ?? 0, t === 'Gb' ? 1 : t === 'Gd' ? 4 : size)); break;
       case 'Z': opnds.push(regName(ops.zreg ?? (form.op & 7), t === 'Zb' ? 1 : size)); break;
       case 'I': {
         const v = BigInt(t === 'Ib' && form.imm === 'wb' ? ops.imm2 ?? 0 : ops.imm ?? 0);
@@ -349,7 +416,8 @@ export function formatInstruction(form: Form, ops: Operands = {}, next?: bigint)
       case 'X': opnds.push(`${PTR[size]} ${strSeg}[${aregs[6]}]`); break;
       case 'Y': opnds.push(`${PTR[size]} es:[${aregs[7]}]`); break;
       case 'fixed':
-        opnds.push(t === 'AL' ? 'al' : t === 'rAX' ? regName(0, size) : t === 'CL' ? 'cl' : t === 'DX' ? 'dx' : '1');
+        opnds.push(t === 'AL' ? 'al' : t === 'rAX' ? regName(0, size) : t === 'CL' ? 'cl' : t === 'DX' ? 'dx'
+          : t === 'AX' ? 'ax' : t === 'ST' ? 'st' : '1');
         break;
     }
   }

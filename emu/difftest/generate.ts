@@ -7,14 +7,24 @@
 //   - branch targets land on the INT3 fill of the code page, outside the instruction;
 //   - values the manual leaves undefined are avoided, or their flags masked (`flagsMask`).
 // Register and immediate values favour edge cases (0, 1, -1, sign boundaries, shift counts).
+//
+// The x87/MMX/SSE forms of wasm/cpu/isa-table-fpu.ts are generated only when `only` asks for them
+// (families sse, sse-int, mmx, x87, their mnemonics or form keys): their cases carry an FXSAVE
+// image (CaseInput.fpu) with float edge values (signed zeros, denormals, infinities, QNaN/SNaN
+// with payloads, extreme normals, values next to integer rounding boundaries) and random bits in
+// the XMM/MM/ST registers, MXCSR with every rounding mode, DAZ/FTZ and random exception masks,
+// x87 stacks of 0..8 valid registers at any TOP, control words with every RC and the PC values
+// 00/10/11 (01 is reserved), and now and then a pending unmasked x87 exception (-> #MF).
 
 import { forms, type Form } from '../../wasm/cpu/isa-table.ts';
+import { fpuForms, FSW_UNDEF_SHIFT, FSW_CC } from '../../wasm/cpu/isa-table-fpu.ts';
+import * as abi from '../../wasm/abi.ts';
 import {
-  CODE_ADDR, CODE_OFFSET, CODE_SIZE, DATA_ADDR, DATA_SIZE, GS_BASE, fillPattern, type CaseInput,
+  CODE_ADDR, CODE_OFFSET, CODE_SIZE, DATA_ADDR, DATA_SIZE, FXSAVE_BYTES, GS_BASE, fillPattern, type CaseInput,
 } from './types.ts';
 import {
-  encode, formatInstruction, hexBytes, rmToken, gToken, zToken, rmAccessSize,
-  type MemRef, type Operands, type Seg,
+  encode, formatInstruction, hexBytes, rmToken, gToken, zToken, regToken, rmAccessSize, rmNeedsAlign16,
+  tokenClass, type MemRef, type Operands, type Seg,
 } from './encode.ts';
 
 export type GeneratedCase = CaseInput & {
@@ -23,6 +33,11 @@ export type GeneratedCase = CaseInput & {
   description: string;
   /** RFLAGS bits to compare: CF PF AF ZF SF OF DF minus what the manual leaves undefined here. */
   flagsMask: bigint;
+  /** FPU cases: the FSW bits to compare (all but the condition codes the manual leaves undefined). */
+  fswMask?: number;
+  /** Data-region byte ranges [start, end) not compared: fields an FPU state store writes that
+   *  differ by design (FOP/FIP/FDP/FCS/FDS of FNSTENV/FNSAVE/FXSAVE, FXSAVE's MXCSR_MASK). */
+  dataIgnore?: [number, number][];
 };
 
 export type RmKind = 'reg' | 'mem' | 'none';
@@ -55,6 +70,8 @@ function hex2(n: number): string { return n.toString(16).padStart(2, '0'); }
 export function formSizes(form: Form): number[] {
   if (form.mn === 'bswap') return [4, 8]; // 16-bit BSWAP is undefined
   if (form.mn === 'cmpxchg8b') return [4, 8]; // 8B / 16B (66h is not a valid size here)
+  if (form.ops.some((t) => t === 'Me' || t === 'Ms')) return [2, 4]; // x87 env: 16- / 32-bit format
+  if (form.ops.some((t) => /^[EGM]y$/.test(t) || t === 'Mx')) return [4, 8]; // by REX.W only
   switch (form.osize) {
     case 'b': return [1];
     case 'v': return [2, 4, 8];
@@ -69,11 +86,18 @@ export function formKinds(form: Form): RmKind[] {
   const t = rmToken(form);
   if (!form.modrm || !t) return ['none'];
   if (t[0] === 'M') return ['mem'];
+  const c = tokenClass(t);
+  if (c === 'rmfix') return ['none'];
+  if (c === 'U' || c === 'N' || c === 'STi') return ['reg'];
   return ['reg', 'mem'];
 }
 
+/** `map:op/ext:bits:kind[:prefix]`; forms with a fixed ModRM.rm ('#N', e.g. FLD1 = D9 E8) write
+ *  the extension as `ext.rm` (`0:d9/5.0:0:none`). */
 export function formKey(form: Form, bits: number, kind: RmKind): string {
-  const base = `${form.map}:${hex2(form.op)}/${form.ext ?? '-'}:${bits}:${kind}`;
+  const t = rmToken(form);
+  const ext = t && t[0] === '#' ? `${form.ext}.${t.slice(1)}` : `${form.ext ?? '-'}`;
+  const base = `${form.map}:${hex2(form.op)}/${ext}:${bits}:${kind}`;
   return form.prefix !== undefined ? `${base}:${hex2(form.prefix)}` : base;
 }
 
@@ -86,11 +110,13 @@ function matchesOnly(form: Form, only?: string[]): boolean {
 }
 
 /** Every variant the generator produces (forms without `noDiff`), filtered by `only`: family names
- *  (Form.fam), mnemonics (Form.mn) or exact form keys. */
+ *  (Form.fam), mnemonics (Form.mn) or exact form keys. Without `only`: the integer table
+ *  (wasm/cpu/isa-table.ts) alone; with it, that table and the x87/MMX/SSE one (isa-table-fpu.ts). */
 export function formVariants(only?: string[]): FormVariant[] {
   const out: FormVariant[] = [];
   const seen = new Set<string>();
-  for (const form of forms) {
+  const table = only && only.length ? [...forms, ...fpuForms] : forms;
+  for (const form of table) {
     if (form.noDiff) continue;
     const all = matchesOnly(form, only);
     for (const size of formSizes(form)) {
@@ -165,10 +191,16 @@ const EDGE64: bigint[] = [
 
 /** Edge values at a width: 0, 1, 2, max/2 (0x7f..), min (0x80..), min+1, max (0xff..), max-1. */
 function edgeAt(rng: Rng, bits: number): bigint {
-  const max = (1n << BigInt(bits)) - 1n;
-  const half = max >> 1n;
-  return rng.pick([0n, 1n, 2n, half, half + 1n, half + 2n, max, max - 1n, half - 1n]);
+  let edges = EDGES_AT.get(bits);
+  if (!edges) {
+    const max = (1n << BigInt(bits)) - 1n;
+    const half = max >> 1n;
+    edges = [0n, 1n, 2n, half, half + 1n, half + 2n, max, max - 1n, half - 1n];
+    EDGES_AT.set(bits, edges);
+  }
+  return rng.pick(edges);
 }
+const EDGES_AT = new Map<number, bigint[]>();
 
 /** A register value: edge values (at 64 bits, or at 8/16/32 bits with random upper bits), small
  *  values, or random. */
@@ -272,6 +304,8 @@ interface Ctx {
   count?: number;
   /** Linear address of the ModRM memory operand, when it is accessed (and known to be in range). */
   memLinear?: bigint;
+  /** FPU forms: the x87/MMX/SSE state the case starts from. */
+  fpu?: FpuState;
 }
 
 function newCtx(v: FormVariant, rng: Rng): Ctx {
@@ -425,6 +459,7 @@ function chooseMem(ctx: Ctx, o: MemOpts): MemRef {
     if (seg) mem.seg = seg;
     if (addr32) mem.addr32 = true;
     const vals = new Map<number, bigint>();
+    let actual = eff; // the address the chosen registers produce ('same' may round)
     const scale = rng.pick([1, 2, 4, 8] as const);
     switch (shape) {
       case 'base': {
@@ -460,6 +495,7 @@ function chooseMem(ctx: Ctx, o: MemOpts): MemRef {
         if (o.noSplit && splits(gotOff, o.room)) continue;
         mem.base = r; mem.index = r; mem.scale = scale; mem.disp = d;
         vals.set(r, v);
+        actual = got;
         break;
       }
       case 'index': {
@@ -509,7 +545,7 @@ function chooseMem(ctx: Ctx, o: MemOpts): MemRef {
       mem.disp = d.disp; mem.dispSize = d.dispSize;
       if (mem.base !== undefined && (mem.base & 7) === 5 && mem.dispSize === 0) mem.dispSize = undefined;
     }
-    if (!o.wild) ctx.memLinear = gs ? BigInt(GS_BASE) + eff : eff;
+    if (!o.wild) ctx.memLinear = gs ? BigInt(GS_BASE) + actual : actual;
     return mem;
   }
   throw new Retry();
@@ -922,13 +958,519 @@ function genStack(ctx: Ctx): void {
   generic(ctx);
 }
 
+// ---------------------------------------------------------------- x87 / MMX / SSE forms
+
+const FPU_FORMS = new Set<Form>(fpuForms);
+
+/** The x87/MMX/SSE state of a case, serialised by fpuImage into the FXSAVE64 layout. */
+export interface FpuState {
+  fcw: number;
+  fsw: number;
+  /** Abridged tag word: bit j = physical register Rj valid. */
+  ftw: number;
+  mxcsr: number;
+  /** ST(0)..ST(7) in stack order (= the FXSAVE slots), 80-bit values. MMi is physical Ri, i.e.
+   *  st[(i - TOP) & 7]. */
+  st: bigint[];
+  /** XMM0..XMM15, 128-bit values. */
+  xmm: bigint[];
+}
+
+/** FSW bits compared for a form: all but the condition codes it declares undefined. */
+export function fswMaskFor(form: Form): number {
+  const u = typeof form.undef === 'number' ? form.undef : 0;
+  return 0xffff & ~((u >>> FSW_UNDEF_SHIFT) & FSW_CC);
+}
+
+export function fpuImage(s: FpuState): Uint8Array {
+  const img = new Uint8Array(FXSAVE_BYTES);
+  const v = new DataView(img.buffer);
+  v.setUint16(abi.FX_FCW, s.fcw, true);
+  v.setUint16(abi.FX_FSW, s.fsw, true);
+  v.setUint8(abi.FX_FTW, s.ftw);
+  v.setUint32(abi.FX_MXCSR, s.mxcsr, true);
+  for (let i = 0; i < 8; i++) {
+    v.setBigUint64(abi.FX_ST0 + 16 * i, s.st[i] & M64, true);
+    v.setUint16(abi.FX_ST0 + 16 * i + 8, Number((s.st[i] >> 64n) & 0xffffn), true);
+  }
+  for (let i = 0; i < 16; i++) {
+    v.setBigUint64(abi.FX_XMM0 + 16 * i, s.xmm[i] & M64, true);
+    v.setBigUint64(abi.FX_XMM0 + 16 * i + 8, (s.xmm[i] >> 64n) & M64, true);
+  }
+  return img;
+}
+
+function defaultFpuState(): FpuState {
+  return { fcw: 0x037f, fsw: 0, ftw: 0, mxcsr: 0x1f80, st: Array(8).fill(0n), xmm: Array(16).fill(0n) };
+}
+
+// ---- floating-point values
+
+const f32buf = new DataView(new ArrayBuffer(8));
+function f32bits(x: number): number { f32buf.setFloat32(0, x, true); return f32buf.getUint32(0, true); }
+function f64bits(x: number): bigint { f32buf.setFloat64(0, x, true); return f32buf.getBigUint64(0, true); }
+
+const F32_EDGE: number[] = [
+  0x00000000, 0x80000000, 0x00000001, 0x80000001, 0x007fffff, 0x807fffff, 0x00400000, // zeros, denormals
+  0x00800000, 0x80800000, 0x7f7fffff, 0xff7fffff, 0x00800001, // min/max normals
+  0x7f800000, 0xff800000, // infinities
+  0x7fc00000, 0xffc00000, 0x7fc12345, 0xffffffff, 0x7f800001, 0xff800001, 0x7fa00000, 0x7fbfffff, // NaNs
+  0x3f800000, 0xbf800000, 0x3fc00000, 0x3f000000, 0xbf000000, 0x40200000, 0xc0200000, 0x40600000, // 1 -1 1.5 0.5 2.5 3.5
+  0x3effffff, 0x3f7fffff, 0x3f800001, 0x4b800000, 0x4b800001, 0x4b000000, 0x4affffff, // rounding boundaries
+  0x4effffff, 0x4f000000, 0xcf000000, 0xcf000001, 0x5effffff, 0x5f000000, 0xdf000000, 0xdf000001, // 2^31, 2^63
+  0x4f800000, 0x5f800000, 0x46fffe00, 0x47000000, 0xc7000000, 0xc7000100, // 2^32, 2^64, 2^15
+  0x33800000, 0x0c000000, 0x7e800000, 0x01000000, 0x7effffff,
+];
+
+const F64_EDGE: bigint[] = [
+  0n, 0x8000000000000000n, 1n, 0x8000000000000001n, 0x000fffffffffffffn, 0x0008000000000000n, // zeros, denormals
+  0x0010000000000000n, 0x8010000000000000n, 0x7fefffffffffffffn, 0xffefffffffffffffn, // min/max normals
+  0x7ff0000000000000n, 0xfff0000000000000n, // infinities
+  0x7ff8000000000000n, 0xfff8000000000000n, 0x7ff800000000abcdn, 0xffffffffffffffffn,
+  0x7ff0000000000001n, 0xfff0000000000001n, 0x7ff4000000000000n, 0x7ff7ffffffffffffn, // NaNs
+  f64bits(1), f64bits(-1), f64bits(0.5), f64bits(-0.5), f64bits(1.5), f64bits(2.5), f64bits(-2.5), f64bits(3.5),
+  f64bits(2147483647), f64bits(2147483647.5), f64bits(2147483648), f64bits(-2147483648), f64bits(-2147483648.5),
+  f64bits(-2147483649), f64bits(4294967296), f64bits(2 ** 63), f64bits(-(2 ** 63)), 0x43dfffffffffffffn,
+  0xc3e0000000000001n, f64bits(2 ** 64), f64bits(2 ** 52), f64bits(2 ** 52 + 1), f64bits(2 ** 53), f64bits(0.49999999999999994),
+  f64bits(32767.5), f64bits(-32768.5), f64bits(Math.PI), f64bits(1e-310), f64bits(1e308), f64bits(3.4028235677973366e38),
+  f64bits(1.1754942106924411e-38), f64bits(1.401298464324817e-45), f64bits(7.006492321624085e-46),
+];
+
+function f32Value(rng: Rng): number {
+  const r = rng.next();
+  if (r < 0.35) return rng.pick(F32_EDGE);
+  if (r < 0.7) {
+    // Normal, exponent near 1 so that arithmetic stays meaningful; mantissas often short.
+    let mant = rng.u32() & 0x7fffff;
+    if (rng.chance(0.4)) mant &= ~((1 << rng.below(23)) - 1) & 0x7fffff;
+    const exp = rng.chance(0.8) ? rng.range(127 - 24, 127 + 24) : rng.range(1, 254);
+    return ((rng.chance(0.5) ? 0x80000000 : 0) | (exp << 23) | mant) >>> 0;
+  }
+  if (r < 0.82) {
+    // Near an integer: k + {0, .5, .25, .75, +-1 ulp}
+    const k = rng.chance(0.5) ? rng.range(-300, 300) : rng.range(-0x7fffffff, 0x7fffffff);
+    const x = Math.fround(k + rng.pick([0, 0.5, -0.5, 0.25, 0.75]));
+    const b = f32bits(x);
+    return rng.chance(0.3) ? (b + rng.pick([1, -1])) >>> 0 : b;
+  }
+  return rng.u32();
+}
+
+function f64Value(rng: Rng): bigint {
+  const r = rng.next();
+  if (r < 0.35) return rng.pick(F64_EDGE);
+  if (r < 0.7) {
+    let mant = rng.bits(52);
+    if (rng.chance(0.4)) mant &= ~((1n << BigInt(rng.below(52))) - 1n) & ((1n << 52n) - 1n);
+    const exp = rng.chance(0.8) ? rng.range(1023 - 60, 1023 + 60) : rng.range(1, 2046);
+    return (rng.chance(0.5) ? 1n << 63n : 0n) | (BigInt(exp) << 52n) | mant;
+  }
+  if (r < 0.82) {
+    const k = rng.chance(0.5) ? rng.range(-300, 300) : rng.chance(0.5) ? rng.range(-0x7fffffff, 0x7fffffff)
+      : Number(BigInt.asIntN(64, rng.u64()));
+    const b = f64bits(k + rng.pick([0, 0.5, -0.5, 0.25, 0.75]));
+    return rng.chance(0.3) ? BigInt.asUintN(64, b + rng.pick([1n, -1n])) : b;
+  }
+  return rng.u64();
+}
+
+/** An 80-bit extended-precision value from its fields. */
+export function x80(sign: number | bigint, exp: number, mant: bigint): bigint {
+  return (BigInt(sign) << 79n) | (BigInt(exp & 0x7fff) << 64n) | BigInt.asUintN(64, mant);
+}
+
+const BIT63 = 1n << 63n;
+
+/** The exact 80-bit value of a binary64. */
+export function f64To80(bits: bigint): bigint {
+  const sign = Number(bits >> 63n);
+  const e = Number((bits >> 52n) & 0x7ffn);
+  const m = bits & ((1n << 52n) - 1n);
+  if (e === 0x7ff) return x80(sign, 0x7fff, BIT63 | (m << 11n));
+  if (e === 0) {
+    if (m === 0n) return x80(sign, 0, 0n);
+    let mm = m, ee = 1 - 1023 + 16383;
+    while (!(mm & (1n << 52n))) { mm <<= 1n; ee--; }
+    return x80(sign, ee, mm << 11n);
+  }
+  return x80(sign, e - 1023 + 16383, BIT63 | (m << 11n));
+}
+
+/** The exact 80-bit value of an integer |n| < 2^64. */
+export function intTo80(n: bigint): bigint {
+  if (n === 0n) return 0n;
+  const sign = n < 0n ? 1 : 0;
+  const a = n < 0n ? -n : n;
+  const len = a.toString(2).length;
+  return x80(sign, 16383 + len - 1, a << BigInt(64 - len));
+}
+
+const X87_EDGE: bigint[] = [
+  x80(0, 0, 0n), x80(1, 0, 0n), // zeros
+  x80(0, 0x3fff, BIT63), x80(1, 0x3fff, BIT63), x80(0, 0x4000, BIT63), x80(0, 0x3ffe, BIT63), // 1 -1 2 0.5
+  x80(0, 0x3fff, 0xc000000000000000n), x80(1, 0x4000, 0xa000000000000000n), x80(0, 0x3ffd, 0xffffffffffffffffn),
+  x80(0, 0x7fff, BIT63), x80(1, 0x7fff, BIT63), // infinities
+  x80(0, 0x7fff, 0xc000000000000000n), x80(1, 0x7fff, 0xc000000000000000n), x80(0, 0x7fff, 0xc000000000001234n),
+  x80(0, 0x7fff, BIT63 | 1n), x80(1, 0x7fff, 0xa000000000000000n), x80(0, 0x7fff, 0xffffffffffffffffn), // NaNs
+  x80(0, 0, 1n), x80(1, 0, 0x7fffffffffffffffn), x80(0, 0, 0x4000000000000000n), // denormals
+  x80(0, 1, BIT63), x80(1, 1, BIT63), x80(0, 0x7ffe, 0xffffffffffffffffn), x80(1, 0x7ffe, 0xffffffffffffffffn),
+  x80(0, 0x4000, 0xc90fdaa22168c235n), x80(0, 0x3fff, 0xc90fdaa22168c235n), x80(1, 0x4001, 0xc90fdaa22168c235n), // pi pi/2 -2pi
+  x80(0, 0x403e, BIT63), x80(0, 0x403d, 0xffffffffffffffffn), x80(1, 0x403e, BIT63), // 2^63 (trig range)
+  x80(0, 0x3fff, BIT63 | 1n), x80(0, 0x3ffe, 0xffffffffffffffffn), // 1 +- ulp
+  ...[2n ** 15n - 1n, 2n ** 15n, -(2n ** 15n), -(2n ** 15n) - 1n, 2n ** 31n - 1n, 2n ** 31n, -(2n ** 31n), -(2n ** 31n) - 1n,
+    2n ** 63n - 1n, 2n ** 63n, -(2n ** 63n), 2n ** 64n - 1n, 10n ** 18n - 1n, 10n ** 18n, -(10n ** 18n - 1n), 3n, 100n]
+    .map(intTo80),
+  ...[2147483647.5, -2147483648.5, 32767.5, -32768.5, 0.5, -0.5, 2.5, -3.5, 1e-300, 1e300]
+    .map((x) => f64To80(f64bits(x))),
+];
+/** Unsupported encodings (#IA on use): pseudo-infinity, pseudo-NaN, unnormal, pseudo-denormal. */
+const X87_UNSUPPORTED: bigint[] = [
+  x80(0, 0x7fff, 0n), x80(0, 0x7fff, 0x4000000000000000n), x80(0, 0x3fff, 0x4000000000000000n),
+  x80(1, 0x1234, 0x0000000000000001n), x80(0, 0, BIT63),
+];
+
+function x87Value(rng: Rng): bigint {
+  const r = rng.next();
+  if (r < 0.33) return rng.pick(X87_EDGE);
+  if (r < 0.36) return rng.pick(X87_UNSUPPORTED);
+  if (r < 0.66) {
+    const mant = BIT63 | (rng.chance(0.4) ? rng.bits(63) & ~((1n << BigInt(rng.below(63))) - 1n) : rng.bits(63));
+    return x80(rng.chance(0.5) ? 1 : 0, rng.range(0x3fff - 66, 0x3fff + 66), mant);
+  }
+  if (r < 0.78) {
+    const w = rng.pick([8, 16, 32, 63, 64]);
+    const n = rng.bits(w);
+    return intTo80(rng.chance(0.5) ? -n : n);
+  }
+  if (r < 0.9) return f64To80(f64Value(rng));
+  return x80(rng.chance(0.5) ? 1 : 0, rng.range(0, 0x7fff), rng.chance(0.9) ? BIT63 | rng.bits(63) : rng.bits(64));
+}
+
+/** `n` bits of integer data: lanes of 8/16/32/64 bits holding edge or random values. */
+function intBits(rng: Rng, n: number): bigint {
+  if (rng.chance(0.05)) return 0n;
+  const w = rng.pick([8, 16, 32, 64]);
+  let v = 0n;
+  for (let at = 0; at < n; at += w) {
+    const lane = rng.chance(0.5) ? edgeAt(rng, w) : rng.bits(w);
+    v |= lane << BigInt(at);
+  }
+  return v;
+}
+
+type LaneKind = 'f32' | 'f64' | 'int';
+
+/** The element type a form reads from its XMM/MM sources. */
+function laneKind(form: Form): LaneKind {
+  const mn = form.mn;
+  if (/^cvtt?(ps|ss)2/.test(mn)) return 'f32';
+  if (/^cvtt?(pd|sd)2/.test(mn)) return 'f64';
+  if (/^cvt/.test(mn)) return 'int';
+  if (/(ps|ss)$/.test(mn)) return 'f32';
+  if (/(pd|sd)$/.test(mn)) return 'f64';
+  return 'int';
+}
+
+function vecValue(rng: Rng, kind: LaneKind, bits: number): bigint {
+  const r = rng.next();
+  const k: LaneKind = r < 0.75 ? kind : rng.pick(['f32', 'f64', 'int'] as const);
+  let v = 0n;
+  if (k === 'f32') for (let at = 0; at < bits; at += 32) v |= BigInt(f32Value(rng)) << BigInt(at);
+  else if (k === 'f64') for (let at = 0; at < bits; at += 64) v |= f64Value(rng) << BigInt(at);
+  else v = intBits(rng, bits);
+  return v;
+}
+
+const mask128 = (1n << 128n) - 1n;
+
+// ---- control and status words
+
+function randomMxcsr(rng: Rng): number {
+  let m = rng.below(4) << 13; // RC
+  if (rng.chance(0.25)) m |= 0x40; // DAZ
+  if (rng.chance(0.25)) m |= 0x8000; // FTZ
+  // Exception masks: mostly all masked; otherwise each unmasked with probability 1/2.
+  if (rng.chance(0.75)) m |= 0x1f80;
+  else for (let b = 7; b <= 12; b++) if (rng.chance(0.5)) m |= 1 << b;
+  if (rng.chance(0.25)) m |= rng.below(64); // sticky flags
+  return m;
+}
+
+const PCS = [3, 3, 2, 0]; // precision control 11 (extended), 10 (double), 00 (single); 01 is reserved
+
+/** A random x87 state: control word, 0..8 valid registers from TOP, sticky and (rarely) pending
+ *  exceptions. */
+function randomX87(rng: Rng, s: FpuState, valueOf: () => bigint): void {
+  const masks = rng.chance(0.75) ? 0x3f : rng.below(64);
+  s.fcw = masks | 0x40 | (rng.pick(PCS) << 8) | (rng.below(4) << 10);
+  const top = rng.below(8);
+  const r = rng.next();
+  const k = r < 0.05 ? 0 : r < 0.15 ? 1 : r < 0.4 ? 2 : r < 0.8 ? rng.range(3, 7) : 8;
+  let ftw = 0;
+  if (rng.chance(0.1)) ftw = rng.below(256);
+  else for (let i = 0; i < k; i++) ftw |= 1 << ((top + i) & 7);
+  s.ftw = ftw;
+  for (let i = 0; i < 8; i++) {
+    const valid = (ftw >> ((top + i) & 7)) & 1;
+    s.st[i] = valid ? valueOf() : rng.chance(0.5) ? x87Value(rng) : 0n;
+  }
+  let flags = 0;
+  if (rng.chance(0.3)) flags = rng.below(64) & masks; // sticky, masked: nothing pending
+  if (flags & 1 && rng.chance(0.5)) flags |= 0x40; // stack fault
+  if (rng.chance(0.04)) {
+    // A pending unmasked exception: the next waiting x87/MMX instruction raises #MF.
+    if ((s.fcw & 0x3f) === 0x3f) s.fcw &= ~(1 << rng.below(6));
+    const unmasked = ~s.fcw & 0x3f;
+    const bits = [0, 1, 2, 3, 4, 5].filter((b) => unmasked & (1 << b));
+    flags |= 1 << rng.pick(bits);
+  }
+  s.fsw = fswWith(flags, top, rng.below(16), s.fcw);
+}
+
+/** FSW from exception flags, TOP and the condition codes (bits C0 C1 C2 C3 of `cc`): ES and B
+ *  are set exactly when an unmasked exception flag is set, as the hardware keeps them. */
+function fswWith(flags: number, top: number, cc: number, fcw: number): number {
+  const es = flags & ~fcw & 0x3f ? 0x8080 : 0;
+  const c = (cc & 1 ? 0x100 : 0) | (cc & 2 ? 0x200 : 0) | (cc & 4 ? 0x400 : 0) | (cc & 8 ? 0x4000 : 0);
+  return (flags & 0x7f) | es | c | (top << 11);
+}
+
+/** MMX-style state: registers hold 64-bit integers (any exponent field), TOP mostly 0. */
+function randomMmx(rng: Rng, s: FpuState): void {
+  const top = rng.chance(0.7) ? 0 : rng.below(8);
+  s.ftw = rng.pick([0, 0xff, rng.below(256)]);
+  for (let i = 0; i < 8; i++) {
+    const exp = rng.chance(0.5) ? 0xffffn : rng.bits(16);
+    s.st[i] = (exp << 64n) | intBits(rng, 64);
+  }
+  let flags = 0;
+  if (rng.chance(0.03)) { s.fcw = 0x037f & ~(1 << rng.below(6)); flags = ~s.fcw & 0x3f; } // pending -> #MF
+  s.fsw = fswWith(flags, top, rng.below(16), s.fcw);
+}
+
+function mmSlot(s: FpuState, mm: number): number { return (mm - ((s.fsw >> 11) & 7)) & 7; }
+
+// ---- memory with required contents (seed search)
+
+/** A data seed and region offset (multiple of `align`, `room` bytes) whose pattern satisfies
+ *  `ok`: lets LDMXCSR/FXRSTOR load a valid MXCSR, FBLD valid BCD digits, FLDCW a defined PC. */
+function findPattern(rng: Rng, room: number, align: number, ok: (p: Uint8Array, off: number) => boolean): { seed: number; off: number } | undefined {
+  const p = new Uint8Array(DATA_SIZE);
+  for (let t = 0; t < 4000; t++) {
+    const seed = (rng.u32() >>> 0) || 1;
+    fillPattern(seed, p);
+    const found: number[] = [];
+    for (let off = 0; off + room <= DATA_SIZE; off += align) if (ok(p, off)) found.push(off);
+    if (found.length) return { seed, off: rng.pick(found) };
+  }
+  return undefined;
+}
+
+const pcDefined = (p: Uint8Array, at: number) => (p[at + 1] & 3) !== 1; // FCW.PC != 01
+const mxcsrValid = (p: Uint8Array, at: number) => (p[at + 2] | p[at + 3]) === 0; // host MXCSR_MASK 0xFFFF
+function bcdValid(p: Uint8Array, off: number): boolean {
+  for (let i = 0; i < 9; i++) if ((p[off + i] & 0xf) > 9 || p[off + i] >> 4 > 9) return false;
+  return true;
+}
+
+/** Content constraint of a form's memory source, if any. */
+function memContent(form: Form): { align: number; ok: (p: Uint8Array, off: number) => boolean; chance: number } | undefined {
+  switch (form.mn) {
+    case 'ldmxcsr': return { align: 1, ok: mxcsrValid, chance: 0.85 };
+    case 'fxrstor': return { align: 16, ok: (p, o) => mxcsrValid(p, o + 24) && pcDefined(p, o), chance: 0.85 };
+    case 'fbld': return { align: 1, ok: bcdValid, chance: 0.85 };
+    case 'fldcw': case 'fldenv': case 'frstor': return { align: 1, ok: pcDefined, chance: 1 };
+    default: return undefined;
+  }
+}
+
+// ---- the generator
+
+const SHIFT_IMMS = [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 255];
+
+function fpuImm(ctx: Ctx): number {
+  const { rng, form } = ctx;
+  if (/^cmp(ps|pd|ss|sd)$/.test(form.mn)) return rng.below(8); // imm8[7:3] is reserved
+  if (form.ext !== undefined && form.map === 1 && form.op >= 0x71 && form.op <= 0x73) {
+    return rng.chance(0.7) ? rng.pick(SHIFT_IMMS) : rng.below(256);
+  }
+  return rng.chance(0.25) ? rng.pick([0, 0xff, 0x1b, 0xe4, 0x4e, 0xb1, 1, 2, 3]) : rng.below(256);
+}
+
+/** Register-number choice for an operand token class. */
+function fpuRegFor(rng: Rng, cls: string): number {
+  return cls === 'P' || cls === 'Q' || cls === 'N' || cls === 'STi' ? rng.below(8) : rng.below(16);
+}
+
+function genFpu(ctx: Ctx): void {
+  const { rng, form, v, ops } = ctx;
+  const mn = form.mn;
+  if (form.osize === 'v') ops.size = ctx.size as 2 | 4 | 8;
+  const s = defaultFpuState();
+  ctx.fpu = s;
+  const kind = laneKind(form);
+  const fam = form.fam;
+  const usesMm = fam === 'mmx' || form.ops.some((t) => t === 'P' || t === 'N' || t[0] === 'Q');
+
+  // MXCSR and XMM registers: always random for SSE, sometimes for the others (which must keep them).
+  if (fam === 'sse' || fam === 'sse-int' || rng.chance(0.15)) s.mxcsr = randomMxcsr(rng);
+  const xmmRandom = fam === 'sse' || fam === 'sse-int' || mn === 'fxsave' || rng.chance(0.3);
+  for (let i = 0; i < 16; i++) s.xmm[i] = xmmRandom && rng.chance(0.95) ? vecValue(rng, kind, 128) : 0n;
+  // x87 / MMX state.
+  if (fam === 'x87') randomX87(rng, s, () => x87Value(rng));
+  else if (usesMm) randomMmx(rng, s);
+  else if (rng.chance(0.1)) randomX87(rng, s, () => x87Value(rng));
+
+  // Implicit DS:[RDI] destination of MASKMOVQ / MASKMOVDQU.
+  if (mn === 'maskmovq' || mn === 'maskmovdqu') {
+    const room = mn === 'maskmovq' ? 8 : 16;
+    const off = pickOffset(rng, { room });
+    const addr32 = rng.chance(0.12);
+    const gs = rng.chance(0.12);
+    let rdi = gs ? BigInt(off) : DATA_LO + BigInt(off);
+    if (addr32) { rdi |= upper32(rng); ops.addr32 = true; }
+    if (gs) ops.seg = 'gs';
+    setReg(ctx, 7, rdi);
+  }
+
+  const rt = regToken(form);
+  if (rt && form.ext === undefined) ops.reg = fpuRegFor(rng, tokenClass(rt));
+  const mt = rmToken(form);
+  if (form.modrm && mt && tokenClass(mt) !== 'rmfix') {
+    if (v.kind === 'reg') ops.rm = fpuRegFor(rng, tokenClass(mt));
+    else ops.rm = fpuMem(ctx);
+  }
+  if (form.imm === 'b') ops.imm = fpuImm(ctx);
+  fpuValueTweaks(ctx, s);
+  fpuPrefixes(ctx);
+}
+
+function fpuMem(ctx: Ctx): MemRef {
+  const { rng, form } = ctx;
+  const room = rmAccessSize(form, ctx.size || 4);
+  const align16 = rmNeedsAlign16(form);
+  const misalign = align16 && rng.chance(0.08); // #GP on both sides
+  const o: MemOpts = { room, allowFault: true };
+  if (align16) { o.align = 16; o.alignRem = misalign ? rng.pick([1, 2, 4, 8, 12, 15]) : 0; }
+  const content = memContent(form);
+  if (content && !misalign && rng.chance(content.chance)) {
+    const found = findPattern(rng, room, content.align, content.ok);
+    if (found) {
+      ctx.dataSeed = found.seed;
+      o.offRange = [found.off, found.off + room];
+      o.allowFault = false;
+    }
+  }
+  return chooseMem(ctx, o);
+}
+
+const SHIFT_BY_REG = /^ps(ll|rl|ra)[wdq]$/;
+
+/** Operand values that make the instruction interesting beyond random data. */
+function fpuValueTweaks(ctx: Ctx, s: FpuState): void {
+  const { rng, form, ops } = ctx;
+  const mn = form.mn;
+  const rt = regToken(form), mt = rmToken(form);
+  const rmReg = typeof ops.rm === 'number' ? ops.rm : undefined;
+  const rmCls = mt ? tokenClass(mt) : undefined;
+  const regCls = rt ? tokenClass(rt) : undefined;
+  const count = (): bigint => {
+    const c = BigInt(rng.chance(0.7) ? rng.pick(SHIFT_IMMS) : rng.below(256));
+    return rng.chance(0.15) ? c | (rng.bits(64) << 8n) : c; // huge counts
+  };
+  // Shifts by a register count: the count is the low 64 bits of the source.
+  if (SHIFT_BY_REG.test(mn) && form.ext === undefined && rmReg !== undefined && rng.chance(0.8)) {
+    if (rmCls === 'W') s.xmm[rmReg] = (s.xmm[rmReg] & ~M64) | count();
+    else if (rmCls === 'Q') {
+      const slot = mmSlot(s, rmReg);
+      s.st[slot] = (s.st[slot] & ~M64) | count();
+    }
+  }
+  // Binary SSE/MMX operations: sometimes equal or related operands (x - x, x == x, ...).
+  if (rmReg !== undefined && ops.reg !== undefined && rng.chance(0.15)) {
+    if (rmCls === 'W' && regCls === 'V') s.xmm[rmReg] = s.xmm[ops.reg];
+    if (rmCls === 'Q' && regCls === 'P') s.st[mmSlot(s, rmReg)] = s.st[mmSlot(s, ops.reg)];
+  }
+  if (form.fam !== 'x87') return;
+  // x87: values in each function's interesting domain, and related ST(i)/ST(0).
+  const st = s.st;
+  const f64 = (x: number) => f64To80(f64bits(x));
+  const r = rng.next();
+  switch (mn) {
+    case 'fscale': if (r < 0.7) st[1] = intTo80(BigInt(rng.range(-80, 80))); else if (r < 0.8) st[1] = f64(rng.range(-20000, 20000) + 0.5); break;
+    case 'f2xm1': if (r < 0.7) st[0] = f64((rng.next() * 2 - 1) * (rng.chance(0.2) ? 1e-10 : 1)); break;
+    case 'fyl2x': if (r < 0.7) st[0] &= ~(1n << 79n); break;
+    case 'fyl2xp1': if (r < 0.7) st[0] = f64((rng.next() - 0.5) * 0.58); break;
+    case 'fsin': case 'fcos': case 'fsincos': case 'fptan':
+      if (r < 0.5) st[0] = f64((rng.next() * 2 - 1) * rng.pick([1, 4, 100, 1e6]));
+      else if (r < 0.6) st[0] = x80(rng.below(2), 0x403e + rng.range(-1, 2), BIT63 | rng.bits(63)); // ~2^63: out of range?
+      break;
+    case 'fpatan': case 'fprem': case 'fprem1':
+      if (r < 0.25) {
+        // A large exponent difference: FPREM stops early (C2 = 1).
+        const e0 = rng.range(0x3fff, 0x3fff + 200);
+        st[0] = x80(rng.below(2), e0, BIT63 | rng.bits(63));
+        st[1] = x80(rng.below(2), e0 - rng.range(60, 120), BIT63 | rng.bits(63));
+      }
+      break;
+    case 'frndint': if (r < 0.5) st[0] = f64(rng.range(-1000, 1000) + rng.pick([0.5, 0.25, 0.75, -0.5])); break;
+    case 'fist': case 'fistp': case 'fisttp': case 'fbstp':
+      if (r < 0.5) {
+        const b = rng.pick([15, 31, 63]);
+        const base = rng.chance(0.5) ? 2 ** b : -(2 ** b);
+        st[0] = f64(base + rng.pick([-1.5, -1, -0.5, 0, 0.5, 1, 1.5]));
+      } else if (r < 0.6 && mn === 'fbstp') st[0] = intTo80(BigInt(rng.pick([-1, 1])) * (10n ** 18n - BigInt(rng.range(0, 2))));
+      break;
+    default:
+      // Compares and arithmetic with ST(i): sometimes equal (or negated) operands.
+      if (rmReg !== undefined && rmCls === 'STi' && r < 0.15) st[rmReg] = rng.chance(0.7) ? st[0] : st[0] ^ (1n << 79n);
+  }
+}
+
+const NO_REX_W = new Set(['Gd', 'RdMw', 'Me', 'Ms', 'Mx']);
+
+/** Redundant / ignored prefixes and deliberate #UD (LOCK). */
+function fpuPrefixes(ctx: Ctx): void {
+  const { rng, form, ops } = ctx;
+  if (form.modrm && rng.chance(0.015)) { ops.lock = true; return; } // #UD on both sides
+  if (!rng.chance(0.06)) return;
+  let rex = 0x40;
+  const wIgnored = form.osize !== 'v' && !form.ops.some((t) => NO_REX_W.has(t));
+  if (wIgnored && rng.chance(0.4)) rex |= 8;
+  const rt = regToken(form), mt = rmToken(form);
+  // REX.R / REX.B are ignored for MM and ST(i) registers; REX.X without a SIB index.
+  if (rt && tokenClass(rt) === 'P' && rng.chance(0.5)) rex |= 4;
+  const rmCls = mt ? tokenClass(mt) : undefined;
+  const rmIsReg = typeof ops.rm === 'number' || rmCls === 'rmfix';
+  if (rmIsReg && (rmCls === 'Q' || rmCls === 'N' || rmCls === 'STi' || rmCls === 'rmfix') && rng.chance(0.5)) rex |= 1;
+  if (rmIsReg && rng.chance(0.3)) rex |= 2;
+  ops.rex = rex;
+}
+
+/** Data-region ranges the comparison skips: the instruction/operand pointers of x87 state stores
+ *  (the emulator need not match the host's last-instruction pointers) and FXSAVE's MXCSR_MASK (a
+ *  property of the host CPU). */
+function fpuDataIgnore(ctx: Ctx): [number, number][] {
+  if (ctx.memLinear === undefined || ctx.ops.lock) return [];
+  const off = Number(ctx.memLinear - DATA_LO);
+  switch (ctx.form.mn) {
+    case 'fnstenv': case 'fnsave':
+      return ctx.size === 2 ? [[off + 6, off + 14]] : [[off + 12, off + 28]];
+    case 'fxsave':
+      return [[off + abi.FX_FOP, off + abi.FX_MXCSR], [off + abi.FX_MXCSR_MASK, off + abi.FX_ST0]];
+    default:
+      return [];
+  }
+}
+
 // ---------------------------------------------------------------- driver
 
 function buildOnce(v: FormVariant, rng: Rng): GeneratedCase {
   const ctx = newCtx(v, rng);
   const { form } = ctx;
   const mn = form.mn;
-  if (form.fam === 'string') genString(ctx);
+  if (FPU_FORMS.has(form)) genFpu(ctx);
+  else if (form.fam === 'string') genString(ctx);
   else if (mn === 'xlat') genXlat(ctx);
   else if (form.imm === 'moffs') genMoffs(ctx);
   else if (form.fam === 'branch') genBranch(ctx);
@@ -959,7 +1501,7 @@ function buildOnce(v: FormVariant, rng: Rng): GeneratedCase {
     code = encode(form, ops);
   }
   const next = INSN_ADDR + BigInt(code.length);
-  return {
+  const c: GeneratedCase = {
     code,
     regs: ctx.regs.map((r) => BigInt.asUintN(64, r)),
     rflags: ctx.rflags,
@@ -969,6 +1511,13 @@ function buildOnce(v: FormVariant, rng: Rng): GeneratedCase {
     description: `${formatInstruction(form, ops, next)} (${hexBytes(code)})`,
     flagsMask: flagsMaskFor(form, ctx.size, ctx.count),
   };
+  if (ctx.fpu) {
+    c.fpu = fpuImage(ctx.fpu);
+    c.fswMask = fswMaskFor(form);
+    const ignore = fpuDataIgnore(ctx);
+    if (ignore.length) c.dataIgnore = ignore;
+  }
+  return c;
 }
 
 function buildCase(v: FormVariant, rng: Rng): GeneratedCase {

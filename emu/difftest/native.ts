@@ -1,23 +1,38 @@
 // Node side of the native oracle (test/native/runner.c): builds the runner on demand, streams
 // case records to it and decodes its results. The binary protocol is documented in runner.c and
 // mirrored by the offsets below; everything is little-endian.
+//
+// Input record (IN_RECORD_SIZE = 176 bytes, + 512 when flags bit 0 is set):
+//   +0 u8 codeLen  +1 code[15]  +16 u64 regs[16]  +144 u64 rflags  +152 u32 dataSeed
+//   +156 u32 flags  +160 u64 0  +168 8 bytes padding  [+176 512-byte FXSAVE64 image]
+//   flags bit 0 (IN_FLAG_FPU): the case carries CaseInput.fpu; the runner FXRSTORs it (otherwise
+//   the default image: FCW 0x037F, FSW 0, FTW 0, MXCSR 0x1F80, registers 0) and returns the image
+//   captured at the signal. Integer-only cases keep the 176-byte record and the short result.
+// Output record (OUT_HEADER_SIZE = 152 bytes + [512] + 4 * nDiff):
+//   +0 u16 outcome (index into OUTCOMES)  +2 u16 flags (bit 0: FXSAVE image follows the header)
+//   +4 u32 nDiff  +8 u64 regs[16]  +136 u64 rip  +144 u64 rflags
+//   +152 [512-byte FXSAVE image]  then nDiff x u32 (offset << 8 | byte)
 
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { CaseInput, CaseResult, Outcome } from './types.ts';
+import { FXSAVE_BYTES, type CaseInput, type CaseResult, type Outcome } from './types.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const RUNNER_SOURCE = fileURLToPath(new URL('../../test/native/runner.c', import.meta.url));
 const BUILD_SCRIPT = fileURLToPath(new URL('../../test/native/build.sh', import.meta.url));
 
-/** Input record: u8 codeLen, code[15], u64 regs[16], u64 rflags, u32 seed, u32 0, u64 0, 8 pad. */
+/** Input record: u8 codeLen, code[15], u64 regs[16], u64 rflags, u32 seed, u32 flags, u64 0, 8 pad. */
 export const IN_RECORD_SIZE = 176;
-/** Output record header: u32 outcome, u32 nDiff, u64 regs[16], u64 rip, u64 rflags. */
+/** Input flags bit 0: a 512-byte FXSAVE image follows the record (and is returned). */
+export const IN_FLAG_FPU = 1;
+/** Output record header: u16 outcome, u16 flags, u32 nDiff, u64 regs[16], u64 rip, u64 rflags. */
 export const OUT_HEADER_SIZE = 152;
+/** Output flags bit 0: a 512-byte FXSAVE image follows the header. */
+export const OUT_FLAG_FPU = 1;
 
 /** Outcome codes of the output record, indexed by code. */
-const OUTCOMES: readonly Outcome[] = ['trap', 'DE', 'UD', 'SEGV', 'BUS', 'timeout', 'other'];
+const OUTCOMES: readonly Outcome[] = ['trap', 'DE', 'UD', 'SEGV', 'BUS', 'timeout', 'other', 'MF', 'XM'];
 
 /** Absolute path of build/native/runner in this checkout. */
 export function nativeRunnerPath(): string {
@@ -41,15 +56,26 @@ export function ensureNativeRunner(): string {
   return bin;
 }
 
-/** Encodes cases into consecutive 176-byte input records. */
+/** Bytes of a case's input record: 176, or 688 with an FPU image. */
+export function inRecordSize(c: CaseInput): number {
+  return IN_RECORD_SIZE + (c.fpu ? FXSAVE_BYTES : 0);
+}
+
+/** Encodes cases into consecutive input records (176 bytes, 688 with an FPU image). */
 export function encodeCases(cases: readonly CaseInput[]): Buffer {
   // Records are 8-byte multiples with the u64 fields 8-aligned, so a BigUint64Array view can
   // store them directly (several times faster than Buffer.writeBigUInt64LE for 100k cases).
-  const ab = new ArrayBuffer(cases.length * IN_RECORD_SIZE); // zeroed: reserved fields, padding
+  let total = 0;
+  for (const c of cases) total += inRecordSize(c);
+  const ab = new ArrayBuffer(total); // zeroed: reserved fields, padding
   const u8 = new Uint8Array(ab);
   const u64 = new BigUint64Array(ab);
   const view = new DataView(ab);
-  cases.forEach((c, i) => encodeCase(c, u8, u64, view, i * IN_RECORD_SIZE));
+  let off = 0;
+  for (const c of cases) {
+    encodeCase(c, u8, u64, view, off);
+    off += inRecordSize(c);
+  }
   return Buffer.from(ab);
 }
 
@@ -63,6 +89,11 @@ function encodeCase(c: CaseInput, u8: Uint8Array, u64: BigUint64Array, view: Dat
   for (let j = 0; j < 16; j++) u64[q + 2 + j] = BigInt.asUintN(64, c.regs[j]);
   u64[q + 18] = BigInt.asUintN(64, c.rflags);
   view.setUint32(off + 152, c.dataSeed >>> 0, true);
+  if (c.fpu) {
+    if (c.fpu.length !== FXSAVE_BYTES) throw new Error(`case FPU image is ${c.fpu.length} bytes (need ${FXSAVE_BYTES})`);
+    view.setUint32(off + 156, IN_FLAG_FPU, true);
+    u8.set(c.fpu, off + IN_RECORD_SIZE);
+  }
 }
 
 /**
@@ -77,10 +108,12 @@ class ResultDecoder {
     const buf = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
     let off = 0;
     while (buf.length - off >= OUT_HEADER_SIZE) {
+      const flags = buf.readUInt16LE(off + 2);
       const nDiff = buf.readUInt32LE(off + 4);
-      const size = OUT_HEADER_SIZE + 4 * nDiff;
+      const fpuBytes = flags & OUT_FLAG_FPU ? FXSAVE_BYTES : 0;
+      const size = OUT_HEADER_SIZE + fpuBytes + 4 * nDiff;
       if (buf.length - off < size) break;
-      this.results.push(decodeResult(buf, off, nDiff));
+      this.results.push(decodeResult(buf, off, nDiff, fpuBytes));
       off += size;
     }
     this.pending = buf.subarray(off);
@@ -97,19 +130,22 @@ class ResultDecoder {
 const scratch = new BigUint64Array(18);
 const scratchBytes = new Uint8Array(scratch.buffer);
 
-function decodeResult(buf: Buffer, off: number, nDiff: number): CaseResult {
-  const code = buf.readUInt32LE(off);
+function decodeResult(buf: Buffer, off: number, nDiff: number, fpuBytes: number): CaseResult {
+  const code = buf.readUInt16LE(off);
   const outcome = OUTCOMES[code];
   if (outcome === undefined) throw new Error(`native runner: unknown outcome code ${code}`);
   scratchBytes.set(buf.subarray(off + 8, off + OUT_HEADER_SIZE));
   const regs: bigint[] = [];
   for (let j = 0; j < 16; j++) regs.push(scratch[j]);
   const dataDiff: [number, number][] = [];
+  const entries = off + OUT_HEADER_SIZE + fpuBytes;
   for (let k = 0; k < nDiff; k++) {
-    const e = buf.readUInt32LE(off + OUT_HEADER_SIZE + 4 * k);
+    const e = buf.readUInt32LE(entries + 4 * k);
     dataDiff.push([e >>> 8, e & 0xff]);
   }
-  return { outcome, regs, rip: scratch[16], rflags: scratch[17], dataDiff };
+  const r: CaseResult = { outcome, regs, rip: scratch[16], rflags: scratch[17], dataDiff };
+  if (fpuBytes) r.fpu = new Uint8Array(buf.subarray(off + OUT_HEADER_SIZE, entries)); // a copy
+  return r;
 }
 
 /** Writes data in chunks, waiting for 'drain' whenever the pipe buffer is full. */
@@ -159,6 +195,9 @@ export async function runNativeBatch(cases: readonly CaseInput[]): Promise<CaseR
     throw new Error(`native runner failed (exit ${code ?? signal}); ${decoder.results.length}/` +
       `${cases.length} results${stderr ? `:\n${stderr}` : ''}`);
   }
+  decoder.results.forEach((r, i) => {
+    if (!!r.fpu !== !!cases[i].fpu) throw new Error(`native runner: result ${i} has the wrong FPU-image flag`);
+  });
   return decoder.results;
 }
 

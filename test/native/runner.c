@@ -1,7 +1,7 @@
 // hvlab differential-test oracle: runs x86-64 instruction bytes on this machine's CPU.
 //
 // Layout (must match emu/difftest/types.ts):
-//   0x100000  register block page (guest GPR images, jump target, private popfq stack)
+//   0x100000  register block page (guest GPR images, jump target, FXSAVE image, popfq stack)
 //   0x200000  code page (RWX), instruction at +0x800, every other byte INT3
 //   0x300000  data region (RW, 0x2000 bytes; 16 MiB in bench mode), also the GS base
 //
@@ -10,18 +10,34 @@
 // fault), whose handler snapshots the guest state from the ucontext and siglongjmps back.
 //
 // Modes:
-//   runner             batch: 176-byte case records on stdin -> result records on stdout
+//   runner             batch: case records (176 or 688 bytes) on stdin -> result records on stdout
 //   runner bench FILE  run FILE at CODE_ADDR once, print one JSON line
 //
-// Batch protocol (little-endian). Input record, 176 bytes, read until EOF:
+// Batch protocol (little-endian). Input record, 176 bytes (+512 with an FPU image), until EOF:
 //   +0 u8 codeLen (0..15)   +1 u8 code[15]   +16 u64 regs[16] (rax rcx rdx rbx rsp rbp rsi rdi
 //   r8..r15)   +144 u64 rflags (only CF PF AF ZF SF DF OF are used; 0x202 is ORed in)
-//   +152 u32 dataSeed   +156 u32 0   +160 u64 0   +168 8 bytes padding
+//   +152 u32 dataSeed   +156 u32 flags   +160 u64 0   +168 8 bytes padding
+//   flags bit 0 (IN_FLAG_FPU): a 512-byte FXSAVE image (64-bit format) follows at +176; the runner
+//     FXRSTORs it before entering the guest and the result carries the image captured at the
+//     signal. Without it the guest starts from the default image (FNINIT state: FCW 0x037F,
+//     FSW 0, FTW 0; MXCSR 0x1F80; every ST/MM/XMM register 0) and no image is returned, so
+//     integer-only cases cost nothing extra. Other flag bits must be 0. The image's MXCSR must
+//     not set bits outside the host's MXCSR_MASK (FXRSTOR would #GP): the runner refuses it.
 // Output record per case, in order:
-//   +0 u32 outcome (0 trap, 1 DE, 2 UD, 3 SEGV, 4 BUS, 5 timeout, 6 other)   +4 u32 nDiff
+//   +0 u16 outcome (0 trap, 1 DE, 2 UD, 3 SEGV, 4 BUS, 5 timeout, 6 other, 7 MF, 8 XM)
+//   +2 u16 flags (bit 0: a 512-byte FXSAVE image follows the header)   +4 u32 nDiff
 //   +8 u64 regs[16]   +136 u64 rip   +144 u64 rflags (as the kernel reports them)
-//   +152 nDiff x u32 (offset << 8 | newByte), ascending offsets in the data region
+//   +152 [512-byte FXSAVE image at the signal: ucontext fpregs, the kernel's FXSAVE-format area]
+//   then nDiff x u32 (offset << 8 | newByte), ascending offsets in the data region
 // Results are flushed whenever the runner is about to block on stdin.
+//
+// SIGFPE is split by the vector the kernel reports in the signal context (REG_TRAPNO): 0 -> DE,
+// 16 -> MF (x87 exception pending from an earlier instruction, raised by the next waiting x87 or
+// MMX instruction: the instruction under test did not execute), 19 -> XM (unmasked SIMD
+// floating-point exception). Should TRAPNO be unusable, si_code decides: FPE_INTDIV/FPE_INTOVF
+// -> DE; FPE_FLT* -> MF when the faulting opcode is x87 (D8-DF, 9B), else XM. An unmasked x87
+// exception raised *by* the instruction under test only sets FSW.ES/B: the INT3 that follows is
+// not an x87 instruction, so the outcome is 'trap' and the pending state shows in the image.
 //
 // Build: test/native/build.sh (gcc, PIE, no stack protector: see the signal handler).
 
@@ -76,12 +92,20 @@
 #define RFLAGS_FIXED 0x202ULL
 #define RFLAGS_AC (1ULL << 18)
 
+#define RB_FXSAVE 0x200 // 512-byte FXSAVE image the trampoline FXRSTORs (16-aligned)
+
 #define IN_RECORD 176
+#define IN_FLAG_FPU 1u
 #define OUT_HEADER 152
+#define OUT_FLAG_FPU 1u
+#define FX_SIZE 512
+#define FX_MXCSR 24
+#define FX_MXCSR_MASK 28
 #define WATCHDOG_USEC 200000
 
-enum { OUT_TRAP, OUT_DE, OUT_UD, OUT_SEGV, OUT_BUS, OUT_TIMEOUT, OUT_OTHER };
-static const char *const outcome_names[] = {"trap", "DE", "UD", "SEGV", "BUS", "timeout", "other"};
+enum { OUT_TRAP, OUT_DE, OUT_UD, OUT_SEGV, OUT_BUS, OUT_TIMEOUT, OUT_OTHER, OUT_MF, OUT_XM };
+static const char *const outcome_names[] = {"trap", "DE", "UD", "SEGV", "BUS", "timeout", "other",
+                                            "MF", "XM"};
 
 // ---------------------------------------------------------------------------------------------
 // Trampoline. Entered with a normal call; never returns (the case ends in the signal handler,
@@ -91,7 +115,6 @@ static const char *const outcome_names[] = {"trap", "DE", "UD", "SEGV", "BUS", "
 // ---------------------------------------------------------------------------------------------
 void hv_enter_guest(void);
 uint64_t hv_host_rsp;
-uint32_t hv_mxcsr_init = 0x1F80;
 
 __asm__(
     ".text\n"
@@ -100,14 +123,9 @@ __asm__(
     "hv_enter_guest:\n"
     "  push %rbx\n  push %rbp\n  push %r12\n  push %r13\n  push %r14\n  push %r15\n"
     "  mov %rsp, hv_host_rsp(%rip)\n"
-    // Deterministic vector/x87 state: cases compare GPRs only, but an instruction moving an
-    // XMM register into a GPR must see the same (zero) value as in the emulator.
-    "  fninit\n"
-    "  ldmxcsr hv_mxcsr_init(%rip)\n"
-    "  pxor %xmm0, %xmm0\n  pxor %xmm1, %xmm1\n  pxor %xmm2, %xmm2\n  pxor %xmm3, %xmm3\n"
-    "  pxor %xmm4, %xmm4\n  pxor %xmm5, %xmm5\n  pxor %xmm6, %xmm6\n  pxor %xmm7, %xmm7\n"
-    "  pxor %xmm8, %xmm8\n  pxor %xmm9, %xmm9\n  pxor %xmm10, %xmm10\n  pxor %xmm11, %xmm11\n"
-    "  pxor %xmm12, %xmm12\n  pxor %xmm13, %xmm13\n  pxor %xmm14, %xmm14\n  pxor %xmm15, %xmm15\n"
+    // The case's x87/MMX/SSE state (or the default image): FXRSTOR64 is not a waiting
+    // instruction, so a pending x87 exception in the image stays pending for the guest.
+    "  fxrstor64 0x100200\n"   // REGBLOCK_ADDR + RB_FXSAVE
     "  mov $0x100F00, %rsp\n"   // REGBLOCK_ADDR + RB_FLAGS
     "  popfq\n"
     "  mov 0x100000, %rax\n"
@@ -137,6 +155,8 @@ static volatile sig_atomic_t in_guest;
 static uint64_t host_fs_base;
 static uint64_t res_regs[16], res_rip, res_rflags;
 static int res_outcome;
+static int want_fpu;  // the current case asked for its FXSAVE image
+static uint8_t res_fx[FX_SIZE] __attribute__((aligned(16)));
 static uint8_t altstack[1 << 16] __attribute__((aligned(64)));
 
 // ucontext gregs index for each GPR in x86 encoding order.
@@ -179,10 +199,45 @@ static void die(const char *msg) {
   exit(2);
 }
 
-static int outcome_of_signal(int sig) {
+// Opcode byte of the instruction at p after legacy and REX prefixes.
+static uint8_t opcode_at(const uint8_t *p) {
+  for (int i = 0; i < 15; i++, p++) {
+    uint8_t b = *p;
+    if (b == 0x66 || b == 0x67 || b == 0xF0 || b == 0xF2 || b == 0xF3 || b == 0x26 || b == 0x2E ||
+        b == 0x36 || b == 0x3E || b == 0x64 || b == 0x65 || (b & 0xF0) == 0x40)
+      continue;
+    return b;
+  }
+  return 0;
+}
+
+static int outcome_of_sigfpe(const siginfo_t *si, const ucontext_t *uc) {
+  switch (uc->uc_mcontext.gregs[REG_TRAPNO]) {
+    case 0: return OUT_DE;
+    case 16: return OUT_MF;
+    case 19: return OUT_XM;
+    default: break;
+  }
+  switch (si->si_code) {
+    case FPE_INTDIV: case FPE_INTOVF: return OUT_DE;
+    case FPE_FLTDIV: case FPE_FLTOVF: case FPE_FLTUND: case FPE_FLTRES: case FPE_FLTINV:
+    case FPE_FLTSUB: {
+      const uint8_t *rip = (const uint8_t *)uc->uc_mcontext.gregs[REG_RIP];
+      uint64_t a = (uint64_t)rip;
+      if (a >= CODE_ADDR && a + 15 <= CODE_ADDR + CODE_SIZE) {
+        uint8_t op = opcode_at(rip);
+        if ((op >= 0xD8 && op <= 0xDF) || op == 0x9B) return OUT_MF;
+      }
+      return OUT_XM;
+    }
+    default: return OUT_OTHER;
+  }
+}
+
+static int outcome_of_signal(int sig, const siginfo_t *si, const ucontext_t *uc) {
   switch (sig) {
     case SIGTRAP: return OUT_TRAP;
-    case SIGFPE: return OUT_DE;
+    case SIGFPE: return outcome_of_sigfpe(si, uc);
     case SIGILL: return OUT_UD;
     case SIGSEGV: return OUT_SEGV;
     case SIGBUS: return OUT_BUS;
@@ -192,7 +247,6 @@ static int outcome_of_signal(int sig) {
 }
 
 static void on_signal(int sig, siginfo_t *si, void *ucv) {
-  (void)si;
   // The guest may have set AC (alignment checks would then fault inside this handler) or
   // replaced the FS base (wrfsbase / mov fs) that glibc's TLS and siglongjmp's pointer guard
   // rely on. Repair both before any C code can use them; this is why the runner is built
@@ -214,7 +268,13 @@ static void on_signal(int sig, siginfo_t *si, void *ucv) {
   for (int i = 0; i < 16; i++) res_regs[i] = (uint64_t)uc->uc_mcontext.gregs[greg_index[i]];
   res_rip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
   res_rflags = (uint64_t)uc->uc_mcontext.gregs[REG_EFL];
-  res_outcome = outcome_of_signal(sig);
+  res_outcome = outcome_of_signal(sig, si, uc);
+  // The guest's x87/SSE state as the kernel saved it in the signal frame (FXSAVE layout: the
+  // legacy area of the XSAVE image). Bytes 464..511 hold the kernel's fpx_sw_bytes.
+  if (want_fpu) {
+    if (uc->uc_mcontext.fpregs) __builtin_memcpy(res_fx, uc->uc_mcontext.fpregs, FX_SIZE);
+    else __builtin_memset(res_fx, 0, FX_SIZE);
+  }
   siglongjmp(case_env, 1);
 }
 
@@ -276,7 +336,25 @@ static void set_gs_base(void) {
   }
 }
 
+// FXRSTOR image used when a case brings none: the FNINIT/power-up values.
+static uint8_t default_fx[FX_SIZE] __attribute__((aligned(16)));
+static uint32_t host_mxcsr_mask;
+
+static void init_fpu_images(void) {
+  static uint8_t probe[FX_SIZE] __attribute__((aligned(16)));
+  __asm__ volatile("fxsave64 %0" : "=m"(probe));
+  uint32_t mask;
+  memcpy(&mask, probe + FX_MXCSR_MASK, 4);
+  host_mxcsr_mask = mask ? mask : 0xFFBF;  // 0 means the pre-DAZ default (SDM Vol. 1, 11.6.6)
+  memset(default_fx, 0, sizeof default_fx);
+  uint16_t fcw = 0x037F;
+  uint32_t mxcsr = 0x1F80;
+  memcpy(default_fx + 0, &fcw, 2);
+  memcpy(default_fx + FX_MXCSR, &mxcsr, 4);
+}
+
 static void setup_common(uint64_t code_size, uint64_t data_size) {
+  init_fpu_images();
   if (syscall(SYS_arch_prctl, ARCH_GET_FS, &host_fs_base) != 0) die("arch_prctl(ARCH_GET_FS)");
   have_fsgsbase = (getauxval(AT_HWCAP2) & HWCAP2_FSGSBASE_BIT) != 0;
   if (have_fsgsbase && !fs_is(host_fs_base)) {  // glibc sets FS with arch_prctl: selector 0
@@ -297,8 +375,10 @@ static void arm_watchdog(long usec) {
 }
 
 // Runs the guest with the register block already filled; the result lands in res_*.
-static void run_guest(uint64_t entry, uint64_t rflags, int watchdog) {
+// `fx`: the 512-byte FXSAVE image to start from (copied into the register block).
+static void run_guest(uint64_t entry, uint64_t rflags, const uint8_t *fx, int watchdog) {
   volatile uint64_t *rb = (volatile uint64_t *)REGBLOCK_ADDR;
+  memcpy((void *)(REGBLOCK_ADDR + RB_FXSAVE), fx, FX_SIZE);
   rb[RB_TARGET / 8] = entry;
   rb[RB_FLAGS / 8] = (rflags & RFLAGS_INPUT_MASK) | RFLAGS_FIXED;
   if (sigsetjmp(case_env, 1) == 0) {
@@ -355,17 +435,36 @@ static void flush_out(void) {
 
 static uint8_t *out_reserve(size_t n) {
   if (outlen + n > outcap) flush_out();
-  return outbuf + outlen;  // outcap always exceeds one result (152 + 4 * 0x2000 bytes)
+  return outbuf + outlen;  // outcap always exceeds one result (152 + 512 + 4 * 0x2000 bytes)
 }
 
 static uint64_t rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+
+static size_t record_size(const uint8_t *rec) {
+  uint32_t flags;
+  memcpy(&flags, rec + 156, 4);
+  if (flags & ~IN_FLAG_FPU) {
+    errno = 0;
+    die("bad record: unknown flags");
+  }
+  return IN_RECORD + ((flags & IN_FLAG_FPU) ? FX_SIZE : 0);
+}
 
 static void run_case(const uint8_t *rec) {
   unsigned code_len = rec[0];
   if (code_len > 15) {
     errno = 0;
     die("bad record: codeLen > 15");
+  }
+  want_fpu = (rd32(rec + 156) & IN_FLAG_FPU) != 0;
+  const uint8_t *fx = default_fx;
+  if (want_fpu) {
+    fx = rec + IN_RECORD;
+    if (rd32(fx + FX_MXCSR) & ~host_mxcsr_mask) {
+      errno = 0;
+      die("bad record: the FXSAVE image's MXCSR sets bits outside the host's MXCSR_MASK");
+    }
   }
   uint8_t *code = (uint8_t *)CODE_ADDR;
   memset(code, 0xCC, CODE_SIZE);
@@ -379,12 +478,14 @@ static void run_case(const uint8_t *rec) {
   fill_pattern(seed);
   memcpy((void *)DATA_ADDR, pattern, DATA_SIZE);
 
-  run_guest(CODE_ADDR + CODE_OFFSET, rflags, 1);
+  run_guest(CODE_ADDR + CODE_OFFSET, rflags, fx, 1);
 
-  uint8_t *o = out_reserve(OUT_HEADER + 4 * DATA_SIZE);
+  uint8_t *o = out_reserve(OUT_HEADER + FX_SIZE + 4 * DATA_SIZE);
   uint32_t n_diff = 0;
   const uint8_t *data = (const uint8_t *)DATA_ADDR;
-  uint8_t *entries = o + OUT_HEADER;
+  size_t fx_len = want_fpu ? FX_SIZE : 0;
+  if (want_fpu) memcpy(o + OUT_HEADER, res_fx, FX_SIZE);
+  uint8_t *entries = o + OUT_HEADER + fx_len;
   // Compare 8 bytes at a time; most cases touch nothing or one word.
   for (size_t i = 0; i < DATA_SIZE; i += 8) {
     if (rd64(data + i) == rd64(pattern + i)) continue;
@@ -394,19 +495,20 @@ static void run_case(const uint8_t *rec) {
       memcpy(entries + 4 * n_diff++, &e, 4);
     }
   }
-  uint32_t oc = (uint32_t)res_outcome;
-  memcpy(o, &oc, 4);
+  uint16_t oc = (uint16_t)res_outcome, oflags = want_fpu ? OUT_FLAG_FPU : 0;
+  memcpy(o, &oc, 2);
+  memcpy(o + 2, &oflags, 2);
   memcpy(o + 4, &n_diff, 4);
   memcpy(o + 8, res_regs, 128);
   memcpy(o + 136, &res_rip, 8);
   memcpy(o + 144, &res_rflags, 8);
-  outlen += OUT_HEADER + 4 * (size_t)n_diff;
+  outlen += OUT_HEADER + fx_len + 4 * (size_t)n_diff;
 }
 
 static int batch_main(void) {
   setup_common(CODE_SIZE, DATA_SIZE);
   outbuf = malloc(outcap);
-  size_t incap = IN_RECORD * 4096;
+  size_t incap = (IN_RECORD + FX_SIZE) * 4096;
   uint8_t *inbuf = malloc(incap);
   if (!outbuf || !inbuf) die("malloc");
   size_t have = 0;
@@ -419,7 +521,12 @@ static int batch_main(void) {
     if (r == 0) break;
     have += (size_t)r;
     size_t off = 0;
-    for (; have - off >= IN_RECORD; off += IN_RECORD) run_case(inbuf + off);
+    while (have - off >= IN_RECORD) {
+      size_t n = record_size(inbuf + off);
+      if (have - off < n) break;
+      run_case(inbuf + off);
+      off += n;
+    }
     memmove(inbuf, inbuf + off, have - off);
     have -= off;
     // Flush before blocking on the next read, so an interactive client (one record, wait for
@@ -465,7 +572,8 @@ static int bench_main(const char *path) {
 
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
-  run_guest(CODE_ADDR, 0, 0);
+  want_fpu = 0;
+  run_guest(CODE_ADDR, 0, default_fx, 0);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
   printf("{\"outcome\":\"%s\",\"seconds\":%.9f,\"rax\":\"0x%" PRIx64 "\",\"rbx\":\"0x%" PRIx64

@@ -6,7 +6,7 @@ import {
   ST_EXIT_VECTOR, ST_EXIT_ERROR_CODE, ST_EXIT_HAS_ERROR, ST_EXIT_ADDR, ST_EXIT_OPCODE, ST_EXIT_RIP,
   ST_EXIT_BYTES, ST_EXIT_LENGTH, ST_COUNTERS, CNT_INSTRUCTIONS, CNT_EXITS, CNT_EXCEPTIONS,
   CNT_UNIMPLEMENTED, ST_UD_BY_OPCODE, GUEST_RAM_BASE, VEC_DB, ST_IRQ_VECTOR, ST_NMI_PENDING,
-  ST_INTERRUPTED, FLAG_IF,
+  ST_INTERRUPTED, FLAG_IF, FLAG_TF, ST_DR6,
 } from '../abi';
 import { getFlags } from './flags';
 
@@ -43,7 +43,7 @@ import {
   farIndirect, retFar, intN, iretOp, movSreg, pushPopSreg, loadFarPointer, incDecReg, pushaPopa,
   bcdAdjust, bound, arpl, stopReason, clearStop, STOP_NONE, STOP_HLT, STOP_IO, unimplementedHit,
   clearUnimplementedHit, interruptShadow, clearInterruptShadow, syscall, sysret, sysenter, sysexit,
-  rdtscRequest, clearRdtscRequest,
+  rdtscRequest, clearRdtscRequest, movDr, larLsl,
 } from './ops/system';
 import { deliverException } from './system/interrupts';
 
@@ -119,6 +119,8 @@ function execute(): void {
     case 0x106: clts(); break;
     case 0x108: case 0x109: break; // INVD/WBINVD: no caches to write back (CPL checked below)
     case 0x120: case 0x122: movCr(); break;
+    case 0x121: case 0x123: movDr(); break;
+    case 0x102: case 0x103: larLsl(); break;
     case 0x130: wrmsr(); break;
     case 0x132: rdmsr(); break;
     case 0x00: case 0x01: case 0x08: case 0x09: case 0x10: case 0x11: case 0x18: case 0x19:
@@ -265,8 +267,11 @@ function reportInstruction(start: u64, length: i32): void {
 /** Set when an interrupt or NMI waits, or an interrupt shadow is in effect. */
 let irqCheck: bool = false;
 function armInterruptCheck(): void {
-  irqCheck = !flatHarness && (load<i32>(cpu + ST_IRQ_VECTOR) >= 0 || load<u32>(cpu + ST_NMI_PENDING) != 0);
+  irqCheck = !flatHarness && (load<i32>(cpu + ST_IRQ_VECTOR) >= 0 || load<u32>(cpu + ST_NMI_PENDING) != 0
+    || (getFlags() & FLAG_TF) != 0);
 }
+/** TF was set when the current instruction started: it ends with a single-step #DB trap. */
+let singleStep: bool = false;
 
 /** At an instruction boundary: deliver a pending NMI, or an external interrupt when IF = 1 and
  *  no STI/MOV SS shadow covers this boundary. Returns false on a triple fault. */
@@ -303,8 +308,11 @@ export function run(vcpu: i32, budget: i32): i32 {
   let start: u64 = rip;
   while (n < budget) {
     // External interrupts and NMIs are taken at instruction boundaries (SDM Vol. 3A, 6.8 and 6.9).
+    singleStep = false;
     if (irqCheck) {
       if (!takeExternalInterrupt()) { exitReason = EXIT_SHUTDOWN; break; }
+      singleStep = (getFlags() & FLAG_TF) != 0;
+      if (!singleStep) armInterruptCheck();
     }
     start = rip;
     const lin = csBase + start;
@@ -330,6 +338,11 @@ export function run(vcpu: i32, budget: i32): i32 {
       } else {
         executeFast(e, h, next);
       }
+    }
+    // Single-step (SDM Vol. 3B, 18.3.1.4): a trap after the instruction, DR6.BS set.
+    if (singleStep && faultVector < 0) {
+      store<u32>(cpu + ST_DR6, load<u32>(cpu + ST_DR6) | 0x4000);
+      raiseTrap(VEC_DB);
     }
     if (pending) {
       if (bouncePending) flushBounces(faultVector < 0);

@@ -8,7 +8,7 @@ import {
   FLAG_IF, FLAG_IOPL, FLAG_OF, FLAG_CF, FLAG_AF, FLAG_ZF, FLAG_SF, FLAG_PF, CR0_PE, CR0_PG, CR0_TS, CR0_ET,
   EFER_LME, EFER_LMA, EFER_SCE, EFER_NXE, SEG_CS, SEG_SS, SEG_ES, SEG_DS, SEG_FS, SEG_GS, SEG_LDTR,
   SEG_TR, SEG_SELECTOR, SEG_BASE, VEC_GP, VEC_BR, VEC_OF, VEC_UD, LF_INC, LF_DEC, ST_TSC_OFFSET,
-  SEG_ATTR_P, SEG_ATTR_S,
+  SEG_ATTR_P, SEG_ATTR_S, ST_DR0, ST_DR6, ST_DR7,
 } from '../../abi';
 import {
   cpu, realMode, mode64, cpl, getReg64, setReg64, setRip, updateMode, segField, sizeMask, sext, loadSized,
@@ -166,6 +166,83 @@ export function writeCr0(v: u64): void {
   refreshCacheKey();
 }
 
+/** 0F 21 / 0F 23: MOV from/to DR0-DR7 (SDM Vol. 3B, 18.2). DR4/DR5 alias DR6/DR7 unless CR4.DE;
+ *  breakpoints are stored but not yet matched against accesses (single-step via TF works). */
+export function movDr(): void {
+  if (!requireCpl0()) return;
+  let dr = regField;
+  if (dr == 4 || dr == 5) {
+    if ((load<u64>(cpu + ST_CR4) & 0x8) != 0) { raiseUD(); return; }
+    dr += 2;
+  }
+  if (dr > 7) { raiseUD(); return; }
+  const r = rmField;
+  if (opIdx == 0x121) {
+    let v: u64;
+    if (dr < 4) v = load<u64>(cpu + ST_DR0 + <usize>dr * 8);
+    else if (dr == 6) v = <u64>load<u32>(cpu + ST_DR6) | 0xffff0ff0;
+    else v = <u64>load<u32>(cpu + ST_DR7) | 0x400;
+    if (mode64) setReg64(r, v); else setReg(r, 4, v);
+    return;
+  }
+  const v = mode64 ? getReg64(r) : getReg64(r) & 0xffffffff;
+  if (dr < 4) { store<u64>(cpu + ST_DR0 + <usize>dr * 8, v); return; }
+  if ((v >> 32) != 0) { raiseGP0(); return; } // DR6/DR7 upper halves are reserved (#GP)
+  if (dr == 6) store<u32>(cpu + ST_DR6, <u32>v);
+  else store<u32>(cpu + ST_DR7, <u32>v);
+}
+
+/** 0F 00 /4 VERR, /5 VERW: ZF = the segment is readable/writable at CPL and RPL (SDM Vol. 2B). */
+function verify(write: bool): void {
+  const p = rmPtr(2, ACC_READ);
+  if (p == 0) return;
+  const sel = <u32>load<u16>(p);
+  let ok = false;
+  if ((sel & 0xfffc) != 0 && readDescriptorQuiet(sel)) {
+    const a = descAttr;
+    const code = (a & 0x18) == 0x18, conforming = (a & 0x1c) == 0x1c;
+    const visible = conforming || (attrDpl(a) >= cpl && attrDpl(a) >= <i32>(sel & 3));
+    if ((a & SEG_ATTR_S) != 0 && visible) ok = write ? !code && (a & 2) != 0 : !code || (a & 2) != 0;
+  }
+  setArithFlags(FLAG_ZF, ok ? FLAG_ZF : 0);
+}
+
+/** 0F 02 LAR, 0F 03 LSL: access rights or limit of a descriptor the CPL may see (ZF = valid). */
+export function larLsl(): void {
+  if (realMode) { raiseUD(); return; }
+  const p = rmPtr(2, ACC_READ);
+  if (p == 0) return;
+  const sel = <u32>load<u16>(p);
+  let ok = false;
+  if ((sel & 0xfffc) != 0 && readDescriptorQuiet(sel)) {
+    const a = descAttr;
+    const conforming = (a & 0x1c) == 0x1c;
+    const type = a & 0x1f;
+    // System types allowed: TSS, LDT (and call gates for LAR, not modelled here).
+    const system = (a & SEG_ATTR_S) == 0;
+    const allowedSystem = type == 1 || type == 2 || type == 3 || type == 9 || type == 11;
+    const visible = conforming || (attrDpl(a) >= cpl && attrDpl(a) >= <i32>(sel & 3));
+    ok = visible && (!system || allowedSystem);
+    if (ok) {
+      if (opIdx == 0x102) {
+        // The access-rights dword: bits 8-23 of the descriptor's high dword, masked (0x00F0FF00).
+        setG(osize, (<u64>(a & 0xff) << 8) | (<u64>((a >> 12) & 0xf) << 20));
+      } else {
+        setG(osize, <u64>descLimit & sizeMask(osize));
+      }
+    }
+  }
+  setArithFlags(FLAG_ZF, ok ? FLAG_ZF : 0);
+}
+
+/** Read a descriptor for LAR/LSL/VERR/VERW: a selector outside the table gives ZF = 0, no fault. */
+function readDescriptorQuiet(sel: u32): bool {
+  const index = <u64>(sel & 0xfff8);
+  const limit = (sel & 4) != 0 ? <u64>load<u32>(segField(SEG_LDTR, 8)) : <u64>load<u32>(cpu + ST_GDTR_LIMIT);
+  if (index + 7 > limit) return false;
+  return readDescriptor(sel, VEC_GP);
+}
+
 /** 0F 06 CLTS; 0F 01 /4 SMSW; 0F 01 /6 LMSW. */
 export function clts(): void {
   if (!requireCpl0()) return;
@@ -180,7 +257,9 @@ export function group6(): void { // 0F 00: SLDT STR LLDT LTR VERR VERW
     case 1: storeSelector(SEG_TR); break;
     case 2: loadSystemSegment(SEG_LDTR); break;
     case 3: loadSystemSegment(SEG_TR); break;
-    default: raiseUD(); break; // VERR/VERW: not yet
+    case 4: verify(false); break;
+    case 5: verify(true); break;
+    default: raiseUD(); break;
   }
 }
 

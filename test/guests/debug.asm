@@ -1,0 +1,141 @@
+; TF single-step (#DB after each instruction, DR6.BS), MOV to/from debug registers, and the
+; descriptor probes LAR/LSL/VERR/VERW (SDM Vol. 3B 18.3.1.4; Vol. 2A LAR/LSL, Vol. 2B VERR/VERW).
+; Exit AL = 0x10 (status 33) when all pass, AL = check number otherwise.
+bits 32
+org 0x100000
+%include "multiboot.inc"
+
+start:
+  mov esp, stack_top
+  lgdt [gdtr]
+  jmp 0x08:.reload
+.reload:
+  mov ax, 0x10
+  mov ds, ax
+  mov es, ax
+  mov ss, ax
+  mov dword [idt + 1 * 8], 0           ; gate 1 -> handle_db
+  mov eax, handle_db
+  mov [idt + 1 * 8], ax
+  mov word [idt + 1 * 8 + 2], 0x08
+  mov byte [idt + 1 * 8 + 5], 0x8E
+  shr eax, 16
+  mov [idt + 1 * 8 + 6], ax
+  lidt [idtr]
+
+  ; 1: single-step three instructions: #DB after each, EIPs recorded, DR6.BS set
+  mov byte [check], 1
+  xor eax, eax
+  mov dr6, eax
+  pushfd
+  or dword [esp], 0x100
+  popfd                              ; TF = 1 from here: the trap comes after the NEXT instruction
+step1:
+  nop
+step2:
+  inc eax
+step3:
+  inc eax
+step4:
+  cmp dword [steps], 3
+  jne fail
+  cmp dword [eips], step2
+  jne fail
+  cmp dword [eips + 4], step3
+  jne fail
+  cmp dword [eips + 8], step4
+  jne fail
+  mov esi, ok1
+  call print
+
+  ; 2: debug registers keep what is written (DR7 bit 10 reads as 1)
+  mov byte [check], 2
+  mov eax, 0x12345678
+  mov dr0, eax
+  mov ebx, dr0
+  cmp ebx, eax
+  jne fail
+  xor eax, eax
+  mov dr7, eax
+  mov ebx, dr7
+  cmp ebx, 0x400
+  jne fail
+  mov esi, ok2
+  call print
+
+  ; 3: LAR/LSL on the code segment, VERR/VERW on code and data
+  mov byte [check], 3
+  mov ax, 0x08
+  lar ebx, ax
+  jnz fail
+  and ebx, 0x00F0FE00                ; G D/B L AVL, P DPL S type (without the accessed bit)
+  cmp ebx, 0x00C09A00
+  jne fail
+  lsl ecx, ax
+  jnz fail
+  cmp ecx, 0xFFFFFFFF
+  jne fail
+  verr ax
+  jnz fail                           ; readable code
+  verw ax
+  jz fail                            ; code is never writable
+  mov ax, 0x10
+  verw ax
+  jnz fail
+  mov ax, 0x40                       ; beyond the GDT: ZF = 0, no fault
+  lar ebx, ax
+  jz fail
+  mov esi, ok3
+  call print
+  mov esi, allok
+  call print
+  mov al, 0x10
+  jmp exit
+
+handle_db:
+  mov eax, dr6
+  test eax, 0x4000                   ; BS
+  jz fail
+  mov eax, [steps]
+  mov ecx, [esp]
+  mov [eips + eax * 4], ecx
+  inc dword [steps]
+  cmp dword [steps], 3
+  jne .more
+  and dword [esp + 8], ~0x100        ; clear TF in the saved EFLAGS after three steps
+.more:
+  mov eax, 0                         ; (EAX is clobbered; the checks do not use it)
+  iretd
+
+fail:
+  mov esi, failmsg
+  call print
+  mov al, [check]
+  jmp exit
+
+ok1: db "ok 1 single-step: #DB after POPF's next instruction, then after each one", 10, 0
+ok2: db "ok 2 MOV to/from DR0 and DR7", 10, 0
+ok3: db "ok 3 LAR, LSL, VERR, VERW", 10, 0
+allok: db "all debug checks passed", 10, 0
+failmsg: db "FAIL", 10, 0
+align 4
+steps: dd 0
+eips: dd 0, 0, 0, 0
+check: db 0
+align 8
+gdt:
+  dq 0
+  dq 0x00CF9A000000FFFF
+  dq 0x00CF92000000FFFF
+gdtr:
+  dw 3 * 8 - 1
+  dd gdt
+idtr:
+  dw 256 * 8 - 1
+  dd idt
+end_load:
+align 8
+idt: resb 256 * 8
+  resb 4096
+stack_top:
+end_bss:
