@@ -46,6 +46,8 @@ import {
   rdtscRequest, clearRdtscRequest, movDr, larLsl,
 } from './ops/system';
 import { deliverException } from './system/interrupts';
+import { sseDispatch, sseUnimplemented, clearSseUnimplemented } from './ops/sse';
+import { x87Dispatch, x87Wait, x87Unimplemented, clearX87Unimplemented } from './ops/x87';
 
 export let exitReason: i32 = EXIT_NONE;
 /** Instructions retired so far in the current run() call, published for RDTSC before generic handlers run. */
@@ -221,7 +223,28 @@ function execute(): void {
     case 0x1ae:
       // LFENCE/MFENCE/SFENCE (register forms of /5 /6 /7): ordering is trivially satisfied here.
       if (mod == 3 && ext >= 5) break;
-      unimplemented(); break;
+      sseDispatch(); break; // FXSAVE, FXRSTOR, LDMXCSR, STMXCSR (memory forms /0-/3)
+
+    // ---- x87 and MMX/SSE/SSE2 (ops/x87.ts, ops/sse.ts) ----
+    case 0xd8: case 0xd9: case 0xda: case 0xdb: case 0xdc: case 0xdd: case 0xde: case 0xdf:
+      x87Dispatch(); break;
+    case 0x9b: x87Wait(); break;
+    case 0x110: case 0x111: case 0x112: case 0x113: case 0x114: case 0x115: case 0x116: case 0x117:
+    case 0x128: case 0x129: case 0x12a: case 0x12b: case 0x12c: case 0x12d: case 0x12e: case 0x12f:
+    case 0x150: case 0x151: case 0x152: case 0x153: case 0x154: case 0x155: case 0x156: case 0x157:
+    case 0x158: case 0x159: case 0x15a: case 0x15b: case 0x15c: case 0x15d: case 0x15e: case 0x15f:
+    case 0x160: case 0x161: case 0x162: case 0x163: case 0x164: case 0x165: case 0x166: case 0x167:
+    case 0x168: case 0x169: case 0x16a: case 0x16b: case 0x16c: case 0x16d: case 0x16e: case 0x16f:
+    case 0x170: case 0x171: case 0x172: case 0x173: case 0x174: case 0x175: case 0x176: case 0x177:
+    case 0x17e: case 0x17f:
+    case 0x1c2: case 0x1c3: case 0x1c4: case 0x1c5: case 0x1c6:
+    case 0x1d1: case 0x1d2: case 0x1d3: case 0x1d4: case 0x1d5: case 0x1d6: case 0x1d7:
+    case 0x1d8: case 0x1d9: case 0x1da: case 0x1db: case 0x1dc: case 0x1dd: case 0x1de: case 0x1df:
+    case 0x1e0: case 0x1e1: case 0x1e2: case 0x1e3: case 0x1e4: case 0x1e5: case 0x1e6: case 0x1e7:
+    case 0x1e8: case 0x1e9: case 0x1ea: case 0x1eb: case 0x1ec: case 0x1ed: case 0x1ee: case 0x1ef:
+    case 0x1f1: case 0x1f2: case 0x1f3: case 0x1f4: case 0x1f5: case 0x1f6: case 0x1f7:
+    case 0x1f8: case 0x1f9: case 0x1fa: case 0x1fb: case 0x1fc: case 0x1fd: case 0x1fe:
+      sseDispatch(); break;
     case 0x1af: imulGE(); break;
     case 0x1b0: case 0x1b1: cmpxchg(); break;
     case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf: movExtend(); break;
@@ -334,7 +357,11 @@ export function run(vcpu: i32, budget: i32): i32 {
         // STI, POPF, IRET, MOV SS may have opened the interrupt window or set a shadow.
         if (!flatHarness) armInterruptCheck();
         if (interruptShadow) irqCheck = true;
-        if (unimplementedHit) { clearUnimplementedHit(); unimplemented(); }
+        if (unimplementedHit || sseUnimplemented || x87Unimplemented) {
+          clearUnimplementedHit(); clearSseUnimplemented(); clearX87Unimplemented();
+          clearFault(); // the stub's #UD is replaced by the counted one
+          unimplemented();
+        }
       } else {
         executeFast(e, h, next);
       }

@@ -5,6 +5,7 @@ import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as abi from '../abi.ts';
 import { forms, invalidIn64, shapeOnly, opcodeIndex, IMM_CODES, type Imm } from '../cpu/isa-table.ts';
+import { fpuForms } from '../cpu/isa-table-fpu.ts';
 
 export function buildDecodeTables(): { attrs: number[]; lockExt: number[] } {
   const attrs = new Array<number>(abi.OPC_COUNT).fill(0);
@@ -26,6 +27,14 @@ export function buildDecodeTables(): { attrs: number[]; lockExt: number[] } {
     if (form.lock) lockExt[idx] |= form.ext === undefined ? 0xff : 1 << form.ext;
   }
   for (const s of shapeOnly) setShape(opcodeIndex(s.map, s.op), s.modrm, s.imm, 'shape');
+  // x87/MMX/SSE forms: their decode shape, so their handlers (ops/x87.ts, ops/sse.ts) see whole
+  // instructions; mandatory prefixes select forms inside the handlers, not in the decoder.
+  for (const form of fpuForms) {
+    const idx = opcodeIndex(form.map, form.op);
+    if (shape.has(idx) && shape.get(idx)!.modrm === form.modrm) continue;
+    setShape(idx, form.modrm, form.imm, form.mn);
+    attrs[idx] |= abi.ATTR_FORM;
+  }
   for (const [idx, s] of shape) attrs[idx] |= (s.modrm ? abi.ATTR_MODRM : 0) | (IMM_CODES[s.imm] << abi.ATTR_IMM_SHIFT);
   for (const op of invalidIn64) attrs[op] |= abi.ATTR_INVALID64;
   return { attrs, lockExt };
