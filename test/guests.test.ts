@@ -70,6 +70,13 @@ describe('bare-metal test kernels', () => {
     expect(r.status).toBe(33);
   });
 
+  it('gates: JMP FAR through a call gate, CALL FAR from ring 3 with parameter copy, RETF imm to ring 3', () => {
+    const r = runHvlab(images.get('gates')!);
+    expect(r.errors).toBe('');
+    expect(r.output).toContain('all call-gate checks passed');
+    expect(r.status).toBe(33);
+  });
+
   it('irq: injected external interrupts wait for IF, respect the STI shadow and wake HLT', () => {
     const chunks: number[] = [];
     const m = new Machine({ ramBytes: 32 << 20, serialOut: (b) => chunks.push(b) });

@@ -25,9 +25,10 @@ import { translate } from '../../mmu/translate';
 import { push, jumpTo } from './flow';
 import {
   readDescriptor, descAttr, descBase, descLimit, checkCodeTarget, loadCodeSegment, loadDataSegment,
-  setSegment, isLongCode, attrDpl, mode64Lma,
+  setSegment, isLongCode, attrDpl, mode64Lma, descRaw, descHigh, readTssStack, tssStackPointer,
+  tssStackSelector,
 } from '../system/segments';
-import { deliverException, iret } from '../system/interrupts';
+import { deliverException, iret, stackWrite, loadStackForCpl, loadStackSelector } from '../system/interrupts';
 
 export const STOP_NONE: i32 = 0;
 export const STOP_HLT: i32 = 1;
@@ -443,7 +444,12 @@ function farTransfer(selector: u32, offset: u64, isCall: bool): void {
   if ((selector & 0xfffc) == 0) { raiseGP0(); return; }
   if (!readDescriptor(selector, VEC_GP)) return;
   const level = checkCodeTarget(selector);
-  if (level == -2) { unimplementedSystem(); return; } // gates and task switches
+  if (level == -2) {
+    const type = descAttr & 0x1f;
+    if (type == 0x0c || type == 0x04) { callGate(selector, isCall); return; }
+    unimplementedSystem(); // task gates and TSS targets: hardware task switching is not implemented
+    return;
+  }
   if (level < 0) return;
   if (isCall) {
     const size = osize;
@@ -453,6 +459,69 @@ function farTransfer(selector: u32, offset: u64, isCall: bool): void {
   const target = mode64Lma() && isLongCode(descAttr) ? offset : offset & sizeMask(osize == 8 ? 4 : osize);
   loadCodeSegment(selector, cpl);
   setRip(target);
+  refreshCacheKey();
+}
+
+/** Far JMP/CALL through a call gate (SDM Vol. 3A, 5.8.3-5.8.6): 16- and 32-bit gates, and 64-bit
+ *  gates in IA-32e mode. A CALL to a more privileged non-conforming segment switches to the TSS stack
+ *  of the new level and copies the gate's parameter count (32/16-bit gates only). */
+function callGate(gateSelector: u32, isCall: bool): void {
+  const gateAttr = descAttr;
+  const gateDpl = attrDpl(gateAttr);
+  const rpl = <i32>(gateSelector & 3);
+  if (gateDpl < cpl || gateDpl < rpl) { raise(VEC_GP, gateSelector & 0xfffc, true); return; }
+  if ((gateAttr & SEG_ATTR_P) == 0) { raise(11, gateSelector & 0xfffc, true); return; }
+  const long = mode64Lma();
+  if (long && (gateAttr & 0x1f) != 0x0c) { raise(VEC_GP, gateSelector & 0xfffc, true); return; }
+  // Gate fields from the raw descriptor: selector in bits 16-31, offset 0-15 and 48-63 (+ high dword).
+  const raw = descRaw;
+  const gateBits: i32 = long ? 8 : (gateAttr & 0x8) != 0 ? 4 : 2;
+  const target = <u32>((raw >> 16) & 0xffff);
+  let offset = (raw & 0xffff) | (gateBits == 2 ? 0 : (raw >> 32) & 0xffff0000);
+  if (long) offset |= (descHigh & 0xffffffff) << 32;
+  const params = <i32>((raw >> 32) & 0x1f);
+  if ((target & 0xfffc) == 0) { raiseGP0(); return; }
+  if (!readDescriptor(target, VEC_GP)) return;
+  const a = descAttr;
+  const dpl = attrDpl(a);
+  const conforming = (a & 0x4) != 0;
+  if ((a & 0x18) != 0x18 || dpl > cpl || (!isCall && !conforming && dpl != cpl)) { raise(VEC_GP, target & 0xfffc, true); return; }
+  if ((a & SEG_ATTR_P) == 0) { raise(11, target & 0xfffc, true); return; }
+  if (long && !isLongCode(a)) { raise(VEC_GP, target & 0xfffc, true); return; }
+  const codeBase = descBase, codeLimit = descLimit, codeAttr = descAttr;
+  const oldCs = <u64>load<u16>(segField(SEG_CS, SEG_SELECTOR));
+  if (isCall && !conforming && dpl < cpl) {
+    // More privileged: new stack from the TSS, then old SS:ESP, the parameters, CS:EIP.
+    const oldSs = <u64>load<u16>(segField(SEG_SS, SEG_SELECTOR));
+    const oldSsBase = load<u64>(segField(SEG_SS, SEG_BASE));
+    const oldMask = stackMask();
+    const oldSp = getReg64(4) & oldMask;
+    if (!readTssStack(dpl, 0)) return;
+    const newSp = tssStackPointer;
+    if (long) setSegment(SEG_SS, <u32>dpl, 0, 0, 0); // NULL SS with RPL = new CPL
+    else if (!loadStackForCpl(tssStackSelector, dpl)) return;
+    let sp = newSp;
+    const ssBase = long ? 0 : load<u64>(segField(SEG_SS, SEG_BASE));
+    const w = gateBits;
+    sp -= <u64>w; if (!stackWrite(ssBase, sp, w, oldSs)) return;
+    sp -= <u64>w; if (!stackWrite(ssBase, sp, w, oldSp)) return;
+    for (let i = long ? -1 : params - 1; i >= 0; i--) {
+      const q = translate(oldSsBase + ((oldSp + <u64>(i * w)) & oldMask), w, ACC_READ);
+      if (q == 0) return;
+      sp -= <u64>w; if (!stackWrite(ssBase, sp, w, loadSized(q, w))) return;
+    }
+    sp -= <u64>w; if (!stackWrite(ssBase, sp, w, oldCs)) return;
+    sp -= <u64>w; if (!stackWrite(ssBase, sp, w, nextRip)) return;
+    setReg64(4, long ? sp : sp & 0xffffffff);
+    setSegment(SEG_CS, (target & 0xfffc) | <u32>dpl, codeBase, codeLimit, codeAttr | 1);
+  } else {
+    if (isCall) {
+      if (!push(oldCs, gateBits)) return;
+      if (!push(nextRip, gateBits)) return;
+    }
+    setSegment(SEG_CS, (target & 0xfffc) | <u32>cpl, codeBase, codeLimit, codeAttr | 1);
+  }
+  setRip(gateBits == 2 ? offset & 0xffff : offset);
   refreshCacheKey();
 }
 
@@ -488,15 +557,51 @@ export function retFar(): void {
   const selector = <u32>loadSized(p + size, size) & 0xffff;
   const release = <u64>(size * 2) + (opIdx == 0xca ? imm : 0);
   if (!realMode) {
+    if ((selector & 0xfffc) == 0) { raiseGP0(); return; }
     if (!readDescriptor(selector, VEC_GP)) return;
-    if (<i32>(selector & 3) != cpl) { unimplementedSystem(); return; } // outer-level return
-    if (checkCodeTarget(selector) < 0) return;
+    const rpl = <i32>(selector & 3);
+    const a = descAttr;
+    const conforming = (a & 0x4) != 0;
+    if ((a & 0x18) != 0x18 || rpl < cpl || (conforming ? attrDpl(a) > rpl : attrDpl(a) != rpl)) {
+      raise(VEC_GP, selector & 0xfffc, true); return;
+    }
+    if ((a & SEG_ATTR_P) == 0) { raise(11, selector & 0xfffc, true); return; }
+    if (rpl > cpl) { retFarOuter(selector, offset, release, size, ssBase, sp); return; }
   }
   loadCodeSegment(selector, realMode ? 0 : cpl);
   setReg64(4, (rsp & ~spMask) | ((sp + release) & spMask));
   setRip(offset);
   refreshCacheKey();
 }
+
+/** RETF to an outer privilege level: also pops SS:ESP (after the imm16 parameter bytes), checks and
+ *  loads SS, and nulls data segment registers the new level may not use (SDM Vol. 2B, RET). */
+function retFarOuter(selector: u32, offset: u64, release: u64, size: i32, ssBase: u64, sp: u64): void {
+  const rpl = <i32>(selector & 3);
+  const codeBase = descBase, codeLimit = descLimit, codeAttr = descAttr;
+  const q = translate(ssBase + sp + release, size * 2, ACC_READ);
+  if (q == 0) return;
+  const newSp = loadSized(q, size);
+  const newSs = <u32>loadSized(q + size, size) & 0xffff;
+  const long = mode64Lma() && size == 8;
+  if (!(long && (newSs & 0xfffc) == 0) && !loadStackSelector(newSs, rpl)) return;
+  if ((newSs & 0xfffc) == 0) setSegment(SEG_SS, newSs, 0, 0, 0);
+  setSegment(SEG_CS, selector, codeBase, codeLimit, codeAttr | 1);
+  const param = opIdx == 0xca ? imm : 0;
+  const big = (load<u16>(segField(SEG_SS, 14)) & 0x4000) != 0 || long;
+  const spNew = newSp + param;
+  if (big) setReg64(4, size == 8 ? spNew : spNew & 0xffffffff);
+  else setReg(4, 2, spNew);
+  for (let s = 0; s < 6; s++) {
+    if (s == SEG_CS || s == SEG_SS) continue;
+    const attr = <u32>load<u16>(segField(s, 14));
+    const dataOrNonConforming = (attr & 0x18) == 0x10 || (attr & 0x1c) == 0x18;
+    if ((attr & SEG_ATTR_P) != 0 && dataOrNonConforming && attrDpl(attr) < rpl) setSegment(s, 0, 0, 0, 0);
+  }
+  setRip(offset);
+  refreshCacheKey();
+}
+
 
 @inline function stackMask(): u64 {
   if (mode64) return <u64>-1;

@@ -19,7 +19,7 @@ import { setImplicitSupervisor } from '../../mmu/paging';
 const RSP = 4;
 
 /** Write `size` bytes at linear SS base + sp (used while the stack is being switched). */
-function stackWrite(ssBase: u64, sp: u64, size: i32, v: u64): bool {
+export function stackWrite(ssBase: u64, sp: u64, size: i32, v: u64): bool {
   const p = translate(ssBase + sp, size, ACC_WRITE);
   if (p == 0) return false;
   storeSized(p, size, v);
@@ -126,7 +126,7 @@ function deliverProtected(vector: i32, error: u32, hasError: bool, soft: bool, e
 }
 
 /** SS for an inner privilege level from the TSS (SDM Vol. 3A, 6.12.1: #TS on a bad selector). */
-function loadStackForCpl(selector: u32, newCpl: i32): bool {
+export function loadStackForCpl(selector: u32, newCpl: i32): bool {
   if ((selector & 0xfffc) == 0 || <i32>(selector & 3) != newCpl) { raise(VEC_TS, selector & 0xfffc, true); return false; }
   if (!readDescriptor(selector, VEC_TS)) return false;
   const a = descAttr;
@@ -263,7 +263,7 @@ export function iret(size: i32): void {
 }
 
 /** Load SS:ESP on a return to an outer level (SDM Vol. 2A, IRET "RETURN-TO-OUTER-PRIVILEGE-LEVEL"). */
-function loadStackSelector(selector: u32, rpl: i32): bool {
+export function loadStackSelector(selector: u32, rpl: i32): bool {
   if ((selector & 0xfffc) == 0 || <i32>(selector & 3) != rpl) { raise(VEC_GP, selector & 0xfffc, true); return false; }
   if (!readDescriptor(selector, VEC_GP)) return false;
   const a = descAttr;

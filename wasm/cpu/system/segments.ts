@@ -17,6 +17,8 @@ export let descLimit: u32 = 0;
 export let descAttr: u32 = 0;
 /** High 8 bytes of a 16-byte system descriptor in IA-32e mode (upper base bits). */
 export let descHigh: u64 = 0;
+/** The low 8 bytes of the last descriptor read, as stored (gates keep their fields there). */
+export let descRaw: u64 = 0;
 /** Linear address of the last descriptor read (to set its accessed bit). */
 let descAddr: u64 = 0;
 
@@ -44,6 +46,7 @@ export function readDescriptor(selector: u32, vector: i32): bool {
   setImplicitSupervisor(was);
   if (p == 0) return false;
   const d = load<u64>(p);
+  descRaw = d;
   descBase = ((d >> 16) & 0xffffff) | (((d >> 56) & 0xff) << 24);
   let lim = <u32>((d & 0xffff) | (((d >> 48) & 0xf) << 16));
   const attr = <u32>((d >> 40) & 0xff) | <u32>(((d >> 52) & 0xf) << 12);
