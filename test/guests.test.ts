@@ -15,10 +15,13 @@ import { bootMultiboot } from '../emu/boot/multiboot.ts';
 let images: Map<string, string>;
 beforeAll(() => { images = buildGuests(); });
 
+const isFirmware = (image: string) => image.endsWith('bios.bin');
+
 function runHvlab(image: string, extra: { append?: string } = {}) {
   const chunks: number[] = [];
   let errors = '';
-  const status = boot({ kernel: image, memory: 32, maxInstructions: 50_000_000, ...extra },
+  const where = isFirmware(image) ? { bios: image } : { kernel: image };
+  const status = boot({ ...where, memory: 32, maxInstructions: 50_000_000, ...extra },
     (b) => chunks.push(...b), (s) => { errors += s; });
   return { status, output: Buffer.from(chunks).toString('latin1'), errors };
 }
@@ -26,7 +29,7 @@ function runHvlab(image: string, extra: { append?: string } = {}) {
 const qemu = spawnSync('qemu-system-x86_64', ['--version']).status === 0;
 
 function runQemu(image: string) {
-  const r = spawnSync('qemu-system-x86_64', ['-kernel', image, '-m', '32', '-nodefaults', '-display', 'none',
+  const r = spawnSync('qemu-system-x86_64', [isFirmware(image) ? '-bios' : '-kernel', image, '-m', '32', '-nodefaults', '-display', 'none',
     '-serial', 'stdio', '-device', 'isa-debug-exit,iobase=0xf4,iosize=0x04', '-no-reboot'], { timeout: 60_000 });
   return { status: r.status, output: r.stdout.toString('latin1') };
 }
@@ -74,6 +77,12 @@ describe('bare-metal test kernels', () => {
     const r = runHvlab(images.get('gates')!);
     expect(r.errors).toBe('');
     expect(r.output).toContain('all call-gate checks passed');
+    expect(r.status).toBe(33);
+  });
+
+  it('bios: execution starts at the reset vector FFFFFFF0h of a --bios image', () => {
+    const r = runHvlab(images.get('bios')!);
+    expect(r.output).toBe('bios: reset vector reached, running in real mode\nbios: 32-bit protected mode\n');
     expect(r.status).toBe(33);
   });
 

@@ -3,7 +3,7 @@
 // read and written through linear memory at the offsets of wasm/abi.ts.
 import * as abi from './abi';
 import { run as runLoop } from './cpu/execute';
-import { setRamSize } from './mmu/translate';
+import { setRamSize, setRomSize } from './mmu/translate';
 import { setCpu, loadState, saveState } from './cpu/state';
 import { getFlags, setFlags } from './cpu/flags';
 import { flushDecodedCache } from './cpu/decode';
@@ -13,6 +13,9 @@ export function run(vcpu: i32, budget: i32): i32 { return runLoop(vcpu, budget);
 
 /** Map `bytes` of guest RAM at GUEST_RAM_BASE, flat (linear = guest-physical = offset). */
 export function setFlatMemory(bytes: f64): void { setRamSize(<u64>bytes); }
+
+/** Map `bytes` of firmware ROM (stored in host memory right after guest RAM) ending at 4 GiB. */
+export function setFirmwareRom(bytes: f64): void { setRomSize(<u64>bytes); }
 
 /** A checksum over the ABI constants as this module was compiled with them; the TypeScript side
  *  computes the same from its own import (test/abi.test.ts), proving the two agree. */

@@ -57,6 +57,7 @@ export async function main(argv: string[]): Promise<number> {
 
   program.command('boot')
     .description('boot a guest: a multiboot v1 kernel (--kernel); the serial console is the terminal')
+    .option('--bios <file>', 'raw firmware image: its end is mapped at 4 GiB (reset vector) and its last 128 KiB at 0xE0000')
     .option('--kernel <file>', 'multiboot kernel (ELF32, or a flat image with the header address fields)')
     .option('--initrd <files>', 'multiboot modules, comma-separated (as QEMU takes them)')
     .option('--append <cmdline>', 'kernel command line')
@@ -64,7 +65,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--max-instructions <n>', 'stop after this many instructions', intArg)
     .action(async (o) => {
       const { boot } = await import('./boot.ts');
-      status = boot({ kernel: o.kernel, initrd: o.initrd, append: o.append, memory: o.memory, maxInstructions: o.maxInstructions });
+      status = boot({ bios: o.bios, kernel: o.kernel, initrd: o.initrd, append: o.append, memory: o.memory, maxInstructions: o.maxInstructions });
     });
 
   await program.parseAsync(argv);

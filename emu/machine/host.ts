@@ -9,6 +9,7 @@ import { defaultCpuid, writeCpuidTable, type CpuidEntry } from '../cpu/cpuid.ts'
 export interface WasmCore {
   run(vcpu: number, budget: number): number;
   setFlatMemory(bytes: number): void;
+  setFirmwareRom(bytes: number): void;
   abiChecksum(): number;
   readRflags(vcpu: number): number;
   writeRflags(vcpu: number, value: number): void;
@@ -38,6 +39,8 @@ export interface HostOptions {
   /** Guest RAM in bytes (flat mode: linear = guest-physical = offset). */
   ramBytes: number;
   cpuid?: CpuidEntry[];
+  /** Firmware image mapped so that it ends at 4 GiB (the reset vector is its last 16 bytes). */
+  firmware?: Uint8Array;
 }
 
 export class Host {
@@ -53,12 +56,26 @@ export class Host {
       throw new Error(`hvlab: guest RAM must be a positive multiple of 64 KiB below ~4 GiB (got ${ram})`);
     }
     this.ramBytes = ram;
-    const pages = (abi.GUEST_RAM_BASE + ram) / abi.WASM_PAGE;
+    const rom = opts.firmware ? (opts.firmware.length + 0xffff) & ~0xffff : 0;
+    if (opts.firmware && (opts.firmware.length === 0 || opts.firmware.length > 16 << 20)) {
+      throw new Error(`hvlab: a firmware image must be between 1 byte and 16 MiB (got ${opts.firmware.length})`);
+    }
+    const pages = (abi.GUEST_RAM_BASE + ram + rom) / abi.WASM_PAGE;
     this.memory = new WebAssembly.Memory({ initial: pages, maximum: 65536 });
     const instance = new WebAssembly.Instance(coreModule(), { env: { memory: this.memory } });
     this.core = instance.exports as unknown as WasmCore;
     this.refreshViews();
     this.core.setFlatMemory(ram);
+    if (opts.firmware) {
+      // The image's last byte sits at 4 GiB - 1; a shorter image is padded at the front with 0xFF.
+      const romBase = abi.GUEST_RAM_BASE + ram;
+      this.u8.fill(0xff, romBase, romBase + rom);
+      this.u8.set(opts.firmware, romBase + rom - opts.firmware.length);
+      this.core.setFirmwareRom(rom);
+      // Like a PC's shadowed BIOS, the last 128 KiB are also at 0xE0000-0xFFFFF in low memory.
+      const low = opts.firmware.subarray(Math.max(0, opts.firmware.length - 0x20000));
+      if (ram >= 0x100000) this.u8.set(low, abi.GUEST_RAM_BASE + 0x100000 - low.length);
+    }
     writeCpuidTable(this.dv, opts.cpuid ?? defaultCpuid());
   }
 

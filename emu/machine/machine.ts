@@ -10,6 +10,8 @@ import { DebugExit } from '../devices/debug-exit.ts';
 
 export interface MachineOptions {
   ramBytes: number;
+  /** Firmware image for the reset vector (`hvlab boot --bios`). */
+  firmware?: Uint8Array;
   /** Receives every byte the guest writes to COM1. */
   serialOut?: (byte: number) => void;
 }
@@ -36,7 +38,7 @@ export class Machine {
   readonly debugExit = new DebugExit();
 
   constructor(opts: MachineOptions) {
-    this.host = new Host({ ramBytes: opts.ramBytes });
+    this.host = new Host({ ramBytes: opts.ramBytes, firmware: opts.firmware });
     this.vcpu = this.host.vcpu(0);
     this.vcpu.resetArchitectural();
     this.com1 = new Uart16550(0x3f8, opts.serialOut ?? (() => {}), 'com1');

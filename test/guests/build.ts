@@ -8,7 +8,8 @@ import { join } from 'node:path';
 const SRC = fileURLToPath(new URL('.', import.meta.url));
 export const GUEST_BUILD = fileURLToPath(new URL('../../build/guests/', import.meta.url));
 
-/** Assemble every test/guests/*.asm that is newer than its image; returns name -> image path. */
+/** Assemble every test/guests/*.asm that is newer than its image; returns name -> image path.
+ *  `bios.asm` is a firmware image (`--bios`); the others are multiboot kernels (`--kernel`). */
 export function buildGuests(): Map<string, string> {
   mkdirSync(GUEST_BUILD, { recursive: true });
   const out = new Map<string, string>();

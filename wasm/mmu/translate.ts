@@ -24,7 +24,7 @@ export function setRamSize(size: u64): void { ramSize = size; setPhysLimit(size)
       | load<u8>(<usize>CODE_PAGE_MAP_BASE + (<usize>((end - 1) >> 12) & CODE_MAP_MASK))) != 0) flushDecodedCache();
   if (pagingOn) return translatePaged(lin, size, access);
   if (end <= ramSize && end >= lin) return <usize>GUEST_RAM_BASE + <usize>lin;
-  if (!flatHarness) return openBus(access);
+  if (!flatHarness) return unbacked(lin, size, access);
   memoryFault(lin, size, access);
   return 0;
 }
@@ -38,9 +38,22 @@ function openBus(access: i32): usize {
   return OPEN_BUS_BASE;
 }
 
-/** Host pointer of guest-physical [phys, phys + size), or the open bus. */
+/** Host pointer of guest-physical [phys, phys + size): RAM, the firmware ROM, or the open bus. */
 @inline function physicalPtr(phys: u64, size: i32, access: i32): usize {
   if (phys + <u64>size <= ramSize) return <usize>GUEST_RAM_BASE + <usize>phys;
+  return unbacked(phys, size, access);
+}
+
+/** Firmware ROM: `romSize` bytes ending at 4 GiB (the reset vector at FFFFFFF0h is its last 16
+ *  bytes), held in host memory right after guest RAM. Writes to it are dropped. */
+export let romSize: u64 = 0;
+export function setRomSize(size: u64): void { romSize = size; }
+const FOUR_GIB: u64 = 0x100000000;
+
+function unbacked(phys: u64, size: i32, access: i32): usize {
+  if (romSize != 0 && phys >= FOUR_GIB - romSize && phys + <u64>size <= FOUR_GIB && access != ACC_WRITE) {
+    return <usize>GUEST_RAM_BASE + <usize>ramSize + <usize>(phys - (FOUR_GIB - romSize));
+  }
   return openBus(access);
 }
 
