@@ -69,8 +69,11 @@ function addSub(dst: usize, a: usize, b: usize, cw: u32, negB: u32): u32 {
     let m = ma; ma = mb; mb = m;
     let s = sa; sa = sb; sb = s;
   }
-  shr128jam(mb, 0, ea - eb);
-  const bh = wHi, bl = wLo;
+  const d = ea - eb;
+  let bh: u64, bl: u64;
+  if (d == 0) { bh = mb; bl = 0; }
+  else if (d < 64) { bh = mb >> <u64>d; bl = mb << <u64>(64 - d); }
+  else { shr128jam(mb, 0, d); bh = wHi; bl = wLo; }
   let hi: u64, lo: u64;
   if (sa == sb) {
     lo = bl;
@@ -165,11 +168,12 @@ export function f80Div(dst: usize, a: usize, b: usize, cw: u32): u32 {
     q = udiv128(ma, 0, mb);
     exp--;
   }
+  // Rounding bits from the remainder r < mb: compare r with mb/2 (as r against mb − r).
   const r = wRem;
   let lo: u64 = 0;
   if (r != 0) {
-    lo = udiv128(r, 0, mb);
-    if (wRem != 0) lo |= 1;
+    const rest = mb - r;
+    lo = r > rest ? 0x8000000000000001 : r == rest ? 0x8000000000000000 : 1;
   }
   return flags | roundPack(dst, sign, exp, q, lo, precOf(cw), cw);
 }
@@ -186,7 +190,7 @@ function isqrt128(mh: u64, ml: u64): void {
   const f = <f64>mh * 18446744073709551616.0 + <f64>ml;
   const s = Math.sqrt(f);
   let r: u64 = s >= 18446744073709549568.0 ? 0xfffffffffffff800 : <u64>s;
-  for (let iter = 0; iter < 2; iter++) {
+  for (let iter = 0; iter < 1; iter++) {
     mul64(r, r);
     const dl = ml - wLo;
     const dh = mh - wHi - (ml < wLo ? 1 : 0);

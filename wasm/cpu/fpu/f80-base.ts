@@ -232,6 +232,19 @@ function overflowMasked(dst: usize, sign: u32, mask: u64, rc: u32): u32 {
  */
 export function roundPack(dst: usize, sign: u32, exp: i32, hi: u64, lo: u64, prec: i32, cw: u32): u32 {
   const rc = rcOf(cw);
+  if (prec == 64 && exp > 0 && exp < 0x7ffe) {
+    // Fast path: 64-bit precision, no overflow or underflow possible.
+    if (lo == 0) { store80(dst, sign | <u32>exp, hi); return 0; }
+    let inc: bool;
+    if (rc == RC_NEAREST) inc = lo > INT_BIT || (lo == INT_BIT && (hi & 1) != 0);
+    else inc = rc != RC_ZERO && ((rc == RC_DOWN) == (sign != 0));
+    if (inc) {
+      hi++;
+      if (hi == 0) { hi = INT_BIT; exp++; }
+    }
+    store80(dst, sign | <u32>exp, hi);
+    return inc ? FE_PE | SW_C1 : FE_PE;
+  }
   const mask: u64 = prec >= 64 ? 0 : ((<u64>1 << <u64>(64 - prec)) - 1);
   if (exp <= 0 && (cw & FE_UE) == 0 && exp + EXP_WRAP <= 0) {
     // Unmasked underflow too deep even for the wrapped exponent: the x87 delivers a signed zero.

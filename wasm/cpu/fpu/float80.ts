@@ -37,8 +37,20 @@
 //                f80ToF32Bits(src,cw,out) f80ToF64Bits(src,cw,out) f80FromInt(dst,v: i64)
 //                f80LoadInt(dst,src,size) f80ToInt(src,cw,out,size,truncate)
 //                f80LoadBCD(dst,src) f80StoreBCD(src,cw,out) f80LoadConst(dst,k,cw)
-//   transcend.   f80F2xm1(dst,a,cw) f80Yl2x(dst,x,y,cw) f80Yl2xp1(dst,x,y,cw) f80Ptan(dst,a,cw)
+//   transcend.   f80F2xm1(dst,a,cw) f80Yl2x(dst,x,y,cw) f80Yl2xp1(dst,x,y,cw) f80Ptan(dst,dstPush,a,cw)
 //                f80Patan(dst,y,x,cw) f80Sin(dst,a,cw) f80Cos(dst,a,cw) f80SinCos(dstSin,dstCos,a,cw)
+//
+// Condition codes returned besides C1:
+//   f80Rem       C2 = 1: incomplete (exponent difference >= 64; reduced by N = 32 + (D mod 32) bits,
+//                C0/C1/C3 = 0); C2 = 0: complete, C0 = q2, C3 = q1, C1 = q0 (low quotient bits).
+//   f80Compare   returns a code, not status bits: bits 0-1 = CMP_LESS 0 / CMP_EQUAL 1 / CMP_GREATER 2
+//                / CMP_UNORDERED 3, | CMP_SIGNALING 4 (SNaN or unsupported: IE for FCOM and FUCOM)
+//                | CMP_QNAN 8 (IE for FCOM/FTST/FICOM/FCOMI only) | CMP_DENORMAL 16 (DE).
+//                f80CompareStatus(code, ordered) → C3/C2/C0 (000 >, 001 <, 100 =, 111 unordered) | IE | DE;
+//                FCOMI/FUCOMI map C3→ZF, C2→PF, C0→CF.
+//   f80Examine   C3/C2/C0 class and C1 = sign (FXAM).
+//   f80Sin, f80Cos, f80SinCos, f80Ptan: C2 = 1 when |a| >= 2^63 (nothing written, no push).
+//   Transcendentals raise PE for every computed result (as the x87 does); their C1 is informative only.
 export {
   FE_IE, FE_DE, FE_ZE, FE_OE, FE_UE, FE_PE, SW_C0, SW_C1, SW_C2, SW_C3, CW_DEFAULT,
   C_ZERO, C_NORMAL, C_DENORMAL, C_INF, C_QNAN, C_SNAN, C_UNSUPPORTED, classify,

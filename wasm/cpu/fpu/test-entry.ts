@@ -118,13 +118,8 @@ function runOne(r: usize, o: usize): void {
     }
     case OP_PTAN: {
       copy10(st0, a); depth = 1;
-      f = f80Ptan(o + 64, a, cw);
-      if ((f & SW_C2) == 0 && !suppressed(f, cw)) {
-        copy10(st1, o + 64);
-        store<u64>(st0, 0x8000000000000000);
-        store<u16>(st0, 0x3fff, 8);
-        depth = 2;
-      }
+      f = f80Ptan(o + 64, o + 80, a, cw);
+      if ((f & SW_C2) == 0 && !suppressed(f, cw)) { copy10(st1, o + 64); copy10(st0, o + 80); depth = 2; }
       break;
     }
     case OP_SINCOS: {
@@ -149,7 +144,8 @@ export function runBatch(inp: usize, out: usize, n: i32): void {
 }
 
 /** Benchmark: `reps` passes over n operand pairs (10-byte values at a and b, 16-byte stride),
- *  applying op (OP_ADD, OP_MUL, OP_DIV, ...) into dst; returns a checksum. */
+ *  applying op (OP_ADD, OP_MUL, OP_DIV, OP_SQRT, OP_SIN; 0 = an XOR, to measure the loop itself)
+ *  into dst; returns a checksum. */
 export function bench(op: i32, a: usize, b: usize, dst: usize, n: i32, reps: i32, cw: u32): i32 {
   let acc: u32 = 0;
   for (let r = 0; r < reps; r++) {
@@ -162,6 +158,7 @@ export function bench(op: i32, a: usize, b: usize, dst: usize, n: i32, reps: i32
         case OP_DIV: f = f80Div(dst + off, a + off, b + off, cw); break;
         case OP_SQRT: f = f80Sqrt(dst + off, a + off, cw); break;
         case OP_SIN: f = f80Sin(dst + off, a + off, cw); break;
+        case 0: store<u64>(dst + off, load<u64>(a + off) ^ load<u64>(b + off)); f = 0; break;
         default: f = f80Sub(dst + off, a + off, b + off, cw); break;
       }
       acc += f + <u32>load<u32>(dst + off);
