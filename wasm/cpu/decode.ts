@@ -51,6 +51,7 @@ export const E_AUX: usize = 44; // u8: handler-specific (ALU op, condition, shif
 export const E_DST: usize = 45; // u8: handler-specific register
 export const E_SRC: usize = 46; // u8: handler-specific register
 export const E_ASIZE: usize = 47; // u8: address size 2, 4 or 8
+export const E_AMASK: usize = 48; // u64: the address-size mask applied to effective addresses
 
 export const EA_NONE: i32 = 16;
 export const EA_RIP: i32 = 17;
@@ -226,6 +227,7 @@ export function decodeAt(): usize {
   store<u8>(e + E_SEG, <u8>(sg >= 0 ? sg : SEG_DS));
   store<u8>(e + E_OSIZE, <u8>os);
   store<u8>(e + E_ASIZE, <u8>as);
+  store<u64>(e + E_AMASK, as == 8 ? <u64>-1 : as == 4 ? <u64>0xffffffff : <u64>0xffff);
   store<u8>(e + E_ATTR, <u8>at);
 
   let reg3 = 0;
@@ -363,10 +365,7 @@ function decodeModrm16(e: usize, sg: i32): i32 {
   else if (base == EA_RIP) a += next;
   const index = <i32>load<u8>(e + E_INDEX);
   if (index < 16) a += getReg64(index) << <u64>load<u8>(e + E_SCALE);
-  const as = load<u8>(e + E_ASIZE);
-  if (as == 4) a &= 0xffffffff;
-  else if (as == 2) a &= 0xffff;
-  return a;
+  return a & load<u64>(e + E_AMASK);
 }
 
 /** Load entry `e` into the decoded-field globals for the generic handlers. */

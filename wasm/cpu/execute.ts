@@ -293,8 +293,7 @@ function armInterruptCheck(): void {
   irqCheck = !flatHarness && (load<i32>(cpu + ST_IRQ_VECTOR) >= 0 || load<u32>(cpu + ST_NMI_PENDING) != 0
     || (getFlags() & FLAG_TF) != 0);
 }
-/** TF was set when the current instruction started: it ends with a single-step #DB trap. */
-let singleStep: bool = false;
+
 
 /** At an instruction boundary: deliver a pending NMI, or an external interrupt when IF = 1 and
  *  no STI/MOV SS shadow covers this boundary. Returns false on a triple fault. */
@@ -331,7 +330,8 @@ export function run(vcpu: i32, budget: i32): i32 {
   let start: u64 = rip;
   while (n < budget) {
     // External interrupts and NMIs are taken at instruction boundaries (SDM Vol. 3A, 6.8 and 6.9).
-    singleStep = false;
+    // TF set when the instruction starts: it ends with a single-step #DB trap.
+    let singleStep = false;
     if (irqCheck) {
       if (!takeExternalInterrupt()) { exitReason = EXIT_SHUTDOWN; break; }
       singleStep = (getFlags() & FLAG_TF) != 0;
