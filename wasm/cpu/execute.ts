@@ -52,8 +52,6 @@ import { x87Dispatch, x87Wait, x87Unimplemented, clearX87Unimplemented } from '.
 export let exitReason: i32 = EXIT_NONE;
 /** Instructions retired so far in the current run() call, published for RDTSC before generic handlers run. */
 let retired: i32 = 0;
-/** Length of the instruction being executed (or of the bytes fetched before a fetch fault). */
-let currentLength: i32 = 0;
 
 @inline function counterAdd(slot: i32, v: u64): void {
   const p = cpu + ST_COUNTERS + (<usize>slot << 3);
@@ -328,6 +326,7 @@ export function run(vcpu: i32, budget: i32): i32 {
   // The loop keeps its counters in locals; `retired` is published only for RDTSC (generic path).
   let n: i32 = 0;
   let start: u64 = rip;
+  let length: i32 = 0;
   while (n < budget) {
     // External interrupts and NMIs are taken at instruction boundaries (SDM Vol. 3A, 6.8 and 6.9).
     // TF set when the instruction starts: it ends with a single-step #DB trap.
@@ -344,13 +343,17 @@ export function run(vcpu: i32, budget: i32): i32 {
       e = decodeAt();
       if (e != 0) classify(e);
     }
-    if (e == 0) currentLength = fetchedLength();
+    if (e == 0) length = fetchedLength();
     else {
-      currentLength = <i32>load<u8>(e + E_LEN);
-      const next = start + <u64>currentLength;
+      length = <i32>load<u8>(e + E_LEN);
+      const next = start + <u64>length;
       setRip(next);
       const h = <i32>load<u16>(e + E_HANDLER);
-      if (h == H_GENERIC) {
+      if (h != H_GENERIC) {
+        executeFast(e, h, next);
+        // The common case: a specialized handler that neither faulted nor needs the run loop.
+        if (!(pending | singleStep)) { n++; continue; }
+      } else {
         retired = n;
         unpack(e, start);
         execute();
@@ -362,8 +365,6 @@ export function run(vcpu: i32, budget: i32): i32 {
           clearFault(); // the stub's #UD is replaced by the counted one
           unimplemented();
         }
-      } else {
-        executeFast(e, h, next);
       }
     }
     // Single-step (SDM Vol. 3B, 18.3.1.4): a trap after the instruction, DR6.BS set.
@@ -399,7 +400,7 @@ export function run(vcpu: i32, budget: i32): i32 {
     n++;
   }
   if (exitReason == EXIT_NONE) exitReason = EXIT_BUDGET;
-  reportInstruction(start, currentLength);
+  reportInstruction(start, length);
   store<u32>(cpu + ST_EXIT_REASON, exitReason);
   counterAdd(CNT_INSTRUCTIONS, <u64>n);
   counterAdd(CNT_EXITS, 1);
