@@ -122,8 +122,10 @@ export const OPC_MAP_0F3A = 0x300;
 export const OPC_COUNT = 0x400;
 // ST_UD_BY_OPCODE + OPC_COUNT * 4 = 0x1400 <= VCPU_STRIDE
 
-// x87 / MMX / SSE state, kept in the FXSAVE image layout (SDM Vol. 1, 10.5.1, Table 10-2) so that
-// FXSAVE/FXRSTOR are copies and the host reads registers at fixed offsets. 512 bytes, 16-aligned.
+// x87 / MMX / SSE state, kept in the FXSAVE image layout (SDM Vol. 1, 10.5.1, Table 10-2) so the host
+// reads registers at fixed offsets. One deliberate difference: the eight register slots hold the x87
+// registers in PHYSICAL order (slot i = R_i; ST(i) = R_((TOP + i) & 7)), so a push or pop changes only
+// TOP and the tags; FXSAVE/FXRSTOR/FNSAVE/FRSTOR and the host's image exchange rotate them.
 export const ST_FXSAVE = 0x1400;
 export const FX_FCW = 0x00; // u16 x87 control word
 export const FX_FSW = 0x02; // u16 x87 status word
@@ -133,7 +135,7 @@ export const FX_FIP = 0x08; // u64 last x87 instruction pointer (64-bit format)
 export const FX_FDP = 0x10; // u64 last x87 data pointer
 export const FX_MXCSR = 0x18; // u32
 export const FX_MXCSR_MASK = 0x1c; // u32
-export const FX_ST0 = 0x20; // ST0-ST7 / MM0-MM7: 16-byte slots, 10 bytes used (80-bit format)
+export const FX_ST0 = 0x20; // R0-R7 (MM0-MM7 alias their low 64 bits): 16-byte slots, 10 bytes used
 export const FX_XMM0 = 0xa0; // XMM0-XMM15: 16 bytes each
 export const FXSAVE_SIZE = 512;
 
