@@ -226,6 +226,12 @@ export const ATTR_IMM_SHIFT = 1; // bits 1-3: immediate kind IMM_*
 export const ATTR_IMM_MASK = 0x7;
 export const ATTR_INVALID64 = 0x10; // the opcode does not exist in 64-bit mode: #UD, not "unimplemented"
 export const ATTR_FORM = 0x20; // the instruction table has a form for this opcode
+// Bits 6-7: the size of the ModRM memory operand, for segment-limit checks outside 64-bit mode.
+export const ATTR_MEMSIZE_SHIFT = 6;
+export const MEMSIZE_OSIZE = 0; // the operand size
+export const MEMSIZE_BYTE = 1;
+export const MEMSIZE_WORD = 2;
+export const MEMSIZE_OTHER = 3; // checked by the instruction itself (or not a plain data access)
 export const IMM_NONE = 0;
 export const IMM_B = 1; // 8 bits
 export const IMM_W = 2; // 16 bits

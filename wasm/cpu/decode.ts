@@ -10,11 +10,13 @@
 import {
   ATTR_MODRM, ATTR_IMM_SHIFT, ATTR_IMM_MASK, IMM_NONE, IMM_B, IMM_W, IMM_Z, IMM_V, IMM_WB, IMM_MOFFS,
   IMM_D, OPC_MAP_0F, OPC_MAP_0F38, OPC_MAP_0F3A, ACC_FETCH, ST_FETCH_BUF, SEG_BASE, SEG_ES, SEG_CS,
+  ATTR_MEMSIZE_SHIFT, MEMSIZE_OTHER, MEMSIZE_BYTE, MEMSIZE_WORD, SEG_ATTR, SEG_LIMIT, SEG_ATTR_P,
+  SEG_ATTR_DB, VEC_SS, VEC_GP,
   SEG_SS, SEG_DS, SEG_FS, SEG_GS, DECODED_CACHE_BASE, CODE_PAGE_MAP_SIZE, DECODED_CACHE_ENTRIES, DECODED_ENTRY_SIZE, CODE_PAGE_MAP_BASE,
 } from '../abi';
 import { DECODE_ATTRS } from './decode-tables.generated';
-import { cpu, rip, getReg64, mode64, defaultOperandSize, defaultAddressSize, csBase, modeKey, segField } from './state';
-import { raiseGP0, faultVector } from './fault';
+import { cpu, rip, getReg64, mode64, realMode, defaultOperandSize, defaultAddressSize, csBase, modeKey, segField } from './state';
+import { raiseGP0, raise, faultVector } from './fault';
 import { translate, ramSize } from '../mmu/translate';
 
 // Prefix bits
@@ -368,6 +370,29 @@ function decodeModrm16(e: usize, sg: i32): i32 {
   return a & load<u64>(e + E_AMASK);
 }
 
+/** Outside 64-bit mode the memory operand must lie within its segment (SDM Vol. 3A, 5.3): #SS(0)
+ *  for the stack segment, #GP(0) otherwise, also for a segment register holding a null selector.
+ *  Expand-down data segments accept the offsets above their limit. */
+function checkOperandLimit(): void {
+  const cls = (attr >> ATTR_MEMSIZE_SHIFT) & 3;
+  if (cls == MEMSIZE_OTHER) return;
+  const size: u64 = cls == MEMSIZE_BYTE ? 1 : cls == MEMSIZE_WORD ? 2 : <u64>osize;
+  if (!segmentAllows(seg, eaOffset, size)) raise(seg == SEG_SS ? VEC_SS : VEC_GP, 0, true);
+}
+
+/** [offset, offset + size) lies within segment `sg` (present, and inside its limit). */
+export function segmentAllows(sg: i32, offset: u64, size: u64): bool {
+  const a = <u32>load<u16>(segField(sg, SEG_ATTR));
+  if ((a & SEG_ATTR_P) == 0 && !realMode) return false;
+  const limit = <u64>load<u32>(segField(sg, SEG_LIMIT));
+  const last = offset + size - 1;
+  if ((a & 0x1c) == 0x14) { // expand-down data
+    const upper: u64 = (a & SEG_ATTR_DB) != 0 ? 0xffffffff : 0xffff;
+    return offset > limit && last <= upper;
+  }
+  return last <= limit && last >= offset;
+}
+
 /** Load entry `e` into the decoded-field globals for the generic handlers. */
 export function unpack(e: usize, start: u64): void {
   instrStart = start;
@@ -393,6 +418,7 @@ export function unpack(e: usize, start: u64): void {
       eaOffset = effectiveOffset(e, nextRip);
       ea = eaOffset + segmentBase();
       eaBaseIsRsp = load<u8>(e + E_BASE) == 4;
+      if (!mode64) checkOperandLimit();
     }
   } else {
     isMem = false;

@@ -20,10 +20,20 @@ export function buildDecodeTables(): { attrs: number[]; lockExt: number[] } {
     }
     if (!prev) shape.set(idx, { modrm, imm: group3 ? 'none' : imm });
   };
+  const memSize = new Map<number, number>();
   for (const form of forms) {
     const idx = opcodeIndex(form.map, form.op);
     setShape(idx, form.modrm, form.imm, form.mn);
     attrs[idx] |= abi.ATTR_FORM;
+    // One memory-operand size class per opcode; group opcodes whose forms disagree, and operands
+    // that are not plain data of the operand size (LEA, far pointers, bit strings...), are "other".
+    const e = form.ops.find((o) => o.startsWith('E') || o.startsWith('M'));
+    if (e !== undefined) {
+      const cls = e === 'Eb' ? abi.MEMSIZE_BYTE : e === 'Ew' ? abi.MEMSIZE_WORD
+        : (e === 'Ev' && form.fam !== 'bit') ? abi.MEMSIZE_OSIZE : abi.MEMSIZE_OTHER;
+      const prev = memSize.get(idx);
+      memSize.set(idx, prev === undefined || prev === cls ? cls : abi.MEMSIZE_OTHER);
+    } else if (form.modrm) memSize.set(idx, abi.MEMSIZE_OTHER);
     if (form.lock) lockExt[idx] |= form.ext === undefined ? 0xff : 1 << form.ext;
   }
   for (const s of shapeOnly) setShape(opcodeIndex(s.map, s.op), s.modrm, s.imm, 'shape');
@@ -37,6 +47,9 @@ export function buildDecodeTables(): { attrs: number[]; lockExt: number[] } {
   }
   for (const [idx, s] of shape) attrs[idx] |= (s.modrm ? abi.ATTR_MODRM : 0) | (IMM_CODES[s.imm] << abi.ATTR_IMM_SHIFT);
   for (const op of invalidIn64) attrs[op] |= abi.ATTR_INVALID64;
+  for (let idx = 0; idx < abi.OPC_COUNT; idx++) {
+    if (attrs[idx] & abi.ATTR_MODRM) attrs[idx] |= (memSize.get(idx) ?? abi.MEMSIZE_OTHER) << abi.ATTR_MEMSIZE_SHIFT;
+  }
   return { attrs, lockExt };
 }
 
