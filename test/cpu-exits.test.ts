@@ -4,6 +4,7 @@ import * as abi from '../wasm/abi.ts';
 import { Host, opcodeName } from '../emu/machine/host.ts';
 import { defaultCpuid, FEATURES } from '../emu/cpu/cpuid.ts';
 import { forms } from '../wasm/cpu/isa-table.ts';
+import { fpuForms } from '../wasm/cpu/isa-table-fpu.ts';
 
 function boot(code: number[]) {
   const host = new Host({ ramBytes: 1 << 20 });
@@ -94,12 +95,12 @@ describe('CPUID and RDTSC', () => {
 
   it('advertises exactly the features the core implements', () => {
     const leaf1 = defaultCpuid().find((e) => e.leaf === 1)!;
-    // No x87, SSE or SSE2 until the system CPU issue implements them.
+    // No x87 (FPU, bit 0) and no FXSAVE/FXRSTOR (FXSR, bit 24) until their handlers land; MMX, SSE
+    // and SSE2 are advertised and proven by test/difftest-sse.test.ts.
     expect(leaf1.edx & 1).toBe(0);
-    expect(leaf1.edx & (1 << 25)).toBe(0);
-    expect(leaf1.edx & (1 << 26)).toBe(0);
-    const implemented = new Set(forms.map((f) => f.mn));
-    const needs: Record<string, string> = { CX8: 'cmpxchg8b', CMOV: 'cmovcc', TSC: 'rdtsc', CX16: 'cmpxchg8b', MOVBE: 'movbe', POPCNT: 'popcnt', ABM: 'lzcnt', LAHF_LM: 'lahf', LM: 'mov', SYSCALL: 'syscall' };
+    expect(leaf1.edx & (1 << 24)).toBe(0);
+    const implemented = new Set([...forms, ...fpuForms].map((f) => f.mn));
+    const needs: Record<string, string> = { CX8: 'cmpxchg8b', CMOV: 'cmovcc', TSC: 'rdtsc', CX16: 'cmpxchg8b', MOVBE: 'movbe', POPCNT: 'popcnt', ABM: 'lzcnt', LAHF_LM: 'lahf', LM: 'mov', SYSCALL: 'syscall', MMX: 'emms', SSE: 'movaps', SSE2: 'movdqa' };
     for (const group of Object.values(FEATURES)) for (const name of Object.keys(group)) {
       expect(implemented.has(needs[name]), name).toBe(true);
     }

@@ -26,6 +26,19 @@ export function outcomeOfVector(vector: number): Outcome {
   }
 }
 
+/** FSW.TOP of the FXSAVE image at `at`. */
+function topOf(img: Uint8Array, at: number): number { return (img[at + abi.FX_FSW + 1] >> 3) & 7; }
+
+/** Copy the eight 16-byte ST slots between an image in stack order and the vCPU state in physical
+ *  order: stack slot i <-> physical slot (top + i) & 7. */
+function copyStSlots(from: Uint8Array, fromAt: number, to: Uint8Array, toAt: number, top: number, toPhysical: boolean): void {
+  for (let i = 0; i < 8; i++) {
+    const phys = abi.FX_ST0 + 16 * ((top + i) & 7), stack = abi.FX_ST0 + 16 * i;
+    const src = fromAt + (toPhysical ? stack : phys), dst = toAt + (toPhysical ? phys : stack);
+    to.set(from.subarray(src, src + 16), dst);
+  }
+}
+
 export class EmulatedRunner {
   readonly host = new Host({ ramBytes: RAM_BYTES });
   readonly vcpu: Vcpu = this.host.vcpu(0);
@@ -51,7 +64,10 @@ export class EmulatedRunner {
       if (c.fpu.length !== FXSAVE_BYTES) throw new Error(`case FPU image is ${c.fpu.length} bytes`);
       const bytes = this.host.bytes;
       bytes.set(c.fpu.subarray(0, abi.FX_MXCSR_MASK), fx);
-      bytes.set(c.fpu.subarray(abi.FX_ST0, FX_LOADED_END), fx + abi.FX_ST0);
+      bytes.set(c.fpu.subarray(abi.FX_XMM0, FX_LOADED_END), fx + abi.FX_XMM0);
+      // The image's ST slots are in stack order (slot i = ST(i)); the core keeps them in physical
+      // order (slot j = R_j, ST(i) = R_((TOP + i) & 7)), so MM_j is slot j (wasm/abi.ts FX_ST0).
+      copyStSlots(c.fpu, 0, bytes, fx, topOf(c.fpu, 0), true);
     }
     const reason = v.run(budget);
     let outcome: Outcome;
@@ -68,7 +84,11 @@ export class EmulatedRunner {
       rflags: v.rflags,
       dataDiff,
     };
-    if (c.fpu) result.fpu = this.host.bytes.slice(fx, fx + FXSAVE_BYTES);
+    if (c.fpu) {
+      const img = this.host.bytes.slice(fx, fx + FXSAVE_BYTES);
+      copyStSlots(this.host.bytes, fx, img, 0, topOf(img, 0), false);
+      result.fpu = img;
+    }
     return result;
   }
 }
