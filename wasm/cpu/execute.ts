@@ -323,37 +323,45 @@ export function run(vcpu: i32, budget: i32): i32 {
   completePendingIn();
   armInterruptCheck();
   exitReason = EXIT_NONE;
-  // The loop keeps its counters in locals; `retired` is published only for RDTSC (generic path).
+  // The loop keeps the instruction count and RIP in locals: the global `rip` is written only where
+  // something outside the fast handlers reads it (decoding, generic handlers, faults, exits).
   let n: i32 = 0;
-  let start: u64 = rip;
+  let pc: u64 = rip;
+  let start: u64 = pc;
   let length: i32 = 0;
   while (n < budget) {
     // External interrupts and NMIs are taken at instruction boundaries (SDM Vol. 3A, 6.8 and 6.9).
     // TF set when the instruction starts: it ends with a single-step #DB trap.
     let singleStep = false;
     if (irqCheck) {
-      if (!takeExternalInterrupt()) { exitReason = EXIT_SHUTDOWN; break; }
+      setRip(pc);
+      if (!takeExternalInterrupt()) { exitReason = EXIT_SHUTDOWN; pc = rip; break; }
+      pc = rip;
       singleStep = (getFlags() & FLAG_TF) != 0;
       if (!singleStep) armInterruptCheck();
     }
-    start = rip;
+    start = pc;
     const lin = csBase + start;
     let e = cacheSlot(lin);
     if (load<u64>(e + E_TAG) != lin || load<u32>(e + E_EPOCH) != cacheKey) {
+      setRip(start);
       e = decodeAt();
       if (e != 0) classify(e);
     }
-    if (e == 0) length = fetchedLength();
-    else {
+    if (e == 0) {
+      length = fetchedLength();
+      setRip(start);
+    } else {
       length = <i32>load<u8>(e + E_LEN);
       const next = start + <u64>length;
-      setRip(next);
       const h = <i32>load<u16>(e + E_HANDLER);
       if (h != H_GENERIC) {
-        executeFast(e, h, next);
+        pc = executeFast(e, h, next);
         // The common case: a specialized handler that neither faulted nor needs the run loop.
         if (!(pending | singleStep)) { n++; continue; }
+        setRip(pc);
       } else {
+        setRip(next);
         retired = n;
         unpack(e, start);
         execute();
@@ -367,6 +375,7 @@ export function run(vcpu: i32, budget: i32): i32 {
         }
       }
     }
+    // From here on the global `rip` is authoritative; `pc` takes it back before the next instruction.
     // Single-step (SDM Vol. 3B, 18.3.1.4): a trap after the instruction, DR6.BS set.
     if (singleStep && faultVector < 0) {
       store<u32>(cpu + ST_DR6, load<u32>(cpu + ST_DR6) | 0x4000);
@@ -378,27 +387,32 @@ export function run(vcpu: i32, budget: i32): i32 {
         const trap = faultIsTrap;
         if (trap) n++;
         else setRip(start);
-        if (flatHarness) { exceptionExit(); break; }
+        if (flatHarness) { exceptionExit(); pc = rip; break; }
         // Deliver through the IVT/IDT and keep running; software interrupts check the gate's DPL.
         const vector = faultVector, error = faultError, hasError = faultHasError;
         clearFault();
         counterAdd(CNT_EXCEPTIONS, 1);
         if (!deliverException(vector, error, hasError, trap && vector != VEC_DB, rip)) {
           exitReason = EXIT_SHUTDOWN; // triple fault
+          pc = rip;
           break;
         }
         refreshCacheKey();
+        pc = rip;
         continue;
       }
       n++;
+      pc = rip;
       if (stopReason == STOP_NONE) { clearFault(); continue; } // only a split access to finish
       if (stopReason == STOP_HLT) exitReason = EXIT_HLT;
       else if (stopReason == STOP_IO) exitReason = EXIT_IO;
       clearStop();
       break;
     }
+    pc = rip;
     n++;
   }
+  setRip(pc);
   if (exitReason == EXIT_NONE) exitReason = EXIT_BUDGET;
   reportInstruction(start, length);
   store<u32>(cpu + ST_EXIT_REASON, exitReason);

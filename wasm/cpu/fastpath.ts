@@ -5,7 +5,7 @@
 // handlers call the same compute functions as the generic ones (aluCompute, shiftCompute, cond, ...),
 // and the differential tests run every form through whichever path the decoder picks.
 import { ACC_READ, ACC_WRITE, ATTR_MODRM, LF_INC, LF_DEC } from '../abi';
-import { gprPtr, getReg64, setReg64, setRip, sizeMask } from './state';
+import { gprPtr, getReg64, setReg64, setRip, sizeMask, rip } from './state';
 import { cond, lazyKeepCF } from './flags';
 import {
   E_HANDLER, E_OPIDX, E_PREFIXES, E_REX, E_OSIZE, E_SEG, E_MODRM, E_REG, E_RM, E_FLAGS, E_IMM,
@@ -192,8 +192,9 @@ export function classify(e: usize): void {
   wr(dst, size, shiftCompute(<i32>load<u8>(e + E_AUX), size, rd(dst, size), <i32>load<u64>(e + E_IMM)));
 }
 
-/** Execute entry `e` with its specialized handler `h`. RIP already points at the next instruction. */
-@inline export function executeFast(e: usize, h: i32, next: u64): void {
+/** Execute entry `e` with its specialized handler `h`; returns the next RIP (`next`, or a branch
+ *  target). The global `rip` is not maintained here: the run loop keeps RIP in a local. */
+@inline export function executeFast(e: usize, h: i32, next: u64): u64 {
   switch (h) {
     case H_NOP: break;
     case H_ALU_RR: aluRR(e, 4); break;
@@ -223,16 +224,17 @@ export function classify(e: usize): void {
     case H_JCC:
       if (cond(<i32>load<u8>(e + E_AUX))) {
         const t = next + load<u64>(e + E_IMM);
-        if (branchTargetOk(t)) setRip(t);
+        if (branchTargetOk(t)) return t;
       }
       break;
     case H_JMP: {
       const t = next + load<u64>(e + E_IMM);
-      if (branchTargetOk(t)) setRip(t);
+      if (branchTargetOk(t)) return t;
       break;
     }
-    case H_CALL: call(next + load<u64>(e + E_IMM), next); break;
-    case H_RET: retNear(0); break;
+    // CALL and RET share flow.ts's code, which sets the global RIP when it succeeds.
+    case H_CALL: call(next + load<u64>(e + E_IMM), next); return rip;
+    case H_RET: retNear(0); return rip;
     case H_PUSH: push(getReg64(<i32>load<u8>(e + E_SRC)), 8); break;
     case H_POP: {
       const p = translate(getReg64(4), 8, ACC_READ);
@@ -245,4 +247,5 @@ export function classify(e: usize): void {
       aluCompute(ALU_AND, 1, <u64>load<u8>(gprPtr(0)), load<u64>(e + E_IMM));
       break;
   }
+  return next;
 }
