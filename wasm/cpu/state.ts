@@ -4,7 +4,7 @@
 import {
   VCPU_AREA_BASE, VCPU_STRIDE, ST_GPR, ST_RIP, ST_RFLAGS, ST_LAZY_OP, ST_LAZY_SIZE, ST_LAZY_RES,
   ST_LAZY_DST, ST_LAZY_SRC, ST_LAZY_AUX, ST_MODE, MODE_FLAT64, ST_CR0, ST_EFER, ST_SEG, SEG_SLOT,
-  SEG_CS, SEG_SS, SEG_ATTR, SEG_BASE, SEG_SELECTOR, SEG_ATTR_L, SEG_ATTR_DB, CR0_PE, EFER_LMA,
+  SEG_CS, SEG_SS, SEG_ATTR, SEG_BASE, SEG_SELECTOR, SEG_ATTR_L, SEG_ATTR_DB, CR0_PE, EFER_LMA, LF_LOGIC,
 } from '../abi';
 
 /** Base address of the running vCPU's state. */
@@ -28,6 +28,8 @@ export function setLazy(op: i32, size: i32, res: u64, dst: u64, src: u64): void 
   lazyOp = op; lazySize = size; lazyRes = res; lazyDst = dst; lazySrc = src;
 }
 export function setLazyAux(v: u64): void { lazyAux = v; }
+/** AND/OR/XOR/TEST: the flags depend on the result alone (CF = OF = 0), so the operands are not kept. */
+@inline export function setLazyLogic(size: i32, res: u64): void { lazyOp = LF_LOGIC; lazySize = size; lazyRes = res; }
 
 // ---- Execution mode, derived from CR0, EFER and CS/SS (SDM Vol. 3A, 2.2 and 5.2.1) ----
 /** 64-bit submode of IA-32e mode (or the flat 64-bit test harness). */

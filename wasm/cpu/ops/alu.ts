@@ -1,6 +1,6 @@
 // ADD OR ADC SBB AND SUB XOR CMP, TEST, INC DEC NEG NOT (SDM Vol. 2, the instruction pages).
 import { LF_ADD, LF_ADC, LF_SUB, LF_SBB, LF_LOGIC, LF_INC, LF_DEC, ACC_READ, ACC_WRITE } from '../../abi';
-import { sizeMask, loadSized } from '../state';
+import { sizeMask, loadSized, setLazyLogic } from '../state';
 import { lazy, lazyWithCarry, lazyKeepCF, getCF } from '../flags';
 import { opIdx, osize, ext, imm } from '../decode';
 import { rmPtr, putRM, getG, setG, getReg, setReg } from '../operands';
@@ -21,7 +21,7 @@ export function aluCompute(op: i32, size: i32, dst: u64, src: u64): u64 {
   let r: u64;
   switch (op) {
     case ALU_ADD: r = (dst + src) & m; lazy(LF_ADD, size, r, dst, src); break;
-    case ALU_OR: r = dst | src; lazy(LF_LOGIC, size, r, 0, 0); break;
+    case ALU_OR: r = dst | src; setLazyLogic(size, r); break;
     case ALU_ADC: {
       const c = getCF();
       r = (dst + src + (c ? 1 : 0)) & m;
@@ -34,8 +34,8 @@ export function aluCompute(op: i32, size: i32, dst: u64, src: u64): u64 {
       lazyWithCarry(LF_SBB, size, r, dst, src, c);
       break;
     }
-    case ALU_AND: r = dst & src; lazy(LF_LOGIC, size, r, 0, 0); break;
-    case ALU_XOR: r = dst ^ src; lazy(LF_LOGIC, size, r, 0, 0); break;
+    case ALU_AND: r = dst & src; setLazyLogic(size, r); break;
+    case ALU_XOR: r = dst ^ src; setLazyLogic(size, r); break;
     default: r = (dst - src) & m; lazy(LF_SUB, size, r, dst, src); break; // SUB, CMP
   }
   return r;
