@@ -161,15 +161,7 @@ fail:
   mov al, [check]
   jmp exit
 
-; set_gate: IDT entry EDI -> handler EBX, selector CODE0, 32-bit interrupt gate, DPL 0
-set_gate:
-  mov [idt + edi * 8], bx
-  mov word [idt + edi * 8 + 2], CODE0
-  mov byte [idt + edi * 8 + 4], 0
-  mov byte [idt + edi * 8 + 5], 0x8E
-  shr ebx, 16
-  mov [idt + edi * 8 + 6], bx
-  ret
+DEFINE_SET_GATE
 
 ok1: db "ok 1 #DE at the faulting DIV", 10, 0
 ok2: db "ok 2 #BP after INT3", 10, 0

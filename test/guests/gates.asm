@@ -135,14 +135,7 @@ fail:
   mov al, [check]
   jmp exit
 
-set_gate:
-  mov [idt + edi * 8], bx
-  mov word [idt + edi * 8 + 2], CODE0
-  mov byte [idt + edi * 8 + 4], 0
-  mov byte [idt + edi * 8 + 5], 0x8E
-  shr ebx, 16
-  mov [idt + edi * 8 + 6], bx
-  ret
+DEFINE_SET_GATE
 
 ok1: db "ok 1 JMP FAR through a call gate at ring 0", 10, 0
 ok2: db "ok 2 CALL FAR from ring 3 through a gate: new stack, 2 parameters, RETF 8 back", 10, 0

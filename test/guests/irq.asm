@@ -64,14 +64,7 @@ fail:
   mov al, 1
   jmp exit
 
-set_gate:
-  mov [idt + edi * 8], bx
-  mov word [idt + edi * 8 + 2], 0x08
-  mov byte [idt + edi * 8 + 4], 0
-  mov byte [idt + edi * 8 + 5], 0x8E
-  shr ebx, 16
-  mov [idt + edi * 8 + 6], bx
-  ret
+DEFINE_SET_GATE
 
 ok1: db "ok 1 an interrupt injected while IF = 0 waits", 10, 0
 ok2: db "ok 2 STI shadow: the next instruction ran before the interrupt", 10, 0

@@ -116,14 +116,7 @@ fail:
   mov al, [check]
   jmp exit
 
-set_gate:
-  mov [idt + edi * 8], bx
-  mov word [idt + edi * 8 + 2], 0x08
-  mov byte [idt + edi * 8 + 4], 0
-  mov byte [idt + edi * 8 + 5], 0x8E
-  shr ebx, 16
-  mov [idt + edi * 8 + 6], bx
-  ret
+DEFINE_SET_GATE
 
 ok1: db "ok 1 #GP(0) for a dword crossing a 4 KiB segment limit", 10, 0
 ok2: db "ok 2 #GP(0) below an expand-down segment's limit", 10, 0

@@ -609,7 +609,6 @@ function retFarOuter(selector: u32, offset: u64, release: u64, size: i32, ssBase
 }
 
 // ---- Software interrupts ----
-export let softInterruptVector: i32 = -1;
 /** CD INT n, CE INTO (not in 64-bit mode), CC INT3, F1 INT1: delivered by the run loop as traps. */
 export function intN(): void {
   if (opIdx == 0xce) {
