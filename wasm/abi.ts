@@ -183,6 +183,7 @@ export const LF_SBB = 4;
 export const LF_LOGIC = 5; // AND/OR/XOR/TEST: CF=OF=0
 export const LF_INC = 6;
 export const LF_DEC = 7;
+export const LF_SHIFT = 8; // SHL/SAL/SHR/SAR: CF and OF precomputed in LAZY_AUX (bit 0, bit 1); AF = 0
 
 // ---- RFLAGS bits ----
 export const FLAG_CF = 0x1;

@@ -2,7 +2,7 @@
 // and the six arithmetic flags are computed only when something reads them (Jcc, SETcc, PUSHF, ...).
 // Formulas: Intel SDM Vol. 1, 3.4.3.1 and the per-instruction "Flags Affected" sections.
 import {
-  LF_NONE, LF_ADD, LF_ADC, LF_SUB, LF_SBB, LF_LOGIC, LF_INC, LF_DEC,
+  LF_NONE, LF_ADD, LF_ADC, LF_SUB, LF_SBB, LF_LOGIC, LF_INC, LF_DEC, LF_SHIFT,
   FLAG_CF, FLAG_PF, FLAG_AF, FLAG_ZF, FLAG_SF, FLAG_OF, FLAGS_ARITH,
 } from '../abi';
 import {
@@ -19,6 +19,7 @@ export function getCF(): bool {
     case LF_SBB: return lazyAux != 0 ? lazyDst <= lazySrc : lazyDst < lazySrc;
     case LF_INC:
     case LF_DEC: return lazyAux != 0;
+    case LF_SHIFT: return (lazyAux & 1) != 0;
     default: return false; // LF_LOGIC
   }
 }
@@ -47,6 +48,7 @@ export function getOF(): bool {
     case LF_SBB: return ((lazyDst ^ lazySrc) & (lazyDst ^ lazyRes) & sign) != 0;
     case LF_INC: return lazyRes == sign;
     case LF_DEC: return lazyDst == sign;
+    case LF_SHIFT: return (lazyAux & 2) != 0;
     default: return false;
   }
 }
@@ -56,7 +58,8 @@ export function getAF(): bool {
     case LF_NONE: return (rflags & FLAG_AF) != 0;
     case LF_INC: return (lazyRes & 0xf) == 0;
     case LF_DEC: return (lazyRes & 0xf) == 0xf;
-    case LF_LOGIC: return false;
+    case LF_LOGIC:
+    case LF_SHIFT: return false; // AF is undefined after shifts; this CPU leaves it clear
     default: return ((lazyDst ^ lazySrc ^ lazyRes) & 0x10) != 0;
   }
 }
@@ -101,6 +104,12 @@ export function lazyKeepCF(op: i32, size: i32, res: u64, dst: u64): void {
   // rflags always holds the non-arithmetic bits, so only CF needs saving.
   setLazyAux(getCF() ? 1 : 0);
   setLazy(op, size, res, dst, 1);
+}
+
+/** Record a shift whose CF and OF are already known (SDM Vol. 2B, SAL/SAR/SHL/SHR). */
+@inline export function lazyShift(size: i32, res: u64, cf: u64, ovf: u64): void {
+  setLazyAux(cf | (ovf << 1));
+  setLazy(LF_SHIFT, size, res, 0, 0);
 }
 
 /** Record ADC/SBB with the carry-in. */

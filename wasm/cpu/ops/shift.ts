@@ -2,7 +2,7 @@
 // Flags are computed eagerly: these instructions leave some flags unchanged and depend on the count.
 import { ACC_WRITE, FLAG_CF, FLAG_OF, FLAG_AF, FLAG_PF, FLAG_ZF, FLAG_SF } from '../../abi';
 import { sizeMask, signBit, sext, loadSized, getReg64 } from '../state';
-import { getCF, setArithFlags, szpFlags } from '../flags';
+import { getCF, setArithFlags, szpFlags, lazyShift } from '../flags';
 import { opIdx, osize, ext, imm } from '../decode';
 import { rmPtr, putRM, getG } from '../operands';
 
@@ -106,9 +106,12 @@ export function shiftCompute(kind: i32, size: i32, dst: u64, count: i32): u64 {
       break;
     }
   }
-  let f: u64 = (cf != 0 ? FLAG_CF : 0) | (ovf != 0 ? FLAG_OF : 0);
-  if (mask & SZP) f |= szpFlags(r, size); // AF: undefined for shifts; cleared as the hardware here does
-  setArithFlags(mask, f);
+  if (mask & SZP) {
+    // Shifts write all six arithmetic flags: record them lazily (AF reads as 0, as on this CPU).
+    lazyShift(size, r, cf, ovf);
+    return r;
+  }
+  setArithFlags(mask, (cf != 0 ? FLAG_CF : 0) | (ovf != 0 ? FLAG_OF : 0));
   return r;
 }
 
