@@ -12,7 +12,7 @@ export interface CpuidEntry {
 
 /** Feature bits hvlab implements today, by register of the leaf that reports them. */
 export const FEATURES = {
-  leaf1Edx: { TSC: 4, CX8: 8, CMOV: 15, MMX: 23, SSE: 25, SSE2: 26, MSR: 5, PAE: 6 },
+  leaf1Edx: { FPU: 0, TSC: 4, MSR: 5, PAE: 6, CX8: 8, CMOV: 15, MMX: 23, FXSR: 24, SSE: 25, SSE2: 26 },
   leaf1Ecx: { CX16: 13, MOVBE: 22, POPCNT: 23 },
   ext1Edx: { SYSCALL: 11, LM: 29 },
   ext1Ecx: { LAHF_LM: 0, ABM: 5 /* LZCNT */ },
@@ -40,7 +40,7 @@ export function defaultCpuid(): CpuidEntry[] {
   });
   return [
     { leaf: 0, subleaf: any, eax: 1, ebx: ascii4(vendor.slice(0, 4)), edx: ascii4(vendor.slice(4, 8)), ecx: ascii4(vendor.slice(8, 12)) },
-    // Family 6, model 0x55-like signature; x87 and FXSR come when their handlers are wired in.
+    // Family 6, model 0x55-like signature.
     { leaf: 1, subleaf: any, eax: 0x00050650, ebx: 0, ecx: bits(FEATURES.leaf1Ecx), edx: bits(FEATURES.leaf1Edx) },
     { leaf: 0x80000000, subleaf: any, eax: 0x80000004, ebx: 0, ecx: 0, edx: 0 },
     { leaf: 0x80000001, subleaf: any, eax: 0, ebx: 0, ecx: bits(FEATURES.ext1Ecx), edx: bits(FEATURES.ext1Edx) },
