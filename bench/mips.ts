@@ -110,28 +110,39 @@ export interface MipsReport {
   ratio: number | null;
   instructions: number;
   seconds: number;
+  rounds: number;
   checksums_match: boolean | null;
 }
 
-export async function benchMips(opts: { iterations: number; nativeIterations: number; native: boolean }): Promise<MipsReport> {
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Rounds alternate native and emulated runs, and the figures are medians over the rounds: on a
+ *  shared machine whose speed drifts, a ratio taken within each round is the fair one. */
+export async function benchMips(opts: { iterations: number; nativeIterations: number; native: boolean; rounds?: number }): Promise<MipsReport> {
   runEmulated(200_000); // warm-up: lets V8 tier the module up to TurboFan before timing
-  const emu = runEmulated(opts.iterations);
-  let native: MipsResult | null = null;
+  const rounds = Math.max(1, opts.rounds ?? 3);
+  const emus: MipsResult[] = [];
+  const natives: MipsResult[] = [];
+  const ratios: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const native = opts.native ? await runNative(opts.nativeIterations) : null;
+    const emu = runEmulated(opts.iterations);
+    emus.push(emu);
+    if (native) { natives.push(native); ratios.push(emu.mips / native.mips); }
+  }
   let checksums: boolean | null = null;
   if (opts.native) {
-    native = await runNative(opts.nativeIterations);
-    if (opts.nativeIterations === opts.iterations) checksums = native.rax === emu.rax && native.rbx === emu.rbx;
-    else {
-      const check = await runNative(opts.iterations);
-      checksums = check.rax === emu.rax && check.rbx === emu.rbx;
-    }
+    // The same iteration count natively must leave the same checksums as the emulated run.
+    const check = opts.nativeIterations === opts.iterations ? natives[0] : await runNative(opts.iterations);
+    checksums = check.rax === emus[0].rax && check.rbx === emus[0].rbx;
   }
   return {
-    mips: emu.mips,
-    native_mips: native ? native.mips : null,
-    ratio: native ? emu.mips / native.mips : null,
-    instructions: emu.instructions,
-    seconds: emu.seconds,
+    mips: median(emus.map((e) => e.mips)),
+    native_mips: natives.length ? median(natives.map((n) => n.mips)) : null,
+    ratio: ratios.length ? median(ratios) : null,
+    instructions: emus[0].instructions,
+    seconds: median(emus.map((e) => e.seconds)),
+    rounds,
     checksums_match: checksums,
   };
 }

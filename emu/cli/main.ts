@@ -22,15 +22,16 @@ export async function main(argv: string[]): Promise<number> {
   bench.command('mips')
     .description('CPU-bound integer loop: emulated MIPS and the ratio to this machine\'s CPU running the same bytes')
     .option('--json', 'print one JSON object')
-    .option('--iterations <n>', 'loop iterations in the emulator', intArg, 20_000_000)
-    .option('--native-iterations <n>', 'loop iterations natively', intArg, 200_000_000)
+    .option('--iterations <n>', 'loop iterations in the emulator, per round', intArg, 6_000_000)
+    .option('--native-iterations <n>', 'loop iterations natively, per round', intArg, 100_000_000)
+    .option('--rounds <n>', 'alternating native/emulated rounds (medians are reported)', intArg, 5)
     .option('--no-native', 'skip the native reference')
     .action(async (o) => {
       const { benchMips } = await import('../../bench/mips.ts');
-      const r = await benchMips({ iterations: o.iterations, nativeIterations: o.nativeIterations, native: o.native });
+      const r = await benchMips({ iterations: o.iterations, nativeIterations: o.nativeIterations, native: o.native, rounds: o.rounds });
       if (o.json) { console.log(JSON.stringify(r)); return; }
       printTable([
-        ['emulated', `${r.mips.toFixed(1)} MIPS (${r.instructions} instructions in ${r.seconds.toFixed(3)} s)`],
+        ['emulated', `${r.mips.toFixed(1)} MIPS (${r.instructions} instructions in ${r.seconds.toFixed(3)} s; median of ${r.rounds} rounds)`],
         ['native', r.native_mips === null ? 'skipped' : `${r.native_mips.toFixed(0)} MIPS`],
         ['ratio', r.ratio === null ? '-' : r.ratio.toFixed(4)],
         ['checksums', r.checksums_match === null ? '-' : r.checksums_match ? 'match' : 'DIFFER'],
