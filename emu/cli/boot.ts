@@ -27,7 +27,11 @@ function finish(r: RunResult, err: (s: string) => void): number {
 }
 
 /** Boot and run; returns the process exit status. */
-export function boot(opts: BootOptions, out: (bytes: Uint8Array) => void = (b) => process.stdout.write(b), err = (s: string) => process.stderr.write(s)): number {
+export function boot(
+  opts: BootOptions,
+  out: (bytes: Uint8Array) => void = (b) => { process.stdout.write(b); },
+  err: (s: string) => void = (s) => { process.stderr.write(s); },
+): number {
   if (!opts.kernel && !opts.bios) {
     err('hvlab boot: the bundled Linux guest is not available yet; give a multiboot kernel with --kernel FILE or firmware with --bios FILE\n');
     return 2;

@@ -423,4 +423,3 @@ export function run(vcpu: i32, budget: i32): i32 {
   return exitReason;
 }
 
-export { rip, ATTR_FORM };

@@ -12,7 +12,7 @@ import {
 } from '../../abi';
 import {
   cpu, realMode, mode64, cpl, getReg64, setReg64, setRip, updateMode, segField, sizeMask, sext, loadSized,
-  storeSized, flatHarness, flatHarness as harness,
+  storeSized, flatHarness,
 } from '../state';
 import { getFlags, setFlags, getCF, getAF, setArithFlags, szpFlags, lazyKeepCF } from '../flags';
 import { raise, raiseGP0, raiseUD, raiseTrap, requestStop, faultVector, isCanonical } from '../fault';
@@ -40,7 +40,7 @@ export function clearStop(): void { stopReason = STOP_NONE; }
 @inline function iopl(): i32 { return <i32>((getFlags() & FLAG_IOPL) >> 12); }
 /** Privileged instructions need CPL 0 (#GP(0) otherwise; SDM Vol. 3A, 5.9). */
 @inline function requireCpl0(): bool {
-  if (cpl == 0 && !harness) return true;
+  if (cpl == 0 && !flatHarness) return true;
   raiseGP0();
   return false;
 }
