@@ -13,7 +13,7 @@ export interface CpuidEntry {
 /** Feature bits hvlab implements today, by register of the leaf that reports them. */
 export const FEATURES = {
   leaf1Edx: { FPU: 0, TSC: 4, MSR: 5, PAE: 6, CX8: 8, CMOV: 15, MMX: 23, FXSR: 24, SSE: 25, SSE2: 26 },
-  leaf1Ecx: { CX16: 13, MOVBE: 22, POPCNT: 23 },
+  leaf1Ecx: { CX16: 13, MOVBE: 22, POPCNT: 23, XSAVE: 26 },
   ext1Edx: { SYSCALL: 11, LM: 29 },
   ext1Ecx: { LAHF_LM: 0, ABM: 5 /* LZCNT */ },
 } as const;
@@ -39,9 +39,13 @@ export function defaultCpuid(): CpuidEntry[] {
       ecx: ascii4(part.slice(8, 12)), edx: ascii4(part.slice(12, 16)) };
   });
   return [
-    { leaf: 0, subleaf: any, eax: 1, ebx: ascii4(vendor.slice(0, 4)), edx: ascii4(vendor.slice(4, 8)), ecx: ascii4(vendor.slice(8, 12)) },
+    { leaf: 0, subleaf: any, eax: 0xd, ebx: ascii4(vendor.slice(0, 4)), edx: ascii4(vendor.slice(4, 8)), ecx: ascii4(vendor.slice(8, 12)) },
     // Family 6, model 0x55-like signature.
     { leaf: 1, subleaf: any, eax: 0x00050650, ebx: 0, ecx: bits(FEATURES.leaf1Ecx), edx: bits(FEATURES.leaf1Edx) },
+    // XSAVE: the x87 and SSE components, 576-byte area (legacy 512 + header 64); no XSAVEOPT/XSAVEC.
+    // CPUID.1:ECX.OSXSAVE is computed from CR4 by the core.
+    { leaf: 0xd, subleaf: 0, eax: 3, ebx: 576, ecx: 576, edx: 0 },
+    { leaf: 0xd, subleaf: 1, eax: 0, ebx: 0, ecx: 0, edx: 0 },
     { leaf: 0x80000000, subleaf: any, eax: 0x80000004, ebx: 0, ecx: 0, edx: 0 },
     { leaf: 0x80000001, subleaf: any, eax: 0, ebx: 0, ecx: bits(FEATURES.ext1Ecx), edx: bits(FEATURES.ext1Edx) },
     ...brandLeaves,

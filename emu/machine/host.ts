@@ -150,6 +150,7 @@ export class Vcpu {
     this.host.view.setUint32(fx + abi.FX_MXCSR, 0x1f80, true);
     this.host.view.setUint32(fx + abi.FX_MXCSR_MASK, 0xffff, true);
     this.host.view.setInt32(this.base + abi.ST_IRQ_VECTOR, -1, true);
+    this.setU64(abi.ST_XCR0, 1n); // XCR0 resets to x87 only (SDM Vol. 1, 13.3)
   }
 
   /** Raise the INTR line with `vector` (like KVM_INTERRUPT): delivered at the first instruction

@@ -1,7 +1,7 @@
 // Flag instructions, LAHF/SAHF, CPUID, RDTSC, NOP/PAUSE/fences, INT3/INT n, HLT.
 import {
   FLAG_CF, FLAG_DF, FLAG_PF, FLAG_AF, FLAG_ZF, FLAG_SF, CPUID_TABLE_BASE, CPUID_ENTRY_SIZE,
-  CPUID_COUNT_ADDR, ST_COUNTERS, CNT_INSTRUCTIONS, ST_TSC_OFFSET, VEC_BP,
+  CPUID_COUNT_ADDR, ST_COUNTERS, CNT_INSTRUCTIONS, ST_TSC_OFFSET, VEC_BP, ST_CR4,
 } from '../../abi';
 import { cpu, getReg64, setReg64, gprPtr } from '../state';
 import { getFlags, setFlags, getCF, setArithFlags } from '../flags';
@@ -53,6 +53,8 @@ export function cpuid(): void {
     eax = load<u32>(e + 8); ebx = load<u32>(e + 12); ecx = load<u32>(e + 16); edx = load<u32>(e + 20);
     break;
   }
+  // CPUID.1:ECX.OSXSAVE[bit 27] reflects CR4.OSXSAVE (SDM Vol. 2A, CPUID).
+  if (leaf == 1) ecx = (ecx & ~(<u32>1 << 27)) | ((load<u64>(cpu + ST_CR4) & 0x40000) != 0 ? <u32>1 << 27 : 0);
   setReg64(0, eax); setReg64(3, ebx); setReg64(1, ecx); setReg64(2, edx);
 }
 

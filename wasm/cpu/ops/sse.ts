@@ -34,7 +34,7 @@ import {
   AV_SSE, AV_MMX, AV_MIXED, available, xmmPtr, mmPtr, getMxcsr, setMxcsr, mmxEnter, mmxStoreStart, mmWritten,
   mmxLeave, fpDone, memOperand, segmentOk, rmSrc, rmDst,
 } from './sse-state';
-import { fxsave, fxrstor } from './x87';
+import { fxsave, fxrstor , xsave, xrstor } from './x87';
 
 /** Set when the current opcode has no handler here yet (the run loop counts it as unimplemented).
  *  Every MMX/SSE/SSE2 form is implemented, so it stays false. */
@@ -562,6 +562,8 @@ function group15(p: i32): void {
     case 0: fxsave(); break;
     case 1: fxrstor(); break;
     case 2: case 3: mxcsrOp(ext == 2); break;
+    case 4: if (p == PF_NONE) xsave(); else raiseUD(); break;
+    case 5: if (p == PF_NONE) xrstor(); else raiseUD(); break;
     case 7:
       if (p == PF_NONE) memOperand(1, ACC_READ, false);
       else raiseUD();

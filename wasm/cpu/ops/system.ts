@@ -8,7 +8,7 @@ import {
   FLAG_IF, FLAG_IOPL, FLAG_OF, FLAG_CF, FLAG_AF, FLAG_ZF, FLAG_SF, FLAG_PF, CR0_PE, CR0_PG, CR0_TS, CR0_ET,
   EFER_LME, EFER_LMA, EFER_SCE, EFER_NXE, SEG_CS, SEG_SS, SEG_ES, SEG_DS, SEG_FS, SEG_GS, SEG_LDTR,
   SEG_TR, SEG_SELECTOR, SEG_BASE, VEC_GP, VEC_BR, VEC_OF, VEC_UD, LF_INC, LF_DEC, ST_TSC_OFFSET,
-  SEG_ATTR_P, SEG_ATTR_S, ST_DR0, ST_DR6, ST_DR7,
+  SEG_ATTR_P, SEG_ATTR_S, ST_DR0, ST_DR6, ST_DR7, ST_XCR0,
 } from '../../abi';
 import {
   cpu, realMode, mode64, cpl, getReg64, setReg64, setRip, updateMode, segField, sizeMask, sext, loadSized,
@@ -303,6 +303,8 @@ export function group7(): void { // 0F 01: SGDT SIDT LGDT LIDT SMSW LMSW INVLPG,
     const m = <i32>(modrm & 0xff);
     if (m == 0xf8) swapgs();
     else if (m == 0xf9) rdtscp();
+    else if (m == 0xd0) xgetbv();
+    else if (m == 0xd1) xsetbv();
     else unimplementedSystem(); // MONITOR/MWAIT, XGETBV/XSETBV, ...: not yet
     return;
   }
@@ -870,6 +872,24 @@ export function sysexit(): void {
   setReg64(4, to64 ? getReg64(1) : getReg64(1) & 0xffffffff);
   setRip(to64 ? getReg64(2) : getReg64(2) & 0xffffffff);
   refreshCacheKey();
+}
+
+// ---- XCR0 (SDM Vol. 2B, XGETBV/XSETBV; Vol. 1, 13.3): only the x87 and SSE components exist. ----
+/** 0F 01 D0 XGETBV: EDX:EAX = XCR0 (ECX = 0; other XCRs are #GP). */
+function xgetbv(): void {
+  if ((load<u64>(cpu + ST_CR4) & 0x40000) == 0) { raiseUD(); return; }
+  if (<u32>getReg64(1) != 0) { raiseGP0(); return; }
+  const v = load<u64>(cpu + ST_XCR0);
+  setReg64(0, v & 0xffffffff);
+  setReg64(2, v >> 32);
+}
+/** 0F 01 D1 XSETBV: CPL 0; XCR0 must keep bit 0 (x87) and may only add bit 1 (SSE). */
+function xsetbv(): void {
+  if ((load<u64>(cpu + ST_CR4) & 0x40000) == 0) { raiseUD(); return; }
+  if (!requireCpl0()) return;
+  const v = (getReg64(2) << 32) | (getReg64(0) & 0xffffffff);
+  if (<u32>getReg64(1) != 0 || (v & 1) == 0 || (v & ~(<u64>3)) != 0) { raiseGP0(); return; }
+  store<u64>(cpu + ST_XCR0, v);
 }
 
 /** System instructions hvlab does not implement yet: #UD, counted like any unimplemented opcode. */

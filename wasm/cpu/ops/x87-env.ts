@@ -191,10 +191,8 @@ export function frstor(): void {
 /** Image bytes written: through XMM15 in 64-bit mode, XMM7 elsewhere; 416..511 are left alone. */
 @inline function xmmCount(): i32 { return mode64 ? 16 : 8; }
 
-/** FXSAVE / FXSAVE64 (REX.W: 64-bit FIP and FDP). The caller checked #NM and the operand. */
-export function fxsaveImage(): void {
-  if ((ea & 15) != 0) { raiseGP0(); return; }
-  if (!region(ea, 512, ACC_WRITE)) return;
+/** The x87 part of the legacy save area (XSAVE component 0): FCW..FDP and the registers. */
+function storeX87Legacy(): void {
   const f = fxBase();
   rgStore16(0, getFcw());
   rgStore16(2, getFsw());
@@ -210,8 +208,6 @@ export function fxsaveImage(): void {
     rgStore32(16, <u32>load<u64>(f + FX_FDP));
     rgStore32(20, getFds());
   }
-  rgStore32(24, load<u32>(f + FX_MXCSR));
-  rgStore32(28, mxcsrMask());
   const top = getTop();
   for (let i = 0; i < 8; i++) {
     const at = <i32>FX_ST0 + i * 16;
@@ -219,7 +215,68 @@ export function fxsaveImage(): void {
     rgStore16(at + 10, 0);
     rgStore32(at + 12, 0);
   }
+}
+
+/** The SSE part (XSAVE component 1): MXCSR, MXCSR_MASK and the XMM registers. */
+function storeSseLegacy(): void {
+  const f = fxBase();
+  rgStore32(24, load<u32>(f + FX_MXCSR));
+  rgStore32(28, mxcsrMask());
   rgCopyOut(<i32>FX_XMM0, f + FX_XMM0, xmmCount() * 16);
+}
+
+/** FXSAVE / FXSAVE64 (REX.W: 64-bit FIP and FDP). The caller checked #NM and the operand. */
+export function fxsaveImage(): void {
+  if ((ea & 15) != 0) { raiseGP0(); return; }
+  if (!region(ea, 512, ACC_WRITE)) return;
+  storeX87Legacy();
+  storeSseLegacy();
+}
+
+/** XSAVE (standard format) of the components in `rfbm` (x87 = bit 0, SSE = bit 1): the legacy area
+ *  for each, then XSTATE_BV of the header (SDM Vol. 1, 13.7). Components are reported in use. */
+export function xsaveImage(rfbm: u64): void {
+  if ((ea & 63) != 0) { raiseGP0(); return; }
+  if (!region(ea, 576, ACC_WRITE)) return;
+  if (rfbm & 1) storeX87Legacy();
+  if (rfbm & 2) storeSseLegacy();
+  rgStore64(512, (rgLoad64(512) & ~rfbm) | (rfbm & 3));
+}
+
+/** XRSTOR (standard format): components in `rfbm` whose XSTATE_BV bit is set come from memory, the
+ *  others get their initial state; MXCSR is loaded whenever SSE is requested (SDM Vol. 1, 13.8). */
+export function xrstorImage(rfbm: u64, xcr0: u64): void {
+  if ((ea & 63) != 0) { raiseGP0(); return; }
+  if (!region(ea, 576, ACC_READ)) return;
+  const xstateBv = rgLoad64(512);
+  // Bytes 520-535 of the header must be zero (no compacted form), XSTATE_BV within XCR0.
+  if (rgLoad64(520) != 0 || rgLoad64(528) != 0 || (xstateBv & ~xcr0) != 0) { raiseGP0(); return; }
+  const mxcsr = rgLoad32(24);
+  if ((rfbm & 2) != 0 && (mxcsr & ~mxcsrMask()) != 0) { raiseGP0(); return; }
+  const f = fxBase();
+  if (rfbm & 1) {
+    if (xstateBv & 1) loadX87Legacy();
+    else initX87State();
+  }
+  if (rfbm & 2) {
+    store<u32>(f + FX_MXCSR, mxcsr);
+    if (xstateBv & 2) rgCopyIn(f + FX_XMM0, <i32>FX_XMM0, xmmCount() * 16);
+    else memory.fill(f + FX_XMM0, 0, <usize>(xmmCount() * 16));
+  }
+}
+
+/** The x87 initial configuration (XRSTOR of an init component; FNINIT plus zeroed registers). */
+function initX87State(): void {
+  const f = fxBase();
+  loadControlWord(0x037f);
+  setFsw(0);
+  setFtw(0);
+  store<u16>(f + FX_FOP, 0);
+  store<u64>(f + FX_FIP, 0);
+  store<u64>(f + FX_FDP, 0);
+  setFcs(0);
+  setFds(0);
+  for (let i = 0; i < 8; i++) memory.fill(physPtr(i), 0, 10);
 }
 
 /** MXCSR bits the core supports (FXSAVE's MXCSR_MASK; 0 in the state means the default FFBFh). */
@@ -228,13 +285,8 @@ function mxcsrMask(): u32 {
   return m != 0 ? m : 0xffbf;
 }
 
-/** FXRSTOR / FXRSTOR64: #GP(0) if the image's MXCSR sets an unsupported bit; FCW normalised, ES/B
- *  recomputed. */
-export function fxrstorImage(): void {
-  if ((ea & 15) != 0) { raiseGP0(); return; }
-  if (!region(ea, 512, ACC_READ)) return;
-  const mxcsr = rgLoad32(24);
-  if ((mxcsr & ~mxcsrMask()) != 0) { raiseGP0(); return; }
+/** The x87 part of a legacy save area back into the state: FCW normalised, ES/B recomputed. */
+function loadX87Legacy(): void {
   const f = fxBase();
   setFsw(rgLoad16(2));
   setFtw(rgLoad8(4));
@@ -249,7 +301,6 @@ export function fxrstorImage(): void {
     store<u64>(f + FX_FDP, <u64>rgLoad32(16));
     setFds(rgLoad16(20));
   }
-  store<u32>(f + FX_MXCSR, mxcsr);
   const top = getTop();
   for (let i = 0; i < 8; i++) {
     const p = physPtr(top + i);
@@ -257,5 +308,16 @@ export function fxrstorImage(): void {
     store<u16>(p, 0, 10);
     store<u32>(p, 0, 12);
   }
-  rgCopyIn(f + FX_XMM0, <i32>FX_XMM0, xmmCount() * 16);
+}
+
+/** FXRSTOR / FXRSTOR64: #GP(0) if the image's MXCSR sets an unsupported bit; FCW normalised, ES/B
+ *  recomputed. */
+export function fxrstorImage(): void {
+  if ((ea & 15) != 0) { raiseGP0(); return; }
+  if (!region(ea, 512, ACC_READ)) return;
+  const mxcsr = rgLoad32(24);
+  if ((mxcsr & ~mxcsrMask()) != 0) { raiseGP0(); return; }
+  loadX87Legacy();
+  store<u32>(fxBase() + FX_MXCSR, mxcsr);
+  rgCopyIn(fxBase() + FX_XMM0, <i32>FX_XMM0, xmmCount() * 16);
 }

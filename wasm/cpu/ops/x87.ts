@@ -28,7 +28,11 @@ import {
   storeReg1, signOp, stepTop, ffree, unary, U_SQRT, U_RNDINT, U_F2XM1, U_SIN, U_COS, binaryTop, B_PREM,
   B_PREM1, B_SCALE, binaryPop, P_PATAN, P_YL2X, P_YL2XP1, pushTwo, X_PTAN, X_SINCOS, X_XTRACT,
 } from './x87-ops';
-import { fninit, loadControlWord, fnstenv, fldenv, fnsave, frstor, fxsaveImage, fxrstorImage } from './x87-env';
+import {
+  fninit, loadControlWord, fnstenv, fldenv, fnsave, frstor, fxsaveImage, fxrstorImage, xsaveImage, xrstorImage,
+} from './x87-env';
+import { getReg64 } from '../state';
+import { ST_CR4, ST_XCR0 } from '../../abi';
 
 /** Set when the current opcode has no handler here (the run loop counts it as unimplemented).
  *  Every x87 form is implemented, so it stays false. */
@@ -251,4 +255,26 @@ export function fxrstor(): void {
   if ((prefixes & P_LOCK) != 0) { raiseUD(); return; }
   if (!checkNM()) return;
   fxrstorImage();
+}
+
+/** CR4.OSXSAVE (bit 18): XSAVE, XRSTOR, XGETBV and XSETBV are #UD without it. */
+export function osxsave(): bool { return (load<u64>(cpu + ST_CR4) & 0x40000) != 0; }
+
+/** XSAVE / XRSTOR availability (SDM Vol. 2, XSAVE "Protected Mode Exceptions"): #UD without
+ *  CR4.OSXSAVE or with LOCK, #NM with CR0.TS. Returns the requested-feature bitmap, or -1. */
+function xsaveRfbm(): i64 {
+  if ((prefixes & P_LOCK) != 0 || !osxsave()) { raiseUD(); return -1; }
+  if ((load<u64>(cpu + ST_CR0) & CR0_TS) != 0) { raise(VEC_NM, 0, false); return -1; }
+  const mask = (getReg64(2) << 32) | (getReg64(0) & 0xffffffff);
+  return <i64>(load<u64>(cpu + ST_XCR0) & mask);
+}
+
+/** 0F AE /4 XSAVE and /5 XRSTOR (memory forms, standard format; 64-bit forms with REX.W). */
+export function xsave(): void {
+  const rfbm = xsaveRfbm();
+  if (rfbm >= 0) xsaveImage(<u64>rfbm);
+}
+export function xrstor(): void {
+  const rfbm = xsaveRfbm();
+  if (rfbm >= 0) xrstorImage(<u64>rfbm, load<u64>(cpu + ST_XCR0));
 }
