@@ -66,10 +66,10 @@ describe('bare-metal test kernels', () => {
     expect(r.status).toBe(33);
   });
 
-  it('debug: TF single-step traps, debug registers, LAR/LSL/VERR/VERW', () => {
+  it('debug: TF single-step traps, an instruction breakpoint, debug registers, LAR/LSL/VERR/VERW', () => {
     const r = runHvlab(images.get('debug')!);
     expect(r.errors).toBe('');
-    expect(r.output.split('\n').filter((l) => l.startsWith('ok')).length).toBe(3);
+    expect(r.output.split('\n').filter((l) => l.startsWith('ok')).length).toBe(4);
     expect(r.output).toContain('all debug checks passed');
     expect(r.status).toBe(33);
   });

@@ -1,4 +1,5 @@
-; TF single-step (#DB after each instruction, DR6.BS), MOV to/from debug registers, and the
+; TF single-step (#DB after each instruction, DR6.BS), MOV to/from debug registers, an instruction
+; breakpoint in DR0 (#DB fault before the instruction, DR6.B0), and the
 ; descriptor probes LAR/LSL/VERR/VERW (SDM Vol. 3B 18.3.1.4; Vol. 2A LAR/LSL, Vol. 2B VERR/VERW).
 ; Exit AL = 0x10 (status 33) when all pass, AL = check number otherwise.
 bits 32
@@ -87,12 +88,33 @@ step4:
   jz fail
   mov esi, ok3
   call print
+
+  ; 4: instruction breakpoint: DR0 = bp_site, DR7.L0 with R/W0 = 00 (execute), LEN0 = 00
+  mov byte [check], 4
+  mov dword [bp_hits], 0
+  xor eax, eax
+  mov dr6, eax
+  mov eax, bp_site
+  mov dr0, eax
+  mov eax, 1
+  mov dr7, eax
+  mov ecx, 5
+bp_site:
+  inc ecx                            ; the #DB fault comes before this executes
+  cmp dword [bp_hits], 1
+  jne fail
+  cmp ecx, 6                         ; ... and it executed once afterwards
+  jne fail
+  mov esi, ok4
+  call print
   mov esi, allok
   call print
   mov al, 0x10
   jmp exit
 
 handle_db:
+  cmp byte [check], 4
+  je .breakpoint
   mov eax, dr6
   test eax, 0x4000                   ; BS
   jz fail
@@ -106,6 +128,18 @@ handle_db:
 .more:
   mov eax, 0                         ; (EAX is clobbered; the checks do not use it)
   iretd
+.breakpoint:
+  mov eax, dr6
+  test eax, 1                        ; B0
+  jz fail
+  test eax, 0x4000                   ; not a single step
+  jnz fail
+  cmp dword [esp], bp_site           ; a fault: EIP is the instruction
+  jne fail
+  inc dword [bp_hits]
+  xor eax, eax
+  mov dr7, eax                       ; disarm, so the instruction can run
+  iretd
 
 fail:
   mov esi, failmsg
@@ -116,10 +150,12 @@ fail:
 ok1: db "ok 1 single-step: #DB after POPF's next instruction, then after each one", 10, 0
 ok2: db "ok 2 MOV to/from DR0 and DR7", 10, 0
 ok3: db "ok 3 LAR, LSL, VERR, VERW", 10, 0
+ok4: db "ok 4 #DB fault at an instruction breakpoint (DR0, DR7), DR6.B0", 10, 0
 allok: db "all debug checks passed", 10, 0
 failmsg: db "FAIL", 10, 0
 align 4
 steps: dd 0
+bp_hits: dd 0
 eips: dd 0, 0, 0, 0
 check: db 0
 align 8

@@ -6,9 +6,9 @@ import {
   ST_EXIT_VECTOR, ST_EXIT_ERROR_CODE, ST_EXIT_HAS_ERROR, ST_EXIT_ADDR, ST_EXIT_OPCODE, ST_EXIT_RIP,
   ST_EXIT_BYTES, ST_EXIT_LENGTH, ST_COUNTERS, CNT_INSTRUCTIONS, CNT_EXITS, CNT_EXCEPTIONS,
   CNT_UNIMPLEMENTED, ST_UD_BY_OPCODE, GUEST_RAM_BASE, VEC_DB, ST_IRQ_VECTOR, ST_NMI_PENDING,
-  ST_INTERRUPTED, FLAG_IF, FLAG_TF, ST_DR6,
+  ST_INTERRUPTED, FLAG_IF, FLAG_TF, FLAG_RF, ST_DR0, ST_DR6, ST_DR7,
 } from '../abi';
-import { getFlags } from './flags';
+import { getFlags, setFlags } from './flags';
 
 const VEC_NMI: i32 = 2;
 import { cpu, rip, setCpu, setRip, loadState, saveState, csBase, mode64, flatHarness } from './state';
@@ -289,7 +289,25 @@ function reportInstruction(start: u64, length: i32): void {
 let irqCheck: bool = false;
 function armInterruptCheck(): void {
   irqCheck = !flatHarness && (load<i32>(cpu + ST_IRQ_VECTOR) >= 0 || load<u32>(cpu + ST_NMI_PENDING) != 0
-    || (getFlags() & FLAG_TF) != 0);
+    || (getFlags() & FLAG_TF) != 0 || (load<u32>(cpu + ST_DR7) & 0xff) != 0);
+}
+
+/** Instruction breakpoints (SDM Vol. 3B, 18.2.4 and 18.3.1.1): DRn enabled in DR7 with R/Wn = 00 and
+ *  equal to the linear address of the next instruction, unless RFLAGS.RF suppresses them for this
+ *  one instruction (RF is then cleared). Sets the DR6 Bn bits; true if one matched. Data
+ *  breakpoints (R/Wn = 01, 11) are not matched yet. */
+function instructionBreakpoint(lin: u64): bool {
+  const dr7 = load<u32>(cpu + ST_DR7);
+  const flags = getFlags();
+  if ((flags & FLAG_RF) != 0) { setFlags(flags & ~(<u64>FLAG_RF)); return false; }
+  let hit: u32 = 0;
+  for (let i = 0; i < 4; i++) {
+    if (((dr7 >> (i * 2)) & 3) == 0 || ((dr7 >> (16 + i * 4)) & 3) != 0) continue;
+    if (load<u64>(cpu + ST_DR0 + <usize>i * 8) == lin) hit |= <u32>1 << i;
+  }
+  if (hit == 0) return false;
+  store<u32>(cpu + ST_DR6, (load<u32>(cpu + ST_DR6) & ~(<u32>0xf)) | hit);
+  return true;
 }
 
 
@@ -337,6 +355,14 @@ export function run(vcpu: i32, budget: i32): i32 {
       setRip(pc);
       if (!takeExternalInterrupt()) { exitReason = EXIT_SHUTDOWN; pc = rip; break; }
       pc = rip;
+      if ((load<u32>(cpu + ST_DR7) & 0xff) != 0 && instructionBreakpoint(csBase + pc)) {
+        // A fault: #DB is delivered before the instruction, which then has not executed.
+        counterAdd(CNT_EXCEPTIONS, 1);
+        if (!deliverException(VEC_DB, 0, false, false, pc)) { exitReason = EXIT_SHUTDOWN; pc = rip; break; }
+        refreshCacheKey();
+        pc = rip;
+        continue;
+      }
       singleStep = (getFlags() & FLAG_TF) != 0;
       if (!singleStep) armInterruptCheck();
     }
