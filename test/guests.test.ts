@@ -50,10 +50,10 @@ describe('bare-metal test kernels', () => {
     expect(r.status).toBe(33);
   });
 
-  it('longmode: PAE paging, IA-32e entry, #PF/#GP frames, IST, ring 3 -> 0 through TSS.RSP0', () => {
+  it('longmode: PAE paging, IA-32e entry, #PF/#GP frames, IST, ring 3 -> 0, SYSCALL, and back down', () => {
     const r = runHvlab(images.get('longmode')!);
     expect(r.errors).toBe('');
-    expect(r.output.split('\n').filter((l) => l.startsWith('ok')).length).toBe(8);
+    expect(r.output.split('\n').filter((l) => l.startsWith('ok')).length).toBe(9);
     expect(r.output).toContain('all long-mode checks passed');
     expect(r.status).toBe(33);
   });

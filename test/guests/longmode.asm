@@ -3,7 +3,8 @@
 ; #PF with CR2 and the error code for a not-present page and for a write to a read-only page under
 ; CR0.WP, #GP for a non-canonical address, an interrupt through a 64-bit gate onto an IST stack, and
 ; ring 3 by IRETQ, SYSCALL/SYSRET from ring 3 (RCX, R11, STAR selectors), and INT 0x80 back to ring 0
-; on TSS.RSP0. Exit AL = 0x10 (status 33) when all pass.
+; on TSS.RSP0; finally back down to 32-bit protected mode with paging off. Exit AL = 0x10 (status 33)
+; when all pass.
 bits 32
 org 0x100000
 %include "multiboot.inc"
@@ -272,11 +273,43 @@ handle_syscall:
   call print64
   mov rsi, ok6
   call print64
-  mov rsi, allok
-  call print64
+
+  ; 8: back down (SDM Vol. 3A, 9.8.5.4): 64-bit -> compatibility mode by a far jump to a 32-bit code
+  ; segment, then CR0.PG = 0 leaves IA-32e mode (EFER.LMA = 0) and EFER.LME is cleared.
+  mov byte [check], 8
+  mov ax, DATA
+  mov ds, ax
+  mov ss, ax
+  mov rsp, stack0_top
+  lea rax, [rel compat_ptr]
+  jmp dword far [rax]              ; FF /5, m16:32 (no REX.W)
+compat_ptr:
+  dd compat32
+  dw CODE32
+
+bits 32
+compat32:
+  mov eax, cr0
+  and eax, 0x7fffffff
+  mov cr0, eax
+  mov ecx, 0xC0000080
+  rdmsr
+  test eax, 0x400                  ; LMA clear now
+  jnz .down_fail
+  and eax, ~0x100
+  wrmsr
+  mov esi, ok8
+  call print
+  mov esi, allok
+  call print
   mov al, 0x10
-  out DEBUG_EXIT, al
-  hlt
+  jmp exit
+.down_fail:
+  mov esi, failmsg
+  call print
+  mov al, 8
+  jmp exit
+bits 64
 
 fail:
   mov rsi, failmsg
@@ -327,6 +360,7 @@ ok4: db "ok 4 #GP(0) for a non-canonical address", 10, 0
 ok5: db "ok 5 interrupt through a gate onto the IST1 stack", 10, 0
 ok6: db "ok 6 INT 0x80 from ring 3 onto TSS.RSP0", 10, 0
 ok7: db "ok 7 SYSCALL from ring 3 and SYSRET back (RCX, R11, STAR)", 10, 0
+ok8: db "ok 8 back to 32-bit protected mode: compatibility mode, then paging and IA-32e off", 10, 0
 allok: db "all long-mode checks passed", 10, 0
 failmsg: db "FAIL", 10, 0
 
