@@ -99,7 +99,7 @@ describe('CPUID and RDTSC', () => {
     // test/difftest-sse.test.ts; SSE3 and later are not advertised.
     expect(leaf1.ecx & 1).toBe(0);
     const implemented = new Set([...forms, ...fpuForms].map((f) => f.mn));
-    const needs: Record<string, string> = { CX8: 'cmpxchg8b', CMOV: 'cmovcc', TSC: 'rdtsc', CX16: 'cmpxchg8b', MOVBE: 'movbe', POPCNT: 'popcnt', ABM: 'lzcnt', LAHF_LM: 'lahf', LM: 'mov', SYSCALL: 'syscall', MSR: 'rdmsr', PAE: 'mov_to_cr', MMX: 'emms', SSE: 'movaps', SSE2: 'movdqa', FPU: 'fld', FXSR: 'fxsave', XSAVE: 'xsave' };
+    const needs: Record<string, string> = { CX8: 'cmpxchg8b', CMOV: 'cmovcc', TSC: 'rdtsc', CX16: 'cmpxchg8b', MOVBE: 'movbe', POPCNT: 'popcnt', ABM: 'lzcnt', LAHF_LM: 'lahf', LM: 'mov', SYSCALL: 'syscall', MSR: 'rdmsr', PAE: 'mov_to_cr', MMX: 'emms', SSE: 'movaps', SSE2: 'movdqa', FPU: 'fld', FXSR: 'fxsave', XSAVE: 'xsave', SEP: 'sysenter' };
     for (const group of Object.values(FEATURES)) for (const name of Object.keys(group)) {
       expect(implemented.has(needs[name]), name).toBe(true);
     }

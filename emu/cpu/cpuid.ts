@@ -12,7 +12,7 @@ export interface CpuidEntry {
 
 /** Feature bits hvlab implements today, by register of the leaf that reports them. */
 export const FEATURES = {
-  leaf1Edx: { FPU: 0, TSC: 4, MSR: 5, PAE: 6, CX8: 8, CMOV: 15, MMX: 23, FXSR: 24, SSE: 25, SSE2: 26 },
+  leaf1Edx: { FPU: 0, TSC: 4, MSR: 5, PAE: 6, CX8: 8, SEP: 11, CMOV: 15, MMX: 23, FXSR: 24, SSE: 25, SSE2: 26 },
   leaf1Ecx: { CX16: 13, MOVBE: 22, POPCNT: 23, XSAVE: 26 },
   ext1Edx: { SYSCALL: 11, LM: 29 },
   ext1Ecx: { LAHF_LM: 0, ABM: 5 /* LZCNT */ },

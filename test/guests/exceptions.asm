@@ -92,7 +92,17 @@ gp_site:
   mov esi, ok4
   call print
 
-  ; 5: to ring 3 by IRET, INT 0x80 back to ring 0 on the TSS stack
+  ; 5-6: to ring 3 by IRET; SYSENTER to ring 0 and SYSEXIT back; INT 0x80 to ring 0 on the TSS stack
+  mov ecx, 0x174                    ; SYSENTER_CS: ring 0 CS 0x08, SS 0x10; SYSEXIT CS 0x1B, SS 0x23
+  mov eax, CODE0
+  xor edx, edx
+  wrmsr
+  mov ecx, 0x175                    ; SYSENTER_ESP
+  mov eax, sysenter_stack_top
+  wrmsr
+  mov ecx, 0x176                    ; SYSENTER_EIP
+  mov eax, sysenter_target
+  wrmsr
   mov byte [check], 5
   push DATA3
   push stack3_top
@@ -102,9 +112,33 @@ gp_site:
   iretd
 
 user_code:
+  ; (IRET to ring 3 loaded DS/ES with null selectors: their DPL 0 is below CPL 3)
+  xor ebx, ebx
+  mov ecx, esp
+  mov edx, after_sysexit
+  sysenter
+after_sysexit:
+  mov eax, 0xbad            ; the INT 0x80 check fails unless SYSENTER/SYSEXIT worked
+  cmp ebx, 0x5e5e
+  jne .report
   mov eax, 0x1234
+.report:
   int 0x80
   jmp fail_user             ; the handler does not return here
+
+sysenter_target:
+  ; ring 0 through SYSENTER: CS = SYSENTER_CS, SS = CS + 8, ESP = SYSENTER_ESP, IF cleared
+  mov bx, cs
+  cmp bx, CODE0
+  jne .bad
+  mov bx, ss
+  cmp bx, DATA0
+  jne .bad
+  cmp esp, sysenter_stack_top
+  jne .bad
+  mov ebx, 0x5e5e
+.bad:
+  sysexit                   ; back to ring 3: CS = SYSENTER_CS + 16 | 3, EIP = EDX, ESP = ECX
 
 handle_de:
   cmp dword [esp], de_site
@@ -167,7 +201,7 @@ ok1: db "ok 1 #DE at the faulting DIV", 10, 0
 ok2: db "ok 2 #BP after INT3", 10, 0
 ok3: db "ok 3 #UD at UD2", 10, 0
 ok4: db "ok 4 #GP(0x30) from a selector beyond the GDT", 10, 0
-ok5: db "ok 5 INT 0x80 from ring 3 onto the TSS stack", 10, 0
+ok5: db "ok 5 SYSENTER/SYSEXIT, then INT 0x80 from ring 3 onto the TSS stack", 10, 0
 allok: db "all exception checks passed", 10, 0
 failmsg: db "FAIL", 10, 0
 
@@ -198,4 +232,6 @@ idt: resb 256 * 8
 stack0_top:
   resb 4096
 stack3_top:
+  resb 512
+sysenter_stack_top:
 end_bss:

@@ -26,7 +26,7 @@ import { push, jumpTo } from './flow';
 import {
   readDescriptor, descAttr, descBase, descLimit, checkCodeTarget, loadCodeSegment, loadDataSegment,
   setSegment, isLongCode, attrDpl, mode64Lma, descRaw, descHigh, readTssStack, tssStackPointer,
-  tssStackSelector,
+  tssStackSelector, nullDataSegmentsBelow,
 } from '../system/segments';
 import { deliverException, iret, stackWrite, loadStackForCpl, loadStackSelector } from '../system/interrupts';
 
@@ -594,12 +594,7 @@ function retFarOuter(selector: u32, offset: u64, release: u64, size: i32, ssBase
   const spNew = newSp + param;
   if (big) setReg64(4, size == 8 ? spNew : spNew & 0xffffffff);
   else setReg(4, 2, spNew);
-  for (let s = 0; s < 6; s++) {
-    if (s == SEG_CS || s == SEG_SS) continue;
-    const attr = <u32>load<u16>(segField(s, 14));
-    const dataOrNonConforming = (attr & 0x18) == 0x10 || (attr & 0x1c) == 0x18;
-    if ((attr & SEG_ATTR_P) != 0 && dataOrNonConforming && attrDpl(attr) < rpl) setSegment(s, 0, 0, 0, 0);
-  }
+  nullDataSegmentsBelow(rpl);
   setRip(offset);
   refreshCacheKey();
 }

@@ -11,7 +11,7 @@ import { getFlags, setFlags } from '../flags';
 import { raise, faultVector, clearFault, isCanonical } from '../fault';
 import {
   readDescriptor, descAttr, descBase, descLimit, attrDpl, isCodeAttr, isLongCode, loadCodeSegment,
-  setSegment, readTssStack, tssStackPointer, tssStackSelector, mode64Lma,
+  setSegment, readTssStack, tssStackPointer, tssStackSelector, mode64Lma, nullDataSegmentsBelow,
 } from './segments';
 import { translate } from '../../mmu/translate';
 import { setImplicitSupervisor } from '../../mmu/paging';
@@ -254,6 +254,7 @@ export function iret(size: i32): void {
     if (!(mode64Lma() && (newSs & 0xfffc) == 0 && rpl < 3) && !loadStackSelector(newSs, rpl)) return;
     if ((newSs & 0xfffc) == 0) setSegment(SEG_SS, newSs, 0, 0, 0);
     setReg64(RSP, width == 2 ? (newSp & 0xffff) | (getReg64(RSP) & ~(<u64>0xffff)) : newSp & sizeMask(width));
+    if (rpl > oldCpl) nullDataSegmentsBelow(rpl);
   } else {
     setSegment(SEG_CS, newCs, codeBase, codeLimit, codeAttr | 1);
     setReg64(RSP, (rsp & ~spMask) | ((sp + <u64>(3 * width)) & spMask));

@@ -122,6 +122,18 @@ export function loadDataSegment(seg: i32, selector: u32): bool {
   return true;
 }
 
+/** On a return to an outer level (RETF, IRET), ES/DS/FS/GS holding data or non-conforming code
+ *  segments more privileged than the new level are loaded with a null selector (SDM Vol. 2B, RET
+ *  and Vol. 2A, IRET: "RETURN-TO-OUTER-PRIVILEGE-LEVEL"). */
+export function nullDataSegmentsBelow(level: i32): void {
+  for (let s = 0; s < 6; s++) {
+    if (s == SEG_CS || s == SEG_SS) continue;
+    const attr = <u32>load<u16>(segField(s, SEG_ATTR));
+    const dataOrNonConforming = (attr & 0x18) == 0x10 || (attr & 0x1c) == 0x18;
+    if ((attr & SEG_ATTR_P) != 0 && dataOrNonConforming && attrDpl(attr) < level) setSegment(s, 0, 0, 0, 0);
+  }
+}
+
 /** Load CS for a far JMP/CALL/RET or an interrupt to a code segment already checked by the caller. */
 export function loadCodeSegment(selector: u32, newCpl: i32): void {
   if (realMode) { loadReal(SEG_CS, selector); return; }
