@@ -6,10 +6,11 @@ import { ACC_READ, ACC_WRITE, FLAG_RF, FLAG_VM } from '../../abi';
 import { loadSized, storeSized, getReg64, setReg64, setRip, sizeMask, stackWidth, mode64 } from '../state';
 import { getFlags, setFlags, cond, getZF } from '../flags';
 import { opIdx, osize, asize, imm, imm2, isMem, ea, eaOffset, eaBaseIsRsp, rex, nextRip, prefixes, P_66, ext, segmentBase, segBase } from '../decode';
-import { SEG_SS } from '../../abi';
+import { SEG_SS, VEC_SS } from '../../abi';
+import { segmentAllows } from '../decode';
 import { rmPtr, getReg, setReg, putRM } from '../operands';
 import { translate } from '../../mmu/translate';
-import { isCanonical, raiseGP0 } from '../fault';
+import { isCanonical, raiseGP0, raise } from '../fault';
 
 const RSP = 4;
 const RBP = 5;
@@ -60,6 +61,8 @@ export function jumpTo(target: u64): void {
 }
 /** Host pointer of `size` bytes at SS:sp. */
 @inline function stackSlot(sp: u64, size: i32, access: i32): usize {
+  // Outside 64-bit mode the slot must lie within SS's limit: #SS(0) (SDM Vol. 3A, 5.3).
+  if (!mode64 && !segmentAllows(SEG_SS, sp, <u64>size)) { raise(VEC_SS, 0, true); return 0; }
   return translate(sp + segBase(SEG_SS), size, access);
 }
 
