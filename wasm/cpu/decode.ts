@@ -169,7 +169,6 @@ function fetch64(): u64 { const lo = <u64>fetch32(); return lo | (<u64>fetch32()
 
 /** Bytes consumed by the last decode (for exit reports). */
 export function fetchedLength(): i32 { return <i32>(fp - fpStart); }
-export function fetchedBytesPtr(): usize { return fpStart; }
 
 /** The cache slot for an instruction at linear address `addr`. */
 @inline export function cacheSlot(addr: u64): usize {

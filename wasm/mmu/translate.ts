@@ -7,7 +7,7 @@ import {
 } from '../abi';
 import { flushDecodedCache } from '../cpu/decode';
 import { raiseGP0, raisePF, isCanonical, requestStop } from '../cpu/fault';
-import { loadSized, storeSized, pagingOn, flatHarness, mode64 } from '../cpu/state';
+import { pagingOn, flatHarness, mode64 } from '../cpu/state';
 import { walk, setPhysLimit } from './paging';
 
 /** Size of the guest RAM mapped at GUEST_RAM_BASE (set by the host). */
@@ -113,15 +113,3 @@ function memoryFault(lin: u64, size: i32, access: i32): void {
   raisePF(lin < ramSize ? ramSize : lin, error);
 }
 
-export function readMem(lin: u64, size: i32, access: i32): u64 {
-  const p = translate(lin, size, access);
-  return p == 0 ? 0 : loadSized(p, size);
-}
-
-/** Returns false (with the fault raised) if the write could not be done. */
-export function writeMem(lin: u64, size: i32, v: u64): bool {
-  const p = translate(lin, size, ACC_WRITE);
-  if (p == 0) return false;
-  storeSized(p, size, v);
-  return true;
-}

@@ -15,21 +15,6 @@ import { isCanonical, raiseGP0, raise } from '../fault';
 const RSP = 4;
 const RBP = 5;
 
-/** LOOPcc/JCXZ with 16-bit addressing: the count register is CX. */
-function loop16(): void {
-  let count = getReg64(1) & 0xffff;
-  if (opIdx == 0xe3) {
-    if (count == 0) jumpTo(nextRip + imm);
-    return;
-  }
-  count = (count - 1) & 0xffff;
-  setReg(1, 2, count);
-  let taken = count != 0;
-  if (opIdx == 0xe0) taken = taken && !getZF();
-  else if (opIdx == 0xe1) taken = taken && getZF();
-  if (taken) jumpTo(nextRip + imm);
-}
-
 /** Near branch: a non-canonical target faults on the branch itself (#GP(0), SDM Vol. 2A, JMP/CALL/RET
  *  "64-Bit Mode Exceptions"), so nothing has changed yet when it is raised. */
 @inline export function branchTargetOk(target: u64): bool {
@@ -230,16 +215,15 @@ export function ret(): void { retNear(opIdx == 0xc2 ? imm : 0); }
 
 /** E0-E3: LOOPNE, LOOPE, LOOP, JRCXZ (count register is ECX under 67h). */
 export function loop(): void {
-  const a32 = asize == 4; // the count register is CX, ECX or RCX by address size
-  if (asize == 2) { loop16(); return; }
-  let count = getReg64(1);
-  if (a32) count &= 0xffffffff;
+  // The count register is CX, ECX or RCX by address size.
+  const m = sizeMask(asize);
+  let count = getReg64(1) & m;
   if (opIdx == 0xe3) {
     if (count == 0) jumpTo(nextRip + imm);
     return;
   }
-  count = (count - 1) & (a32 ? 0xffffffff : <u64>-1);
-  if (a32) setReg(1, 4, count); else setReg64(1, count);
+  count = (count - 1) & m;
+  setReg(1, asize, count);
   let taken = count != 0;
   if (opIdx == 0xe0) taken = taken && !getZF();
   else if (opIdx == 0xe1) taken = taken && getZF();

@@ -3,7 +3,7 @@
 // loop runs in chunks: when a chunk ends with the count non-zero, RIP stays on the instruction so
 // it restarts where it stopped, exactly as an interrupted REP does on hardware.
 import { ACC_READ, ACC_WRITE, FLAG_DF } from '../../abi';
-import { loadSized, storeSized, getReg64, setReg64, setRip, rflags } from '../state';
+import { loadSized, storeSized, getReg64, setRip, rflags } from '../state';
 import { opIdx, osize, asize, prefixes, lastRep, P_REP, P_REPNE, segmentBase, segBase, instrStart } from '../decode';
 import { SEG_ES } from '../../abi';
 import { getReg, setReg } from '../operands';
@@ -15,13 +15,11 @@ const RCX = 1, RSI = 6, RDI = 7;
 /** Iterations per chunk before the loop yields to the run loop. */
 const REP_CHUNK: i32 = 4096;
 
-export let stringIterations: i32 = 0;
 
 @inline function addrMask(): u64 { return asize == 8 ? <u64>-1 : asize == 4 ? 0xffffffff : 0xffff; }
 
 function advance(r: i32, delta: u64): void {
-  const n = (getReg64(r) + delta) & addrMask();
-  if (asize == 8) setReg64(r, n); else setReg(r, asize, n);
+  setReg(r, asize, (getReg64(r) + delta) & addrMask());
 }
 /** Destination operand address ES:rDI (ES cannot be overridden). */
 @inline function destination(m: u64): u64 { return (getReg64(RDI) & m) + segBase(SEG_ES); }
@@ -77,7 +75,6 @@ export function stringOp(): void {
   const size = (opIdx & 1) != 0 ? osize : 1;
   const kind = opIdx < 0xa6 ? 0 : opIdx < 0xaa ? 1 : opIdx < 0xac ? 2 : opIdx < 0xae ? 3 : 4;
   const step: u64 = (rflags & FLAG_DF) != 0 ? 0 - <u64>size : <u64>size;
-  stringIterations = 0;
   if ((prefixes & (P_REP | P_REPNE)) == 0) { iterate(kind, size, step); return; }
   const m = addrMask();
   // For MOVS/STOS/LODS F2 acts as REP too; for CMPS/SCAS F3 = REPE and F2 = REPNE (the last wins).
@@ -96,9 +93,7 @@ export function stringOp(): void {
     if (n == REP_CHUNK) { setRip(instrStart); break; }
     if (!iterate(kind, size, step)) return;
     n++;
-    const c = (getReg64(RCX) - 1) & m;
-    if (asize == 8) setReg64(RCX, c); else setReg(RCX, asize, c);
+    setReg(RCX, asize, (getReg64(RCX) - 1) & m);
     if (compares && (repne ? getZF() : !getZF())) break;
   }
-  stringIterations = n;
 }

@@ -12,7 +12,7 @@ import {
 } from '../../abi';
 import {
   cpu, realMode, mode64, cpl, getReg64, setReg64, setRip, updateMode, segField, sizeMask, sext, loadSized,
-  storeSized, flatHarness,
+  storeSized, flatHarness, stackWidth,
 } from '../state';
 import { getFlags, setFlags, getCF, getAF, setArithFlags, szpFlags, lazyKeepCF } from '../flags';
 import { raise, raiseGP0, raiseUD, raiseTrap, requestStop, faultVector, isCanonical } from '../fault';
@@ -600,10 +600,8 @@ function retFarOuter(selector: u32, offset: u64, release: u64, size: i32, ssBase
 }
 
 
-@inline function stackMask(): u64 {
-  if (mode64) return <u64>-1;
-  return !realMode && (load<u16>(segField(SEG_SS, 14)) & 0x4000) != 0 ? 0xffffffff : 0xffff;
-}
+/** SP, ESP or RSP: the stack width of the mode (state.updateMode). */
+@inline function stackMask(): u64 { return sizeMask(stackWidth); }
 
 // ---- Software interrupts ----
 /** CD INT n, CE INTO (not in 64-bit mode), CC INT3, F1 INT1: delivered by the run loop as traps. */
