@@ -24,6 +24,52 @@ export const CODE_PAGE_MAP_SIZE = 0x100000;
 export const GUEST_RAM_BASE = 0x1000000; // 16 MiB: guest RAM starts here in host memory
 export const WASM_PAGE = 0x10000;
 
+// ---- The MMU's host memory (wasm/mmu): walk trace, counters, data-cache model, TLBs ----
+export const MMU_TRACE_BASE = 0x910000; // MMU_TRACE_MAX records of 32 bytes (see wasm/mmu/accounting.ts)
+export const MMU_TRACE_MAX = 64;
+export const MMU_TRACE_COUNT = 0x910800; // u32: records written since tracing was armed
+export const PROBE_GPA = 0x910900; // u64: results of the probe exports (api.ts probeWalk)
+export const PROBE_HPA = 0x910908; // u64
+export const PROBE_ERROR = 0x910910; // u32: #PF error code or EPT exit qualification
+export const PROBE_PAGE_SHIFT = 0x910914; // u32: guest page size (log2)
+export const PROBE_HOST_PAGE_SHIFT = 0x910918; // u32: host page size (log2), 0 under --mmu direct
+export const MMU_COUNTERS_BASE = 0x911000; // per vCPU: MMU_COUNTER_SLOTS u64 counters (MC_* below)
+export const MMU_COUNTER_SLOTS = 128;
+export const CACHE_MODEL_BASE = 0x920000; // data-cache model: one u32 tag + u32 LRU stamp per line
+export const CACHE_MODEL_MAX_LINES = 0x20000; // 8 MiB of 64-byte lines
+export const TLB_BASE = 0xa20000; // per vCPU TLB_AREA_SIZE bytes: the arrays of wasm/mmu/tlb.ts
+export const TLB_AREA_SIZE = 0x140000;
+export const TLB_ENTRY_SIZE = 32;
+export const TLB_MAX_ENTRIES = 0xa000; // TLB_AREA_SIZE / TLB_ENTRY_SIZE
+
+// Page-size classes of TLB arrays and walk results.
+export const PS_4K = 0;
+export const PS_2M = 1;
+export const PS_1G = 2;
+export const TLB_L2 = 3; // array index of the second-level TLB (4 KiB and 2 MiB entries)
+export const TLB_ARRAYS = 4;
+
+// Dimensions of a page-table reference: the guest's tables (gva -> gpa) and the host's nested
+// (EPT) table (gpa -> hpa). Shadow tables (gva -> hpa, kept by the hypervisor) are a third.
+export const DIM_GUEST = 0;
+export const DIM_HOST = 1;
+export const DIM_SHADOW = 2;
+
+// MMU counters (u64 slots at MMU_COUNTERS_BASE + vcpu * MMU_COUNTER_SLOTS * 8).
+export const MC_TLB_HIT = 0; // + array index (PS_4K, PS_2M, PS_1G, TLB_L2)
+export const MC_TLB_MISS = 4; // lookups that missed every array and walked
+export const MC_WALKS = 5; // completed walks (TLB fills and uncached translations)
+export const MC_WALK_FAULTS = 6; // walks that ended in #PF
+export const MC_EPT_VIOLATIONS = 7;
+export const MC_TLB_FLUSHES = 8;
+export const MC_TLB_INVLPG = 9;
+export const MC_DATA_ACCESSES = 10; // accesses seen by the data-cache model
+export const MC_DATA_MISSES = 11;
+export const MC_PT_MISSES = 12; // page-table references that missed the data-cache model
+export const MC_REFS = 16; // + dim * 8 + level (1-5): page-table references by dimension and level
+export const MC_TLB_FILL = 48; // + page-size class: TLB entries inserted by size (after splintering)
+
+
 // ---- vCPU state: byte offsets from the vCPU's base ----
 // General registers in x86 encoding order, 8 bytes each: RAX RCX RDX RBX RSP RBP RSI RDI R8..R15.
 export const ST_GPR = 0x000;
@@ -104,6 +150,13 @@ export const ST_INTERRUPTED = 0x26c; // u32: interrupts delivered (a counter the
 export const IO_OUT = 0;
 export const IO_IN = 1;
 
+// MMU state of a vCPU (the VMCS fields KVM keeps for EPT and VPID, plus the PAE PDPTE registers).
+export const ST_EXIT_GVA = 0x270; // u64: guest linear address of an EPT violation (when known)
+export const ST_EPTP = 0x278; // u64: hpa of the EPT PML4 | EPTP_ENABLE; 0 = --mmu direct (gpa = hpa)
+export const ST_VPID = 0x280; // u32: guest tag of this vCPU's TLB entries (KVM's VPID)
+export const ST_PDPTE = 0x288; // 4 x u64: PAE PDPTEs, loaded on MOV CR3 (SDM Vol. 3A, 4.4.1)
+export const EPTP_ENABLE = 0x1; // bit 0 of ST_EPTP (the architectural EPTP's low bits hold the walk length)
+
 // Counters: u64 slots from ST_COUNTERS, index with CNT_* * 8.
 export const ST_COUNTERS = 0x300;
 export const CNT_INSTRUCTIONS = 0; // instructions retired (virtual time)
@@ -146,6 +199,25 @@ export const EXIT_HLT = 2;
 export const EXIT_EXCEPTION = 3; // an exception with no IDT to deliver it to (flat mode)
 export const EXIT_SHUTDOWN = 4; // triple fault
 export const EXIT_IO = 5; // port I/O: see ST_IO_*
+export const EXIT_EPT_VIOLATION = 6; // gpa in ST_EXIT_ADDR, gva in ST_EXIT_GVA, qualification in ST_EXIT_ERROR_CODE
+
+// EPT violation exit qualification (SDM Vol. 3C, 28.3.3.2, Table 28-7).
+export const EPTQ_READ = 0x1;
+export const EPTQ_WRITE = 0x2;
+export const EPTQ_FETCH = 0x4;
+export const EPTQ_READABLE = 0x8; // the entry's R/W/X (bits 3-5): what the translation allowed
+export const EPTQ_WRITABLE = 0x10;
+export const EPTQ_EXECUTABLE = 0x20;
+export const EPTQ_GVA_VALID = 0x80;
+export const EPTQ_FINAL = 0x100; // 1: the final gpa of the access (QEMU's GPA fault); 0: a guest page-table reference (GPT)
+
+// EPT entry bits (SDM Vol. 3C, 28.3.2).
+export const EPT_R = 0x1;
+export const EPT_W = 0x2;
+export const EPT_X = 0x4;
+export const EPT_MEMTYPE_WB = 0x30; // bits 5:3 = 6 on leaves
+export const EPT_LARGE = 0x80; // bit 7: a 1 GiB (PDPTE) or 2 MiB (PDE) leaf
+export const EPT_ADDR_MASK_LO = 0xfffff000; // with bits 51:32: the frame address
 
 // ---- CPU modes ----
 export const MODE_FLAT64 = 0; // test harness: 64-bit, CPL 3, exceptions exit instead of being delivered

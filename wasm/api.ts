@@ -4,7 +4,12 @@
 import * as abi from './abi';
 import { run as runLoop } from './cpu/execute';
 import { setRamSize, setRomSize } from './mmu/translate';
-import { setCpu, loadState, saveState } from './cpu/state';
+import { setCpu, loadState, saveState, cpu, overrideCpl } from './cpu/state';
+import { clearFault, faultVector, faultError } from './cpu/fault';
+import { setHostPoolSize, selectEpt, eptOn, eptTranslate, eptPageShift } from './mmu/ept';
+import { configureTlb as mmuConfigureTlb, selectTlb, tlbFlush, tlbFlushEverything, FLUSH_ALL, defaultTlbGeometry } from './mmu/tlb';
+import { configureCacheModel as mmuConfigureCache, armTrace, selectMmuCounters } from './mmu/accounting';
+import { walk, walkPageShift, setImplicitSupervisor } from './mmu/paging';
 import { getFlags, setFlags } from './cpu/flags';
 import { flushDecodedCache } from './cpu/decode';
 
@@ -12,7 +17,7 @@ import { flushDecodedCache } from './cpu/decode';
 export function run(vcpu: i32, budget: i32): i32 { return runLoop(vcpu, budget); }
 
 /** Map `bytes` of guest RAM at GUEST_RAM_BASE, flat (linear = guest-physical = offset). */
-export function setFlatMemory(bytes: f64): void { setRamSize(<u64>bytes); }
+export function setFlatMemory(bytes: f64): void { setRamSize(<u64>bytes); setHostPoolSize(<u64>bytes); defaultTlbGeometry(); }
 
 /** Map `bytes` of firmware ROM (stored in host memory right after guest RAM) ending at 4 GiB. */
 export function setFirmwareRom(bytes: f64): void { setRomSize(<u64>bytes); }
@@ -47,3 +52,59 @@ export function writeRflags(vcpu: i32, value: i32): void {
 
 /** The host wrote guest memory behind the vCPUs' backs (loading code, DMA): drop decoded instructions. */
 export function invalidateDecoded(): void { flushDecodedCache(); }
+
+// ---- The MMU: geometry, accounting, probes (wasm/mmu) ----
+
+/** Size of the host frame pool (guest RAM, ROM and host-owned tables): EPT entries must stay inside. */
+export function setHostPool(bytes: f64): void { setHostPoolSize(<u64>bytes); }
+
+/** TLB geometry of array PS_4K/PS_2M/PS_1G/TLB_L2: `sets` (power of two, 0 = off) x `ways`. */
+export function configureTlb(array: i32, sets: i32, ways: i32): i32 { return mmuConfigureTlb(array, <u32>sets, <u32>ways) ? 1 : 0; }
+
+/** The data-cache model: `bytes` of 64-byte lines in `ways`-way sets; 0 turns it off. */
+export function configureCacheModel(bytes: i32, ways: i32): i32 { return mmuConfigureCache(<u32>bytes, <u32>ways) ? 1 : 0; }
+
+/** Record every page-table reference of the next walks (MMU_TRACE_*). */
+export function traceWalks(on: i32): void { armTrace(on != 0); }
+
+/** INVEPT (all contexts): the host changed nested mappings; every vCPU's TLB entries go. */
+export function invept(): void { tlbFlushEverything(); flushDecodedCache(); }
+
+/** Flush one vCPU's TLB entries (all of its guest's, global ones included). */
+export function flushTlb(vcpu: i32): void {
+  setCpu(vcpu); selectMmuCounters(vcpu); selectTlb(vcpu); tlbFlush(FLUSH_ALL, 0);
+}
+
+/** One cold translation of gva (lo, hi halves) for `access` at privilege `cpl` on vCPU `vcpu`'s
+ *  current paging state, bypassing the TLB: the guest walk and, under EPT, the final gpa's host walk.
+ *  Returns 0 with PROBE_GPA/PROBE_HPA/PROBE_PAGE_SHIFT set, or the vector of the fault (14 = #PF with
+ *  PROBE_ERROR the error code; 256 = EPT violation with PROBE_ERROR the qualification). Sets A/D bits
+ *  as the hardware walk does. */
+export function probeWalk(vcpu: i32, gvaLo: i32, gvaHi: i32, access: i32, cplValue: i32, implicit: i32): i32 {
+  setCpu(vcpu);
+  selectMmuCounters(vcpu);
+  selectEpt();
+  loadState();
+  overrideCpl(cplValue);
+  clearFault();
+  setImplicitSupervisor(implicit != 0);
+  const gva = (<u64><u32>gvaLo) | (<u64><u32>gvaHi << 32);
+  let gpa = gva;
+  let shift: i32 = 0;
+  const paging = (load<u64>(cpu + abi.ST_CR0) & abi.CR0_PG) != 0;
+  if (paging) { gpa = walk(gva, access); shift = walkPageShift; }
+  let hpa = gpa, hostShift: i32 = 0;
+  if (faultVector < 0 && eptOn) { hpa = eptTranslate(gpa, access, true, gva, true); hostShift = eptPageShift; }
+  setImplicitSupervisor(false);
+  const vector = faultVector;
+  if (vector >= 0) {
+    store<u32>(abi.PROBE_ERROR, vector == abi.VEC_PF ? faultError : load<u32>(cpu + abi.ST_EXIT_ERROR_CODE));
+    clearFault();
+    return vector;
+  }
+  store<u64>(abi.PROBE_GPA, gpa);
+  store<u64>(abi.PROBE_HPA, hpa);
+  store<u32>(abi.PROBE_PAGE_SHIFT, <u32>shift);
+  store<u32>(abi.PROBE_HOST_PAGE_SHIFT, <u32>hostShift);
+  return 0;
+}

@@ -5,12 +5,20 @@ import { readFileSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as abi from '../../wasm/abi.ts';
 import { defaultCpuid, writeCpuidTable, type CpuidEntry } from '../cpu/cpuid.ts';
+import { HostFrameAllocator, NestedPageTable, type PageSize } from '../hv/mm/nested-page-table.ts';
 
 export interface WasmCore {
   run(vcpu: number, budget: number): number;
   setFlatMemory(bytes: number): void;
   setFirmwareRom(bytes: number): void;
   abiChecksum(): number;
+  setHostPool(bytes: number): void;
+  configureTlb(array: number, sets: number, ways: number): number;
+  configureCacheModel(bytes: number, ways: number): number;
+  traceWalks(on: number): void;
+  invept(): void;
+  flushTlb(vcpu: number): void;
+  probeWalk(vcpu: number, gvaLo: number, gvaHi: number, access: number, cpl: number, implicit: number): number;
   readRflags(vcpu: number): number;
   writeRflags(vcpu: number, value: number): void;
   invalidateDecoded(): void;
@@ -33,7 +41,29 @@ export function coreModule(): WebAssembly.Module {
 export const EXIT_NAMES: Record<number, string> = {
   [abi.EXIT_NONE]: 'none', [abi.EXIT_BUDGET]: 'budget', [abi.EXIT_HLT]: 'hlt',
   [abi.EXIT_EXCEPTION]: 'exception', [abi.EXIT_SHUTDOWN]: 'shutdown', [abi.EXIT_IO]: 'io',
+  [abi.EXIT_EPT_VIOLATION]: 'ept-violation',
 };
+
+/** How guest-physical memory reaches host memory: `direct` (gpa = host offset) or `ept` (the
+ *  two-dimensional walk through a host-owned nested page table). */
+export type MmuMode = 'direct' | 'ept';
+
+/** TLB geometry: sets x ways for the 4 KiB, 2 MiB and 1 GiB arrays and the second level. */
+export interface TlbGeometry { name: string; l1_4k: [number, number]; l1_2m: [number, number]; l1_1g: [number, number]; l2: [number, number] }
+
+/** The default (large, for running guests fast) and a realistic preset modelled on an Intel Skylake
+ *  core (64-entry 4-way 4 KiB DTLB, 32-entry 4-way 2 MiB, 4-entry 1 GiB, 1536-entry 12-way STLB). */
+export const TLB_PRESETS: Record<string, TlbGeometry> = {
+  default: { name: 'default', l1_4k: [4096, 2], l1_2m: [512, 2], l1_1g: [16, 2], l2: [0, 0] },
+  skylake: { name: 'skylake', l1_4k: [16, 4], l1_2m: [8, 4], l1_1g: [1, 4], l2: [128, 12] },
+};
+
+export type AccessKind = 'read' | 'write' | 'fetch';
+const ACCESS: Record<AccessKind, number> = { read: abi.ACC_READ, write: abi.ACC_WRITE, fetch: abi.ACC_FETCH };
+
+export type WalkProbe =
+  | { ok: true; gpa: bigint; hpa: bigint; pageShift: number; hostPageShift: number }
+  | { ok: false; vector: number; error: number };
 
 export interface HostOptions {
   /** Guest RAM in bytes (flat mode: linear = guest-physical = offset). */
@@ -41,12 +71,21 @@ export interface HostOptions {
   cpuid?: CpuidEntry[];
   /** Firmware image mapped so that it ends at 4 GiB (the reset vector is its last 16 bytes). */
   firmware?: Uint8Array;
+  /** `direct` (default) or `ept`. */
+  mmu?: MmuMode;
+  /** Leaf size of the nested table's mappings of guest RAM under `ept` (default 2m when RAM is
+   *  2 MiB-aligned, as a host with transparent huge pages would back it). */
+  hostPageSize?: PageSize;
 }
 
 export class Host {
   readonly memory: WebAssembly.Memory;
   readonly core: WasmCore;
   readonly ramBytes: number;
+  readonly mmu: MmuMode;
+  /** The nested page table of this host's guest (under --mmu ept). */
+  readonly ept: NestedPageTable | null = null;
+  readonly frames: HostFrameAllocator;
   private u8!: Uint8Array;
   private dv!: DataView;
 
@@ -60,12 +99,27 @@ export class Host {
     if (opts.firmware && (opts.firmware.length === 0 || opts.firmware.length > 16 << 20)) {
       throw new Error(`hvlab: a firmware image must be between 1 byte and 16 MiB (got ${opts.firmware.length})`);
     }
-    const pages = (abi.GUEST_RAM_BASE + ram + rom) / abi.WASM_PAGE;
+    // Host frames for page tables (nested now, shadow later) follow RAM and ROM in the pool.
+    const tableReserve = Math.ceil(ram / 256 / abi.WASM_PAGE) * abi.WASM_PAGE + 0x40000;
+    const pages = (abi.GUEST_RAM_BASE + ram + rom + tableReserve) / abi.WASM_PAGE;
     this.memory = new WebAssembly.Memory({ initial: pages, maximum: 65536 });
     const instance = new WebAssembly.Instance(coreModule(), { env: { memory: this.memory } });
     this.core = instance.exports as unknown as WasmCore;
     this.refreshViews();
     this.core.setFlatMemory(ram);
+    this.core.setHostPool(ram + rom + tableReserve);
+    this.frames = new HostFrameAllocator(this.dv, ram + rom, ram + rom + tableReserve);
+    this.mmu = opts.mmu ?? 'direct';
+    if (this.mmu === 'ept') {
+      const ept = new NestedPageTable(this.dv, this.frames);
+      const size = opts.hostPageSize ?? (ram % 0x200000 === 0 ? '2m' : '4k');
+      // Guest RAM is backed eagerly and at the same offsets (gpa = hpa): every guest page-table
+      // reference and data access still goes through the nested walk.
+      ept.map(0, 0, ram - (ram % (size === '1g' ? 0x40000000 : size === '2m' ? 0x200000 : 0x1000)), size);
+      const rest = ram % (size === '1g' ? 0x40000000 : size === '2m' ? 0x200000 : 0x1000);
+      if (rest) ept.map(ram - rest, ram - rest, rest, '4k');
+      this.ept = ept;
+    }
     if (opts.firmware) {
       // The image's last byte sits at 4 GiB - 1; a shorter image is padded at the front with 0xFF.
       const romBase = abi.GUEST_RAM_BASE + ram;
@@ -110,6 +164,36 @@ export class Host {
     this.core.invalidateDecoded();
   }
 
+  /** Choose the TLB geometry (every vCPU's TLBs are flushed). */
+  configureTlb(g: TlbGeometry): void {
+    const arrays: Array<[number, [number, number]]> = [
+      [abi.PS_4K, g.l1_4k], [abi.PS_2M, g.l1_2m], [abi.PS_1G, g.l1_1g], [abi.TLB_L2, g.l2]];
+    for (const [a, [sets, ways]] of arrays) {
+      if (!this.core.configureTlb(a, sets, ways)) throw new Error(`hvlab: TLB geometry ${g.name} is not possible (array ${a}: ${sets} sets x ${ways} ways)`);
+    }
+  }
+
+  /** The data-cache model (0 bytes turns it off). */
+  configureCacheModel(bytes: number, ways: number): void {
+    if (!this.core.configureCacheModel(bytes, ways)) throw new Error(`hvlab: a ${bytes}-byte ${ways}-way cache model is not possible`);
+  }
+
+  /** The host changed nested mappings: drop every cached translation (INVEPT). */
+  commitNestedMappings(): void { this.core.invept(); }
+
+  /** The page-table references recorded since tracing was armed: dimension, level, gpa, hpa, entry, cache miss. */
+  walkTrace(): Array<{ dim: number; level: number; gpa: bigint; hpa: bigint; entry: bigint; cacheMiss: boolean | null }> {
+    const n = this.dv.getUint32(abi.MMU_TRACE_COUNT, true);
+    const out = [];
+    for (let i = 0; i < n; i++) {
+      const r = abi.MMU_TRACE_BASE + i * 32;
+      const c = this.u8[r + 2];
+      out.push({ dim: this.u8[r], level: this.u8[r + 1], gpa: this.dv.getBigUint64(r + 8, true),
+        hpa: this.dv.getBigUint64(r + 16, true), entry: this.dv.getBigUint64(r + 24, true), cacheMiss: c === 2 ? null : c === 1 });
+    }
+    return out;
+  }
+
   vcpu(index: number): Vcpu {
     if (!(index >= 0 && index < abi.MAX_VCPUS)) throw new Error(`hvlab: vCPU index ${index} out of range`);
     return new Vcpu(this, index);
@@ -151,6 +235,28 @@ export class Vcpu {
     this.host.view.setUint32(fx + abi.FX_MXCSR_MASK, 0xffff, true);
     this.host.view.setInt32(this.base + abi.ST_IRQ_VECTOR, -1, true);
     this.setU64(abi.ST_XCR0, 1n); // XCR0 resets to x87 only (SDM Vol. 1, 13.3)
+    // The MMU configuration belongs to the host (the VMCS), not to the guest's architectural state.
+    if (this.host.ept) this.setU64(abi.ST_EPTP, this.host.ept.eptp);
+    this.host.core.flushTlb(this.index);
+  }
+
+  /** One cold translation (no TLB) on the vCPU's current paging state, as at privilege `cpl`. */
+  probeWalk(gva: bigint, access: AccessKind, cpl: number, implicitSupervisor = false): WalkProbe {
+    const v = BigInt.asUintN(64, gva);
+    const r = this.host.core.probeWalk(this.index, Number(v & 0xffffffffn) | 0, Number(v >> 32n) | 0, ACCESS[access], cpl, implicitSupervisor ? 1 : 0);
+    const dv = this.host.view;
+    if (r !== 0) return { ok: false, vector: r, error: dv.getUint32(abi.PROBE_ERROR, true) };
+    return { ok: true, gpa: dv.getBigUint64(abi.PROBE_GPA, true), hpa: dv.getBigUint64(abi.PROBE_HPA, true),
+      pageShift: dv.getUint32(abi.PROBE_PAGE_SHIFT, true), hostPageShift: dv.getUint32(abi.PROBE_HOST_PAGE_SHIFT, true) };
+  }
+
+  /** An MMU counter of this vCPU (MC_* in wasm/abi.ts). */
+  mmuCounter(slot: number): bigint {
+    return this.host.view.getBigUint64(abi.MMU_COUNTERS_BASE + (this.index * abi.MMU_COUNTER_SLOTS + slot) * 8, true);
+  }
+  resetMmuCounters(): void {
+    const at = abi.MMU_COUNTERS_BASE + this.index * abi.MMU_COUNTER_SLOTS * 8;
+    this.host.bytes.fill(0, at, at + abi.MMU_COUNTER_SLOTS * 8);
   }
 
   /** Raise the INTR line with `vector` (like KVM_INTERRUPT): delivered at the first instruction

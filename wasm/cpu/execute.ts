@@ -2,7 +2,7 @@
 // the opcode index, which compiles to a single br_table (notes/assemblyscript-probe.md: 2.6-4.5x
 // faster than a function table). Every opcode without a case raises #UD and is counted by opcode.
 import {
-  EXIT_NONE, EXIT_BUDGET, EXIT_HLT, EXIT_EXCEPTION, EXIT_IO, EXIT_SHUTDOWN, ATTR_INVALID64, ATTR_FORM, ST_EXIT_REASON,
+  EXIT_NONE, EXIT_BUDGET, EXIT_HLT, EXIT_EXCEPTION, EXIT_IO, EXIT_SHUTDOWN, EXIT_EPT_VIOLATION, ATTR_INVALID64, ATTR_FORM, ST_EXIT_REASON,
   ST_EXIT_VECTOR, ST_EXIT_ERROR_CODE, ST_EXIT_HAS_ERROR, ST_EXIT_ADDR, ST_EXIT_OPCODE, ST_EXIT_RIP,
   ST_EXIT_BYTES, ST_EXIT_LENGTH, ST_COUNTERS, CNT_INSTRUCTIONS, CNT_EXITS, CNT_EXCEPTIONS,
   CNT_UNIMPLEMENTED, ST_UD_BY_OPCODE, GUEST_RAM_BASE, VEC_DB, ST_IRQ_VECTOR, ST_NMI_PENDING,
@@ -14,6 +14,7 @@ const VEC_NMI: i32 = 2;
 import { cpu, rip, setCpu, setRip, loadState, saveState, csBase, mode64, flatHarness } from './state';
 import {
   faultVector, faultError, faultHasError, faultAddr, faultIsTrap, pending, raiseUD, raiseTrap, clearFault,
+  EPT_VIOLATION_VECTOR,
 } from './fault';
 import {
   decodeAt, unpack, cacheSlot, cacheKey, refreshCacheKey, E_TAG, E_EPOCH, E_LEN, E_HANDLER,
@@ -21,6 +22,9 @@ import {
 } from './decode';
 import { classify, executeFast, H_GENERIC } from './fastpath';
 import { ramSize, bouncePending, flushBounces } from '../mmu/translate';
+import { selectEpt } from '../mmu/ept';
+import { selectTlb } from '../mmu/tlb';
+import { selectMmuCounters } from '../mmu/accounting';
 import { LOCK_EXT } from './decode-tables.generated';
 import {
   aluEG, aluGE, aluAccImm, aluGroup1, testEG, testAccImm, testEImm, notE, negE, incDecE,
@@ -273,6 +277,13 @@ function exceptionExit(): void {
   exitReason = EXIT_EXCEPTION;
 }
 
+/** An EPT violation (ept.ts filled in the gpa, gva and qualification): the instruction has not
+ *  happened and restarts when run() is called again. */
+function eptViolationExit(): void {
+  clearFault();
+  exitReason = EXIT_EPT_VIOLATION;
+}
+
 /** Copy the bytes of the instruction at `start` (`length` of them, as far as guest RAM has them)
  *  into the exit record. */
 function reportInstruction(start: u64, length: i32): void {
@@ -325,15 +336,24 @@ function takeExternalInterrupt(): bool {
   }
   if (vector < 0) return true; // IF = 0: the interrupt waits (the host sees it still pending)
   irqCheck = load<i32>(cpu + ST_IRQ_VECTOR) >= 0;
-  store<u32>(cpu + ST_INTERRUPTED, load<u32>(cpu + ST_INTERRUPTED) + 1);
   const ok = deliverException(vector, 0, false, false, rip);
   refreshCacheKey();
+  if (!ok && faultVector == EPT_VIOLATION_VECTOR) {
+    // Not delivered: it stays pending until the host has resolved the EPT violation.
+    if (vector == VEC_NMI) store<u32>(cpu + ST_NMI_PENDING, 1); else store<i32>(cpu + ST_IRQ_VECTOR, vector);
+    irqCheck = true;
+    return false;
+  }
+  store<u32>(cpu + ST_INTERRUPTED, load<u32>(cpu + ST_INTERRUPTED) + 1);
   return ok;
 }
 
 /** Run the vCPU until an exit or `budget` instructions; returns the EXIT_* reason. */
 export function run(vcpu: i32, budget: i32): i32 {
   setCpu(vcpu);
+  selectMmuCounters(vcpu);
+  selectEpt();
+  selectTlb(vcpu);
   loadState();
   refreshCacheKey();
   clearFault();
@@ -353,12 +373,20 @@ export function run(vcpu: i32, budget: i32): i32 {
     let singleStep = false;
     if (irqCheck) {
       setRip(pc);
-      if (!takeExternalInterrupt()) { exitReason = EXIT_SHUTDOWN; pc = rip; break; }
+      if (!takeExternalInterrupt()) {
+        if (faultVector == EPT_VIOLATION_VECTOR) eptViolationExit(); else exitReason = EXIT_SHUTDOWN;
+        pc = rip;
+        break;
+      }
       pc = rip;
       if ((load<u32>(cpu + ST_DR7) & 0xff) != 0 && instructionBreakpoint(csBase + pc)) {
         // A fault: #DB is delivered before the instruction, which then has not executed.
         counterAdd(CNT_EXCEPTIONS, 1);
-        if (!deliverException(VEC_DB, 0, false, false, pc)) { exitReason = EXIT_SHUTDOWN; pc = rip; break; }
+        if (!deliverException(VEC_DB, 0, false, false, pc)) {
+          if (faultVector == EPT_VIOLATION_VECTOR) { setRip(pc); eptViolationExit(); } else exitReason = EXIT_SHUTDOWN;
+          pc = rip;
+          break;
+        }
         refreshCacheKey();
         pc = rip;
         continue;
@@ -413,12 +441,16 @@ export function run(vcpu: i32, budget: i32): i32 {
         const trap = faultIsTrap;
         if (trap) n++;
         else setRip(start);
+        if (faultVector == EPT_VIOLATION_VECTOR) { eptViolationExit(); pc = rip; break; }
         if (flatHarness) { exceptionExit(); pc = rip; break; }
         // Deliver through the IVT/IDT and keep running; software interrupts check the gate's DPL.
         const vector = faultVector, error = faultError, hasError = faultHasError;
         clearFault();
         counterAdd(CNT_EXCEPTIONS, 1);
         if (!deliverException(vector, error, hasError, trap && vector != VEC_DB, rip)) {
+          // The delivery itself met an EPT violation: the instruction restarts (and faults again)
+          // once the host has resolved it, as KVM re-injects the event from IDT-vectoring info.
+          if (faultVector == EPT_VIOLATION_VECTOR) { setRip(start); eptViolationExit(); pc = rip; break; }
           exitReason = EXIT_SHUTDOWN; // triple fault
           pc = rip;
           break;

@@ -35,6 +35,11 @@ export function raisePF(addr: u64, error: u32): void {
   raise(VEC_PF, error, true);
 }
 
+/** Not an exception: the pseudo-vector of an EPT violation. The instruction is abandoned and
+ *  restarts after the host has resolved the violation (run() exits with EXIT_EPT_VIOLATION). */
+export const EPT_VIOLATION_VECTOR: i32 = 256;
+export function raiseEptViolation(): void { raise(EPT_VIOLATION_VECTOR, 0, false); }
+
 export function clearFault(): void {
   faultVector = -1;
   faultIsTrap = false;

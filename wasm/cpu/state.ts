@@ -80,6 +80,9 @@ export function updateMode(): void {
   cpl = realMode ? 0 : <i32>(load<u16>(segField(SEG_CS, SEG_SELECTOR)) & 3);
 }
 
+/** Probes of the MMU (api.ts) walk as if at privilege level `v`. */
+export function overrideCpl(v: i32): void { cpl = v; }
+
 /** Copy the in-memory state into the globals (entry to run()). */
 export function loadState(): void {
   updateMode();

@@ -1,29 +1,40 @@
 // The one translation function: every guest memory access (data, stack, instruction fetch) asks it
-// for a host address. Paging off: linear = guest-physical = offset into guest RAM. Paging on: the
-// guest page walk (paging.ts). The MMU issue adds TLBs and the EPT dimension behind the same calls.
+// for a host address. --mmu direct with paging off: linear = guest-physical = offset into guest RAM.
+// Otherwise the TLBs (tlb.ts) answer, and a miss walks: the guest tables (paging.ts, gva -> gpa),
+// then, under --mmu ept, the host's nested table (ept.ts, gpa -> hpa); the result is cached at the
+// smaller of the two page sizes. With the data-cache model on, every access is also counted there.
 import {
-  GUEST_RAM_BASE, ACC_WRITE, ACC_FETCH, CODE_PAGE_MAP_BASE, CODE_PAGE_MAP_SIZE, OPEN_BUS_BASE,
-  BOUNCE_BASE, BOUNCE_SLOTS,
+  GUEST_RAM_BASE, ACC_WRITE, CODE_PAGE_MAP_BASE, CODE_PAGE_MAP_SIZE, OPEN_BUS_BASE,
+  BOUNCE_BASE, BOUNCE_SLOTS, PS_4K, PS_2M, PS_1G, ST_CR0, ST_CR4, CR0_WP,
 } from '../abi';
 import { flushDecodedCache } from '../cpu/decode';
 import { raiseGP0, raisePF, isCanonical, requestStop } from '../cpu/fault';
-import { pagingOn, flatHarness, mode64 } from '../cpu/state';
-import { walk, setPhysLimit } from './paging';
+import { pagingOn, flatHarness, mode64, cpl, cpu } from '../cpu/state';
+import {
+  walk, setPhysLimit, implicitSupervisor, walkPageShift, walkRights, RIGHT_W, RIGHT_U, RIGHT_NX, RIGHT_DIRTY,
+  RIGHT_GLOBAL, CR4_SMEP, CR4_SMAP,
+} from './paging';
+import { eptOn, eptTranslate, eptPageShift, eptRights } from './ept';
+import { tlbLookup, tlbLookupL2, tlbInsert, countTlbMiss } from './tlb';
+import { cacheModelOn, dataAccess } from './accounting';
 
 /** Size of the guest RAM mapped at GUEST_RAM_BASE (set by the host). */
 export let ramSize: u64 = 0;
 export function setRamSize(size: u64): void { ramSize = size; setPhysLimit(size); }
 
-/** Host address of [lin, lin + size) for `access`, or 0 with a fault raised. With paging on, an
- *  access that straddles two pages mapped to discontiguous frames is staged in a bounce slot and,
- *  for writes, copied back by the run loop when the instruction completes (flushBounces). */
+/** Host address of [lin, lin + size) for `access`, or 0 with a fault raised. An access that
+ *  straddles two pages mapped to discontiguous frames is staged in a bounce slot and, for writes,
+ *  copied back by the run loop when the instruction completes (flushBounces). */
 @inline export function translate(lin: u64, size: i32, access: i32): usize {
   const end = lin + <u64>size;
   // Self-modifying code: a write to a page holding decoded instructions invalidates them.
   if (access == ACC_WRITE && (load<u8>(<usize>CODE_PAGE_MAP_BASE + (<usize>(lin >> 12) & CODE_MAP_MASK))
       | load<u8>(<usize>CODE_PAGE_MAP_BASE + (<usize>((end - 1) >> 12) & CODE_MAP_MASK))) != 0) flushDecodedCache();
-  if (pagingOn) return translatePaged(lin, size, access);
-  if (end <= ramSize && end >= lin) return <usize>GUEST_RAM_BASE + <usize>lin;
+  if (pagingOn || eptOn) return translateMapped(lin, size, access);
+  if (end <= ramSize && end >= lin) {
+    if (cacheModelOn) dataAccess(lin);
+    return <usize>GUEST_RAM_BASE + <usize>lin;
+  }
   if (!flatHarness) return unbacked(lin, size, access);
   memoryFault(lin, size, access);
   return 0;
@@ -36,12 +47,6 @@ const CODE_MAP_MASK: usize = CODE_PAGE_MAP_SIZE - 1;
 function openBus(access: i32): usize {
   memory.fill(OPEN_BUS_BASE, 0xff, 64);
   return OPEN_BUS_BASE;
-}
-
-/** Host pointer of guest-physical [phys, phys + size): RAM, the firmware ROM, or the open bus. */
-@inline function physicalPtr(phys: u64, size: i32, access: i32): usize {
-  if (phys + <u64>size <= ramSize) return <usize>GUEST_RAM_BASE + <usize>phys;
-  return unbacked(phys, size, access);
 }
 
 /** Firmware ROM: `romSize` bytes ending at 4 GiB (the reset vector at FFFFFFF0h is its last 16
@@ -60,26 +65,23 @@ function unbacked(phys: u64, size: i32, access: i32): usize {
 let bounceUsed: i32 = 0;
 export let bouncePending: bool = false;
 
-function translatePaged(lin: u64, size: i32, access: i32): usize {
-  if (mode64 && (!isCanonical(lin) || !isCanonical(lin + <u64>size - 1))) { raiseGP0(); return 0; }
-  const first = walk(lin, access);
-  if (first == <u64>-1) return 0;
-  const last = lin + <u64>size - 1;
-  if ((lin >> 12) == (last >> 12)) return physicalPtr(first, size, access);
-  const second = walk(last & ~(<u64>0xfff), access);
-  if (second == <u64>-1) return 0;
-  if (second == (first | 0xfff) + 1 && first + <u64>size <= ramSize && second + 0x1000 <= ramSize) {
-    return <usize>GUEST_RAM_BASE + <usize>first; // physically contiguous
-  }
+function translateMapped(lin: u64, size: i32, access: i32): usize {
+  const offset = <i32>(lin & 0xfff);
+  if (offset + size <= 0x1000) return translatePage(lin, size, access);
+  const n1 = 0x1000 - offset;
+  const first = translatePage(lin, n1, access);
+  if (first == 0) return 0;
+  const second = translatePage(lin + <u64>n1, size - n1, access);
+  if (second == 0) return 0;
+  if (second == first + <usize>n1) return first; // contiguous in host memory
   // Discontiguous: stage the bytes in a bounce slot.
   if (bounceUsed == BOUNCE_SLOTS) { raiseGP0(); return 0; } // cannot happen: at most 2 per instruction
   const slot: usize = <usize>BOUNCE_BASE + <usize>bounceUsed * 64;
   bounceUsed++;
-  const n1 = <i32>(0x1000 - (lin & 0xfff));
-  memory.copy(slot, physicalPtr(first, n1, access), <usize>n1);
-  memory.copy(slot + <usize>n1, physicalPtr(second, size - n1, access), <usize>(size - n1));
-  store<u64>(slot + 16, access == ACC_WRITE ? first : <u64>-1);
-  store<u64>(slot + 24, second);
+  memory.copy(slot, first, <usize>n1);
+  memory.copy(slot + <usize>n1, second, <usize>(size - n1));
+  store<u64>(slot + 16, access == ACC_WRITE ? <u64>first : 0);
+  store<u64>(slot + 24, <u64>second);
   store<u32>(slot + 32, <u32>n1);
   store<u32>(slot + 36, <u32>size);
   bouncePending = true; // the run loop releases the slots (and writes back) after the instruction
@@ -87,16 +89,79 @@ function translatePaged(lin: u64, size: i32, access: i32): usize {
   return slot;
 }
 
-/** Copy staged split writes back to their two frames (the instruction completed without a fault). */
+/** Host address of [lin, lin + size) within one 4 KiB page: a TLB hit, or a walk that fills it. */
+@inline function translatePage(lin: u64, size: i32, access: i32): usize {
+  const kind = <u32>access + (cpl == 3 && !implicitSupervisor ? 3 : 0);
+  const hpa = tlbLookup(lin, kind);
+  if (hpa != <u64>-1) {
+    if (cacheModelOn) dataAccess(hpa);
+    return <usize>GUEST_RAM_BASE + <usize>hpa;
+  }
+  return tlbMiss(lin, size, access, kind);
+}
+
+/** The TLB missed: the second level, else the walk of both dimensions and a fill. */
+function tlbMiss(lin: u64, size: i32, access: i32, kind: u32): usize {
+  countTlbMiss();
+  let hpa = tlbLookupL2(lin, kind);
+  if (hpa == <u64>-1) {
+    if (pagingOn && mode64 && (!isCanonical(lin) || !isCanonical(lin + <u64>size - 1))) { raiseGP0(); return 0; }
+    let gpa: u64 = lin, guestShift: i32 = 30, rights: u32 = RIGHT_W | RIGHT_U | RIGHT_DIRTY;
+    if (pagingOn) {
+      gpa = walk(lin, access);
+      if (gpa == <u64>-1) return 0;
+      guestShift = walkPageShift; rights = walkRights;
+    }
+    if (gpa + <u64>size > ramSize) return unbacked(gpa, size, access); // ROM, MMIO: never cached
+    let hostShift: i32 = 30, hostRights: u32 = 7;
+    hpa = gpa;
+    if (eptOn) {
+      hpa = eptTranslate(gpa, access, true, lin, true);
+      if (hpa == <u64>-1) return 0;
+      hostShift = eptPageShift; hostRights = eptRights;
+    }
+    let shift = guestShift < hostShift ? guestShift : hostShift;
+    if (shift == 22) shift = 21; // a 32-bit 4 MiB page is cached as 2 MiB halves
+    // Under --mmu direct the cached page must lie inside guest RAM (a guest 1 GiB page over 64 MiB).
+    while (!eptOn && shift > 12 && ((gpa >> <u64>shift) + 1) << <u64>shift > ramSize) shift = shift == 30 ? 21 : 12;
+    if (eptOn || ((gpa >> 12) + 1) << 12 <= ramSize) {
+      const cls = shift == 12 ? PS_4K : shift == 21 ? PS_2M : PS_1G;
+      const mask: u64 = (<u64>1 << <u64>shift) - 1;
+      tlbInsert(lin, cls, (hpa & ~mask), allowedKinds(rights, hostRights), (rights & RIGHT_GLOBAL) != 0);
+    }
+  }
+  if (cacheModelOn) dataAccess(hpa);
+  return <usize>GUEST_RAM_BASE + <usize>hpa;
+}
+
+/** Access kinds (bit ACC_* for supervisor, ACC_* + 3 for user) a cached entry may serve without a
+ *  walk, under the CR0.WP/CR4.SMEP/SMAP in force (changing them flushes the TLB). Writes need the
+ *  dirty bit already set; SMAP-protected supervisor data accesses always walk (RFLAGS.AC decides). */
+function allowedKinds(rights: u32, eptRightsBits: u32): u32 {
+  const cr4 = load<u64>(cpu + ST_CR4);
+  const wp = (load<u64>(cpu + ST_CR0) & CR0_WP) != 0;
+  const w = (rights & RIGHT_W) != 0, u = (rights & RIGHT_U) != 0, nx = (rights & RIGHT_NX) != 0;
+  const dirty = (rights & RIGHT_DIRTY) != 0;
+  const smapBlocks = u && (cr4 & CR4_SMAP) != 0;
+  let a: u32 = 0;
+  if (!smapBlocks) { a |= 1; if (dirty && (w || !wp)) a |= 2; }
+  if (!nx && !(u && (cr4 & CR4_SMEP) != 0)) a |= 4;
+  if (u) { a |= 8; if (w && dirty) a |= 16; if (!nx) a |= 32; }
+  if ((eptRightsBits & 1) == 0) a &= ~(<u32>(1 | 8));
+  if ((eptRightsBits & 2) == 0) a &= ~(<u32>(2 | 16));
+  if ((eptRightsBits & 4) == 0) a &= ~(<u32>(4 | 32));
+  return a;
+}
+
+/** Copy staged split writes back to their two pages (the instruction completed without a fault). */
 export function flushBounces(commit: bool): void {
   for (let i = 0; i < bounceUsed; i++) {
     const slot: usize = <usize>BOUNCE_BASE + <usize>i * 64;
-    const first = load<u64>(slot + 16);
-    if (!commit || first == <u64>-1) continue;
-    const n1 = <i32>load<u32>(slot + 32), size = <i32>load<u32>(slot + 36);
-    const second = load<u64>(slot + 24);
-    memory.copy(physicalPtr(first, n1, ACC_WRITE), slot, <usize>n1);
-    memory.copy(physicalPtr(second, size - n1, ACC_WRITE), slot + <usize>n1, <usize>(size - n1));
+    const first = <usize>load<u64>(slot + 16);
+    if (!commit || first == 0) continue;
+    const n1 = <usize>load<u32>(slot + 32), size = <usize>load<u32>(slot + 36);
+    memory.copy(first, slot, n1);
+    memory.copy(<usize>load<u64>(slot + 24), slot + n1, size - n1);
   }
   bounceUsed = 0;
   bouncePending = false;
@@ -108,8 +173,7 @@ function memoryFault(lin: u64, size: i32, access: i32): void {
   const last = lin + <u64>size - 1;
   if (!isCanonical(lin) || !isCanonical(last)) { raiseGP0(); return; }
   let error: u32 = 4;
-  if (access == ACC_WRITE) error |= 2;
-  if (access == ACC_FETCH) error |= 0x10;
+  if (access == 1) error |= 2;
+  if (access == 2) error |= 0x10;
   raisePF(lin < ramSize ? ramSize : lin, error);
 }
-

@@ -22,6 +22,7 @@ import {
 } from '../decode';
 import { getReg, setReg, rmPtr, putRM, getG, setG } from '../operands';
 import { translate } from '../../mmu/translate';
+import { cr0Written, cr3Written, cr4Written, eferWritten, invlpg } from '../../mmu/control';
 import { push, jumpTo } from './flow';
 import {
   readDescriptor, descAttr, descBase, descLimit, checkCodeTarget, loadCodeSegment, loadDataSegment,
@@ -134,11 +135,27 @@ export function movCr(): void {
   switch (cr) {
     case 0: writeCr0(v); break;
     case 2: store<u64>(cpu + ST_CR2, v); break;
-    case 3: store<u64>(cpu + ST_CR3, v); flushDecodedCache(); break;
-    case 4:
-      if ((v & ~CR4_KNOWN) != 0 || (mode64Lma() && (v & 0x20) == 0)) { raiseGP0(); return; }
-      store<u64>(cpu + ST_CR4, v);
+    case 3: {
+      // With CR4.PCIDE, bit 63 asks to keep the PCID's TLB entries and is not stored (SDM Vol. 3A, 4.10.4.1).
+      const pcide = (load<u64>(cpu + ST_CR4) & 0x20000) != 0;
+      const cr3 = pcide ? v & 0x7fffffffffffffff : v;
+      if ((cr3 & 0x000fffffffffffff & ~((<u64>1 << 40) - 1)) != 0 && mode64) { raiseGP0(); return; } // above MAXPHYADDR
+      const old = load<u64>(cpu + ST_CR3);
+      store<u64>(cpu + ST_CR3, cr3);
+      if (!cr3Written(pcide && (v >> 63) != 0)) { store<u64>(cpu + ST_CR3, old); cr3Written(true); return; }
+      flushDecodedCache();
       break;
+    }
+    case 4: {
+      const old = load<u64>(cpu + ST_CR4);
+      if ((v & ~CR4_KNOWN) != 0 || (mode64Lma() && (v & 0x20) == 0)) { raiseGP0(); return; }
+      // PCIDE can be set only in IA-32e mode with CR3[11:0] = 0 (SDM Vol. 2B, MOV CR4).
+      if ((v & ~old & 0x20000) != 0 && (!mode64Lma() || (load<u64>(cpu + ST_CR3) & 0xfff) != 0)) { raiseGP0(); return; }
+      store<u64>(cpu + ST_CR4, v);
+      if (!cr4Written(old)) { store<u64>(cpu + ST_CR4, old); cr4Written(v); return; }
+      flushDecodedCache();
+      break;
+    }
     case 8:
       if ((v & ~(<u64>15)) != 0) { raiseGP0(); return; }
       store<u64>(cpu + ST_CR8, v);
@@ -153,7 +170,8 @@ export function writeCr0(v: u64): void {
     raiseGP0(); return; // reserved bits, PG without PE, NW without CD
   }
   const old = load<u64>(cpu + ST_CR0);
-  let efer = load<u64>(cpu + ST_EFER);
+  const oldEfer = load<u64>(cpu + ST_EFER);
+  let efer = oldEfer;
   if ((v & CR0_PG) != 0 && (old & CR0_PG) == 0 && (efer & EFER_LME) != 0) {
     if ((load<u64>(cpu + ST_CR4) & 0x20) == 0) { raiseGP0(); return; } // IA-32e needs CR4.PAE
     efer |= EFER_LMA;
@@ -163,6 +181,11 @@ export function writeCr0(v: u64): void {
   }
   store<u64>(cpu + ST_EFER, efer);
   store<u64>(cpu + ST_CR0, v | CR0_ET);
+  if (!cr0Written(old)) { // a PAE PDPTE with reserved bits: #GP, nothing changes
+    store<u64>(cpu + ST_CR0, old);
+    store<u64>(cpu + ST_EFER, oldEfer);
+    return;
+  }
   updateMode();
   refreshCacheKey();
 }
@@ -328,8 +351,8 @@ export function group7(): void { // 0F 01: SGDT SIDT LGDT LIDT SMSW LMSW INVLPG,
       writeCr0((cr0 & ~(<u64>0xe)) | (v & 0xf) | (cr0 & CR0_PE));
       break;
     }
-    case 7: // INVLPG: no TLB yet (the MMU issue); decoded instructions are keyed by linear address
-      if (requireCpl0()) flushDecodedCache();
+    case 7: // INVLPG; decoded instructions are keyed by linear address, so they go too
+      if (requireCpl0()) { invlpg(ea); flushDecodedCache(); }
       break;
     default: raiseUD(); break;
   }
@@ -418,6 +441,7 @@ export function wrmsr(): void {
     if ((v & ~(<u64>(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE))) != 0) { raiseGP0(); return; }
     if ((load<u64>(cpu + ST_CR0) & CR0_PG) != 0 && ((v ^ old) & EFER_LME) != 0) { raiseGP0(); return; }
     store<u64>(cpu + ST_EFER, (v & ~(<u64>EFER_LMA)) | (old & EFER_LMA));
+    eferWritten(old);
     return;
   }
   if (msr == MSR_FS_BASE || msr == MSR_GS_BASE) {

@@ -8,7 +8,7 @@ import {
 } from '../../abi';
 import { cpu, rip, setRip, segField, realMode, cpl, getReg64, setReg64, storeSized, loadSized, sizeMask } from '../state';
 import { getFlags, setFlags } from '../flags';
-import { raise, faultVector, clearFault, isCanonical } from '../fault';
+import { raise, faultVector, faultError, clearFault, isCanonical, EPT_VIOLATION_VECTOR } from '../fault';
 import {
   readDescriptor, descAttr, descBase, descLimit, attrDpl, isCodeAttr, isLongCode, loadCodeSegment,
   setSegment, readTssStack, tssStackPointer, tssStackSelector, mode64Lma, nullDataSegmentsBelow,
@@ -199,9 +199,11 @@ export function deliverException(vector: i32, error: u32, hasError: bool, soft: 
     const ok = deliver(v, err, hasErr, isSoft, !isSoft, returnRip);
     setImplicitSupervisor(false);
     if (ok) return true;
-    // Delivery faulted: combine the first exception with the second one.
+    // Delivery faulted: combine the first exception with the second one. An EPT violation is not
+    // an exception: it goes to the host with the fault left pending (the caller restarts the event).
     const second = faultVector;
-    const secondErr = <u32>0;
+    if (second == EPT_VIOLATION_VECTOR) return false;
+    const secondErr = faultError;
     clearFault();
     const first = exceptionClass(v), next = exceptionClass(second);
     if (first == 3) return false; // fault while delivering #DF: triple fault

@@ -1,0 +1,72 @@
+// The host dimension (gpa -> hpa): a nested page table in the EPT format (SDM Vol. 3C, 28.3.2) that
+// the host owns and edits (emu/hv/mm/ept.ts), living in host frames. Four levels, 4 KiB leaves in
+// the PT, 2 MiB leaves in the PD and 1 GiB leaves in the PDPT (bit 7), R/W/X permissions ANDed
+// across the levels. A missing or forbidding entry is an EPT violation: the access is abandoned,
+// the instruction will restart, and run() exits to the host with the gpa and an exit qualification.
+import {
+  ST_EPTP, EPTP_ENABLE, GUEST_RAM_BASE, ACC_WRITE, ACC_FETCH, EPT_LARGE, DIM_HOST, EPTQ_READ, EPTQ_WRITE,
+  EPTQ_FETCH, EPTQ_GVA_VALID, EPTQ_FINAL, ST_EXIT_ADDR, ST_EXIT_GVA, ST_EXIT_ERROR_CODE, MC_EPT_VIOLATIONS,
+} from '../abi';
+import { cpu } from '../cpu/state';
+import { raiseEptViolation } from '../cpu/fault';
+import { pageTableRef, mmuCount } from './accounting';
+
+/** --mmu ept for the running vCPU (ST_EPTP has EPTP_ENABLE), and the hpa of its EPT PML4. */
+export let eptOn: bool = false;
+let eptRoot: u64 = 0;
+/** Size of the host frame pool: no entry may point outside it (a host bug must not leak memory). */
+export let hostPoolSize: u64 = 0;
+export function setHostPoolSize(bytes: u64): void { hostPoolSize = bytes; }
+
+export function selectEpt(): void {
+  const eptp = load<u64>(cpu + ST_EPTP);
+  eptOn = (eptp & EPTP_ENABLE) != 0;
+  eptRoot = eptp & ~(<u64>0xfff);
+}
+
+/** Results of the last successful eptTranslate: the host page size (12, 21 or 30) and the R/W/X
+ *  rights of the whole walk. */
+export let eptPageShift: i32 = 12;
+export let eptRights: u32 = 7;
+
+const ADDR_MASK: u64 = 0x000ffffffffff000;
+
+/** Host-physical address of guest-physical `gpa` for `access`, or -1 with an EPT violation raised.
+ *  `final` says whether this is the access's own gpa or a guest page-table reference (`gva` is the
+ *  linear address being translated; `gvaValid` false for accesses with none, e.g. PDPTE loads). */
+export function eptTranslate(gpa: u64, access: i32, final: bool, gva: u64, gvaValid: bool): u64 {
+  const need: u32 = access == ACC_WRITE ? 2 : access == ACC_FETCH ? 4 : 1;
+  let table = eptRoot;
+  let rights: u32 = 7;
+  let shift: i32 = 39;
+  for (let level = 4; level >= 1; level--) {
+    const at = table + (((gpa >> <u64>shift) & 511) << 3);
+    const e = at + 8 <= hostPoolSize ? load<u64>(<usize>GUEST_RAM_BASE + <usize>at) : 0;
+    pageTableRef(DIM_HOST, level, gpa, at, e);
+    rights &= <u32>e & 7;
+    if ((<u32>e & 7) == 0) return violation(gpa, need, rights, final, gva, gvaValid);
+    const leaf = level == 1 || ((e & EPT_LARGE) != 0 && level <= 3);
+    if (!leaf) { table = e & ADDR_MASK; shift -= 9; continue; }
+    if ((rights & need) == 0) return violation(gpa, need, rights, final, gva, gvaValid);
+    const pageMask: u64 = (<u64>1 << <u64>shift) - 1;
+    const frame = e & ADDR_MASK & ~pageMask;
+    if (frame + pageMask + 1 > hostPoolSize) return violation(gpa, need, 0, final, gva, gvaValid);
+    eptPageShift = shift;
+    eptRights = rights;
+    return frame | (gpa & pageMask);
+  }
+  return <u64>-1;
+}
+
+function violation(gpa: u64, need: u32, rights: u32, final: bool, gva: u64, gvaValid: bool): u64 {
+  // Exit qualification (SDM Vol. 3C, Table 28-7): the access (bits 0-2), what the entries allowed
+  // (bits 3-5), whether a linear address is known (bit 7) and whether it was the final access (bit 8).
+  let q: u32 = (need == 2 ? EPTQ_WRITE : need == 4 ? EPTQ_FETCH : EPTQ_READ) | (rights << 3);
+  if (gvaValid) q |= EPTQ_GVA_VALID | (final ? EPTQ_FINAL : 0);
+  store<u64>(cpu + ST_EXIT_ADDR, gpa);
+  store<u64>(cpu + ST_EXIT_GVA, gva);
+  store<u32>(cpu + ST_EXIT_ERROR_CODE, q);
+  mmuCount(MC_EPT_VIOLATIONS);
+  raiseEptViolation();
+  return <u64>-1;
+}
