@@ -6,7 +6,7 @@ import { run as runLoop } from './cpu/execute';
 import { setRamSize, setRomSize } from './mmu/translate';
 import { setCpu, loadState, saveState, cpu, overrideCpl } from './cpu/state';
 import { clearFault, faultVector, faultError } from './cpu/fault';
-import { setHostPoolSize, selectEpt, eptOn, eptTranslate, eptPageShift } from './mmu/ept';
+import { setHostPoolSize, selectEpt, eptOn, eptTranslate, eptPageShift, setNestedTlb, flushNestedTlb } from './mmu/ept';
 import { configureTlb as mmuConfigureTlb, selectTlb, tlbFlush, tlbFlushEverything, FLUSH_ALL, defaultTlbGeometry } from './mmu/tlb';
 import { configureCacheModel as mmuConfigureCache, armTrace, selectMmuCounters } from './mmu/accounting';
 import { walk, walkPageShift, setImplicitSupervisor } from './mmu/paging';
@@ -17,7 +17,9 @@ import { flushDecodedCache } from './cpu/decode';
 export function run(vcpu: i32, budget: i32): i32 { return runLoop(vcpu, budget); }
 
 /** Map `bytes` of guest RAM at GUEST_RAM_BASE, flat (linear = guest-physical = offset). */
-export function setFlatMemory(bytes: f64): void { setRamSize(<u64>bytes); setHostPoolSize(<u64>bytes); defaultTlbGeometry(); }
+export function setFlatMemory(bytes: f64): void {
+  setRamSize(<u64>bytes); setHostPoolSize(<u64>bytes); defaultTlbGeometry(); setNestedTlb(true);
+}
 
 /** Map `bytes` of firmware ROM (stored in host memory right after guest RAM) ending at 4 GiB. */
 export function setFirmwareRom(bytes: f64): void { setRomSize(<u64>bytes); }
@@ -68,7 +70,10 @@ export function configureCacheModel(bytes: i32, ways: i32): i32 { return mmuConf
 export function traceWalks(on: i32): void { armTrace(on != 0); }
 
 /** INVEPT (all contexts): the host changed nested mappings; every vCPU's TLB entries go. */
-export function invept(): void { tlbFlushEverything(); flushDecodedCache(); }
+export function invept(): void { tlbFlushEverything(); flushNestedTlb(); flushDecodedCache(); }
+
+/** The nested TLB (gpa -> hpa of guest page-table pages) on or off. */
+export function configureNestedTlb(on: i32): void { setNestedTlb(on != 0); }
 
 /** Flush one vCPU's TLB entries (all of its guest's, global ones included). */
 export function flushTlb(vcpu: i32): void {
@@ -87,6 +92,7 @@ export function probeWalk(vcpu: i32, gvaLo: i32, gvaHi: i32, access: i32, cplVal
   loadState();
   overrideCpl(cplValue);
   clearFault();
+  flushNestedTlb(); // a probe is a cold walk
   setImplicitSupervisor(implicit != 0);
   const gva = (<u64><u32>gvaLo) | (<u64><u32>gvaHi << 32);
   let gpa = gva;

@@ -39,6 +39,51 @@ export async function main(argv: string[]): Promise<number> {
       if (r.checksums_match === false) status = 1;
     });
 
+  bench.command('pagewalk')
+    .description('random reads over a large working set, native and 2D (EPT) with 4K/2M pages: references per walk, TLB miss rate, cache misses per access, page-table footprint')
+    .option('--json', 'print one JSON object')
+    .option('--timing', 'measure the extra ns of a load over 512 MiB against 64 KiB instead (cache model off, default TLB)')
+    .option('--working-set <MiB>', 'working set in MiB (a power of two)', intArg)
+    .option('--loads <n>', 'random loads per measurement', intArg)
+    .option('--cache <KiB>', 'data-cache model size in KiB', intArg, 256)
+    .option('--cache-ways <n>', 'data-cache model associativity', intArg, 4)
+    .option('--tlb <preset>', 'TLB geometry preset: skylake or default', 'skylake')
+    .action(async (o) => {
+      const { benchPagewalk } = await import('../../bench/pagewalk.ts');
+      const { formatPagewalkRow, formatPagewalkHeader } = await import('./pagewalk-format.ts');
+      let header = false;
+      const r = benchPagewalk({
+        timing: o.timing, workingSet: o.workingSet ? o.workingSet << 20 : undefined, loads: o.loads,
+        cacheBytes: o.cache << 10, cacheWays: o.cacheWays, tlb: o.tlb,
+        onRow: o.json ? undefined : (row) => { if (!header) { console.log(formatPagewalkHeader(!!o.timing)); header = true; } console.log(formatPagewalkRow(row)); },
+      });
+      if (o.json) { console.log(JSON.stringify(r)); return; }
+      console.log(`working set ${r.working_set_bytes >> 20} MiB, ${r.loads} random 4-byte loads per measurement`);
+      console.log(`TLB (${r.tlb.preset}): 4K ${r.tlb.l1_4k}; 2M ${r.tlb.l1_2m}; 1G ${r.tlb.l1_1g}; L2 ${r.tlb.l2}; nested TLB ${r.tlb.nested_tlb ? 'on' : 'off'}`);
+      console.log(r.cache ? `data cache model: ${r.cache.bytes >> 10} KiB, ${r.cache.ways}-way, ${r.cache.line}-byte lines, LRU` : 'data cache model: off');
+    });
+
+  program.command('walk')
+    .description('show one cold page walk step by step (guest and host dimensions) and count its references')
+    .option('--mmu <mode>', 'direct or ept', 'ept')
+    .option('--guest-page <size>', '4k, 2m or 1g', '4k')
+    .option('--host-page <size>', '4k, 2m or 1g (ept)', '4k')
+    .option('--gva <addr>', 'guest virtual address (default: inside the mapped working set at 0x7f0000000000)')
+    .option('--json', 'print one JSON object')
+    .action(async (o) => {
+      const { walk, formatWalk } = await import('./walk.ts');
+      const sizes = ['4k', '2m', '1g'];
+      if (!['direct', 'ept'].includes(o.mmu)) throw new InvalidArgumentError(`--mmu must be direct or ept (got ${o.mmu})`);
+      if (!sizes.includes(o.guestPage) || !sizes.includes(o.hostPage)) throw new InvalidArgumentError('page sizes are 4k, 2m or 1g');
+      try {
+        const w = walk({ mmu: o.mmu, guestPage: o.guestPage, hostPage: o.hostPage, gva: o.gva === undefined ? undefined : BigInt(o.gva) });
+        console.log(o.json ? JSON.stringify(w) : formatWalk(w));
+      } catch (e) {
+        console.error(`hvlab walk: ${(e as Error).message}`);
+        status = 2;
+      }
+    });
+
   program.command('difftest')
     .description('run generated instruction cases on this machine\'s CPU and in hvlab, and compare')
     .option('--seed <n>', 'generator seed', intArg, 1)

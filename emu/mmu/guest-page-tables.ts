@@ -39,9 +39,27 @@ export class GuestPageTables {
   }
   private read(gpa: number): bigint { return this.host.view.getBigUint64(abi.GUEST_RAM_BASE + gpa, true); }
   private write(gpa: number, v: bigint): void {
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setBigUint64(0, v, true);
-    this.host.writeGuest(gpa, b);
+    if (!(gpa >= 0 && gpa + 8 <= this.host.ramBytes)) throw new Error(`hvlab: page-table entry at 0x${gpa.toString(16)} is outside guest RAM`);
+    this.dv.setBigUint64(abi.GUEST_RAM_BASE + gpa, v, true);
+  }
+
+  /** Bytes of the page directories and page tables (levels 2 and 1) that map [gva, gva + bytes):
+   *  the part of the footprint that grows with memory (the PML4 and PDPTs are a fixed cost). */
+  tableBytesWithin(gva: bigint, bytes: number): number {
+    const end = gva + BigInt(bytes);
+    const count = (table: number, level: number, base: bigint): number => {
+      let n = 0;
+      const span = 1n << BigInt(12 + 9 * (level - 1));
+      for (let i = 0; i < 512; i++) {
+        const e = this.read(table + i * 8);
+        if (!(e & PTE_P) || level === 1 || (e & PTE_PS)) continue;
+        const start = base + BigInt(i) * span;
+        if (start + span <= gva || start >= end) continue;
+        n += (level - 1 <= 2 ? 1 : 0) + count(Number(e & 0x000ffffffffff000n), level - 1, start);
+      }
+      return n;
+    };
+    return count(this.root, 4, 0n) * 0x1000;
   }
 
   /** Map [gva, gva + bytes) to [gpa, ...) with `size` pages; `flags` go on every level (P added). */
@@ -59,5 +77,6 @@ export class GuestPageTables {
       const leaf = BigInt(gpa + off) | PTE_P | flags | (size === '4k' ? 0n : PTE_PS);
       this.write(this.entryAddr(table, va, LEAF_LEVEL[size]), leaf);
     }
+    this.host.core.invalidateDecoded(); // entries were written behind the vCPUs' backs
   }
 }

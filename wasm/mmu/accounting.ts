@@ -28,7 +28,7 @@ let cacheClock: u32 = 0;
 
 /** Configure the model: `sizeBytes` / 64 lines in `ways`-way sets (sets a power of two); 0 turns it off. */
 export function configureCacheModel(sizeBytes: u32, ways: u32): bool {
-  if (sizeBytes == 0) { cacheModelOn = false; return true; }
+  if (sizeBytes == 0) { cacheModelOn = false; refreshObserved(); return true; }
   const lines = sizeBytes >> 6;
   if (ways == 0 || lines % ways != 0 || lines > <u32>CACHE_MODEL_MAX_LINES) return false;
   const sets = lines / ways;
@@ -36,6 +36,7 @@ export function configureCacheModel(sizeBytes: u32, ways: u32): bool {
   cacheSets = sets; cacheWays = ways; cacheClock = 0;
   memory.fill(CACHE_MODEL_BASE, 0, <usize>lines * 8);
   cacheModelOn = true;
+  refreshObserved();
   return true;
 }
 
@@ -67,13 +68,22 @@ export function dataAccess(hpa: u64): void {
 
 // ---- Walk trace: what `hvlab walk` prints ----
 let traceOn: bool = false;
-export function armTrace(on: bool): void { traceOn = on; store<u32>(MMU_TRACE_COUNT, 0); }
+export function armTrace(on: bool): void { traceOn = on; if (on) store<u32>(MMU_TRACE_COUNT, 0); refreshObserved(); }
 
 /** One page-table reference: dimension (DIM_*), level (1 = the leaf table), the guest-physical
  *  address of the entry (the gpa for guest and shadow tables; for the host table, the gpa being
  *  translated), the host-physical address of the entry, and the entry read. */
-export function pageTableRef(dim: i32, level: i32, gpa: u64, hpa: u64, entry: u64): void {
+@inline export function pageTableRef(dim: i32, level: i32, gpa: u64, hpa: u64, entry: u64): void {
   mmuCount(MC_REFS + dim * 8 + level);
+  if (refObserved) observeRef(dim, level, gpa, hpa, entry);
+}
+
+/** The cache model or the trace wants to see page-table references (kept apart from the count so
+ *  the walk's hot path stays a counter increment). */
+let refObserved: bool = false;
+function refreshObserved(): void { refObserved = cacheModelOn || traceOn; }
+
+function observeRef(dim: i32, level: i32, gpa: u64, hpa: u64, entry: u64): void {
   let miss = false;
   if (cacheModelOn) { miss = cacheLookup(hpa); if (miss) mmuCount(MC_PT_MISSES); }
   if (!traceOn) return;

@@ -6,6 +6,7 @@
 import {
   ST_EPTP, EPTP_ENABLE, GUEST_RAM_BASE, ACC_WRITE, ACC_FETCH, EPT_LARGE, DIM_HOST, EPTQ_READ, EPTQ_WRITE,
   EPTQ_FETCH, EPTQ_GVA_VALID, EPTQ_FINAL, ST_EXIT_ADDR, ST_EXIT_GVA, ST_EXIT_ERROR_CODE, MC_EPT_VIOLATIONS,
+  MC_NESTED_TLB_HIT, ACC_READ,
 } from '../abi';
 import { cpu } from '../cpu/state';
 import { raiseEptViolation } from '../cpu/fault';
@@ -35,6 +36,39 @@ const ADDR_MASK: u64 = 0x000ffffffffff000;
  *  `final` says whether this is the access's own gpa or a guest page-table reference (`gva` is the
  *  linear address being translated; `gvaValid` false for accesses with none, e.g. PDPTE loads). */
 export function eptTranslate(gpa: u64, access: i32, final: bool, gva: u64, gvaValid: bool): u64 {
+  if (!final && nestedTlbOn) return nestedTlbTranslate(gpa, gva, gvaValid);
+  return eptWalk(gpa, access, final, gva, gvaValid);
+}
+
+// ---- The nested TLB: gpa -> hpa of guest page-table pages (an option, as on hardware) ----
+// Hardware keeps translations of the guest's paging-structure gpas, so a 2D walk does not repeat
+// the host walk for every guest level (AMD calls it the nested TLB). Direct-mapped, tagged by gfn
+// and by EPT root, filled only by successful reads, dropped by INVEPT.
+const NESTED_TLB_ENTRIES: i32 = 256;
+const nestedGfn = new StaticArray<u64>(NESTED_TLB_ENTRIES);
+const nestedRoot = new StaticArray<u64>(NESTED_TLB_ENTRIES);
+const nestedHpa = new StaticArray<u64>(NESTED_TLB_ENTRIES);
+export let nestedTlbOn: bool = false;
+export function setNestedTlb(on: bool): void { nestedTlbOn = on; flushNestedTlb(); }
+export function flushNestedTlb(): void {
+  for (let i = 0; i < NESTED_TLB_ENTRIES; i++) unchecked(nestedGfn[i] = <u64>-1);
+}
+
+function nestedTlbTranslate(gpa: u64, gva: u64, gvaValid: bool): u64 {
+  const gfn = gpa >> 12;
+  const i = <i32>gfn & (NESTED_TLB_ENTRIES - 1);
+  if (unchecked(nestedGfn[i]) == gfn && unchecked(nestedRoot[i]) == eptRoot) {
+    mmuCount(MC_NESTED_TLB_HIT);
+    return unchecked(nestedHpa[i]) | (gpa & 0xfff);
+  }
+  const hpa = eptWalk(gpa, ACC_READ, false, gva, gvaValid);
+  if (hpa != <u64>-1) {
+    unchecked(nestedGfn[i] = gfn); unchecked(nestedRoot[i] = eptRoot); unchecked(nestedHpa[i] = hpa & ~(<u64>0xfff));
+  }
+  return hpa;
+}
+
+function eptWalk(gpa: u64, access: i32, final: bool, gva: u64, gvaValid: bool): u64 {
   const need: u32 = access == ACC_WRITE ? 2 : access == ACC_FETCH ? 4 : 1;
   let table = eptRoot;
   let rights: u32 = 7;

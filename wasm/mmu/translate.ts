@@ -102,9 +102,9 @@ function translateMapped(lin: u64, size: i32, access: i32): usize {
 
 /** The TLB missed: the second level, else the walk of both dimensions and a fill. */
 function tlbMiss(lin: u64, size: i32, access: i32, kind: u32): usize {
-  countTlbMiss();
   let hpa = tlbLookupL2(lin, kind);
   if (hpa == <u64>-1) {
+    countTlbMiss();
     if (pagingOn && mode64 && (!isCanonical(lin) || !isCanonical(lin + <u64>size - 1))) { raiseGP0(); return 0; }
     let gpa: u64 = lin, guestShift: i32 = 30, rights: u32 = RIGHT_W | RIGHT_U | RIGHT_DIRTY;
     if (pagingOn) {

@@ -93,6 +93,24 @@ export class NestedPageTable {
     }
   }
 
+  /** Bytes of the page directories and page tables (levels 2 and 1) that map [gpa, gpa + bytes):
+   *  the part of the footprint that grows with memory (the PML4 and PDPTs are a fixed cost). */
+  tableBytesWithin(gpa: number, bytes: number): number {
+    const count = (table: number, level: number, base: number): number => {
+      let n = 0;
+      const childSpan = 2 ** (12 + 9 * (level - 1));
+      for (let i = 0; i < 512; i++) {
+        const e = this.entry(table, i);
+        if ((e & 7n) === 0n || level === 1 || (e & BigInt(abi.EPT_LARGE))) continue;
+        const start = base + i * childSpan;
+        if (start + childSpan <= gpa || start >= gpa + bytes) continue;
+        n += (level - 1 <= 2 ? 1 : 0) + count(Number(e & ADDR_MASK), level - 1, start);
+      }
+      return n;
+    };
+    return count(this.root, 4, 0) * 0x1000;
+  }
+
   /** The host's own view of a gpa (the same walk as the core's, without accounting). */
   translate(gpa: number): NestedTranslation | null {
     let table = this.root;

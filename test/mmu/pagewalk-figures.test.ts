@@ -1,0 +1,30 @@
+// The talk's page-walk penalty table, reproduced by counting a running guest (bench/pagewalk.ts):
+// data-cache misses per random access 2 (native 4K), 3, 2, 2, 1 (2D 4K/4K, 4K/2M, 2M/4K, 2M/2M),
+// and the page-table footprints (about 2 MiB per GiB with 4 KiB pages, 4 MiB with EPT, 4 KiB per
+// GiB with 2 MiB pages, doubled for EPT).
+import { describe, it, expect } from 'vitest';
+import { benchPagewalk } from '../../bench/pagewalk.ts';
+
+describe('hvlab bench pagewalk (counting)', () => {
+  it('reproduces the 2D memory-access penalties and footprints from the counters', () => {
+    const r = benchPagewalk({ loads: 60_000 });
+    const row = (mode: string, g: string, h: string | null) => r.rows.find((x) => x.mode === mode && x.guest_page === g && x.host_page === h)!;
+    const expected: Array<[string, string, string | null, number, number, number]> = [
+      // mode, guest, host, misses per access, references per walk, page-table bytes per GiB
+      ['native', '4k', null, 2, 4, 2 << 20],
+      ['native', '2m', null, 1, 3, 4 << 10],
+      ['ept', '4k', '4k', 3, 24, 4 << 20],
+      ['ept', '4k', '2m', 2, 19, 2 << 20],
+      ['ept', '2m', '4k', 2, 19, 2 << 20],
+      ['ept', '2m', '2m', 1, 15, 8 << 10],
+    ];
+    for (const [mode, g, h, misses, refs, bytes] of expected) {
+      const x = row(mode, g, h);
+      expect(Math.abs(x.misses_per_access - misses), `${mode} ${g}/${h} misses ${x.misses_per_access}`).toBeLessThanOrEqual(0.25);
+      expect(Math.round(x.refs_per_walk), `${mode} ${g}/${h} refs per walk`).toBe(refs);
+      expect(x.pt_bytes_per_gib / bytes, `${mode} ${g}/${h} footprint`).toBeGreaterThan(0.95);
+      expect(x.pt_bytes_per_gib / bytes, `${mode} ${g}/${h} footprint`).toBeLessThan(1.05);
+    }
+    expect(r.cache).toEqual({ bytes: 256 << 10, ways: 4, line: 64 });
+  });
+});
