@@ -110,7 +110,9 @@ export function walk(lin: u64, access: i32): u64 {
   const user = cpl == 3 && !implicitSupervisor;
   const write = access == ACC_WRITE;
   const fetch = access == ACC_FETCH;
-  let error: u32 = (write ? PF_W : 0) | (user ? PF_U : 0) | (fetch && (nxe || (cr4 & CR4_SMEP) != 0) ? PF_ID : 0);
+  // I/D is reported for fetches when SMEP is on or execute-disable exists (PAE/4-level with NXE), SDM 4.7.
+  const idBit = fetch && ((cr4 & CR4_SMEP) != 0 || (nxe && (cr4 & CR4_PAE) != 0));
+  let error: u32 = (write ? PF_W : 0) | (user ? PF_U : 0) | (idBit ? PF_ID : 0);
   const cr3 = load<u64>(cpu + ST_CR3);
   let wide: bool, levels: i32, table: u64, shift: u64;
   if ((efer & 0x400) != 0) { wide = true; levels = 4; table = cr3 & PHYS_MASK; shift = 39; }
@@ -133,6 +135,8 @@ export function walk(lin: u64, access: i32): u64 {
     // allowed, and the low address bits of large-page entries that must be zero.
     const large = (e & PTE_PS) != 0 && level > 1 && (wide || (cr4 & CR4_PSE) != 0);
     let reserved = wide && ((e & RSVD_HIGH) != 0 || (!nxe && (e & PTE_XD) != 0));
+    // PAE paging: bits 62:52 of PDEs and PTEs are reserved too (ignored only in 4-level paging, 4.4.2).
+    if (wide && levels == 2 && (e & 0x7ff0000000000000) != 0) reserved = true;
     if (wide && level == 4 && (e & PTE_PS) != 0) reserved = true; // no 512 GiB pages
     if (large && wide && (e & (((<u64>1 << shift) - 1) & ~(<u64>0x1fff))) != 0) reserved = true; // bits (shift-1):13
     if (large && !wide && (e & 0x200000) != 0) reserved = true; // PSE-36: bit 21 is reserved with 40-bit MAXPHYADDR
