@@ -12,9 +12,11 @@ export interface CpuidEntry {
 
 /** Feature bits hvlab implements today, by register of the leaf that reports them. */
 export const FEATURES = {
-  leaf1Edx: { FPU: 0, TSC: 4, MSR: 5, PAE: 6, CX8: 8, SEP: 11, CMOV: 15, MMX: 23, FXSR: 24, SSE: 25, SSE2: 26 },
-  leaf1Ecx: { CX16: 13, MOVBE: 22, POPCNT: 23, XSAVE: 26 },
-  ext1Edx: { SYSCALL: 11, LM: 29 },
+  // PSE/PSE-36/PGE/PAT: the walker's 4 MiB pages, global TLB entries and the PAT MSR (wasm/mmu).
+  leaf1Edx: { FPU: 0, PSE: 3, TSC: 4, MSR: 5, PAE: 6, CX8: 8, SEP: 11, PGE: 13, CMOV: 15, PAT: 16, PSE36: 17, MMX: 23, FXSR: 24, SSE: 25, SSE2: 26 },
+  leaf1Ecx: { CX16: 13, PCID: 17, MOVBE: 22, POPCNT: 23, XSAVE: 26 },
+  leaf7Ebx: { SMEP: 7, INVPCID: 10, SMAP: 20 },
+  ext1Edx: { SYSCALL: 11, NX: 20, PDPE1GB: 26, LM: 29 },
   ext1Ecx: { LAHF_LM: 0, ABM: 5 /* LZCNT */ },
 } as const;
 
@@ -44,9 +46,12 @@ export function defaultCpuid(): CpuidEntry[] {
     { leaf: 1, subleaf: any, eax: 0x00050650, ebx: 0, ecx: bits(FEATURES.leaf1Ecx), edx: bits(FEATURES.leaf1Edx) },
     // XSAVE: the x87 and SSE components, 576-byte area (legacy 512 + header 64); no XSAVEOPT/XSAVEC.
     // CPUID.1:ECX.OSXSAVE is computed from CR4 by the core.
+    { leaf: 7, subleaf: 0, eax: 0, ebx: bits(FEATURES.leaf7Ebx), ecx: 0, edx: 0 },
     { leaf: 0xd, subleaf: 0, eax: 3, ebx: 576, ecx: 576, edx: 0 },
     { leaf: 0xd, subleaf: 1, eax: 0, ebx: 0, ecx: 0, edx: 0 },
-    { leaf: 0x80000000, subleaf: any, eax: 0x80000004, ebx: 0, ecx: 0, edx: 0 },
+    { leaf: 0x80000000, subleaf: any, eax: 0x80000008, ebx: 0, ecx: 0, edx: 0 },
+    // Address sizes: 40 physical bits (wasm/mmu/paging.ts MAX_PHYS_BITS), 48 linear.
+    { leaf: 0x80000008, subleaf: any, eax: 0x3028, ebx: 0, ecx: 0, edx: 0 },
     { leaf: 0x80000001, subleaf: any, eax: 0, ebx: 0, ecx: bits(FEATURES.ext1Ecx), edx: bits(FEATURES.ext1Edx) },
     ...brandLeaves,
   ];

@@ -139,4 +139,36 @@ describe('TLB', () => {
     expect(v.mmuCounter(abi.MC_TLB_MISS)).toBe(6n);
     expect(v.mmuCounter(abi.MC_TLB_INVLPG)).toBe(1n);
   });
+
+  it('with CR4.PCIDE, MOV CR3 with bit 63 keeps the PCID\'s entries, without it drops them; INVPCID type 0 drops a page', () => {
+    const host = new Host({ ramBytes: 64 << 20, mmu: 'ept', hostPageSize: '2m' });
+    const v = host.vcpu(0);
+    v.resetArchitectural();
+    const pt = new GuestPageTables(host, 0x100000, 0x200000);
+    pt.map(0n, 0, 0x200000, '2m');
+    pt.map(GVA, 0x400000, 0x1000, '4k');
+    // mov rbx, GVA; mov eax,[rbx] (miss); mov rdx,cr3; bts rdx,63; mov cr3,rdx; mov eax,[rbx] (hit);
+    // btr rdx,63; mov cr3,rdx; mov eax,[rbx] (miss); xor ecx,ecx; invpcid rcx,[0x3000]; mov eax,[rbx] (miss); hlt
+    host.writeGuest(0x2000, [0x48, 0xbb, 0x00, 0x70, 0x56, 0x34, 0x12, 0x7f, 0x00, 0x00, 0x8b, 0x03, 0x0f, 0x20, 0xda,
+      0x48, 0x0f, 0xba, 0xea, 0x3f, 0x0f, 0x22, 0xda, 0x8b, 0x03, 0x48, 0x0f, 0xba, 0xf2, 0x3f, 0x0f, 0x22, 0xda, 0x8b, 0x03,
+      0x31, 0xc9, 0x66, 0x48, 0x0f, 0x38, 0x82, 0x0c, 0x25, 0x00, 0x30, 0x00, 0x00, 0x8b, 0x03, 0xf4]);
+    // INVPCID descriptor: PCID 1, linear address GVA.
+    const desc = new DataView(new ArrayBuffer(16));
+    desc.setBigUint64(0, 1n, true);
+    desc.setBigUint64(8, GVA, true);
+    host.writeGuest(0x3000, new Uint8Array(desc.buffer));
+    v.cr0 = 0x80000011n;
+    v.setReg64(abi.ST_CR4, 0x20020n); // PAE | PCIDE
+    v.setReg64(abi.ST_EFER, 0x500n);
+    v.setReg64(abi.ST_CR3, BigInt(pt.root) | 1n); // PCID 1
+    v.setSegment(abi.SEG_CS, { base: 0n, limit: 0xffffffff, selector: 0x08, attr: 0xa09b });
+    v.setSegment(abi.SEG_SS, { base: 0n, limit: 0xffffffff, selector: 0x10, attr: 0xc093 });
+    v.rip = 0x2000n;
+    v.resetMmuCounters();
+    expect(v.run(100)).toBe(abi.EXIT_HLT);
+    expect(v.mmuCounter(abi.MC_TLB_HIT + abi.PS_4K)).toBe(1n);
+    expect(v.mmuCounter(abi.MC_TLB_FILL + abi.PS_4K)).toBe(3n);
+    expect(v.mmuCounter(abi.MC_TLB_INVLPG)).toBe(1n);
+    expect(v.reg64(abi.ST_CR3)).toBe(BigInt(pt.root) | 1n); // bit 63 is not stored
+  });
 });

@@ -18,7 +18,7 @@ import {
 } from './fault';
 import {
   decodeAt, unpack, cacheSlot, cacheKey, refreshCacheKey, E_TAG, E_EPOCH, E_LEN, E_HANDLER,
-  opIdx, attr, ext, isMem, mod, prefixes, P_LOCK, rex, lastRep, instrStart, fetchedLength,
+  opIdx, attr, ext, isMem, mod, prefixes, P_LOCK, P_66, rex, lastRep, instrStart, fetchedLength,
 } from './decode';
 import { classify, executeFast, H_GENERIC } from './fastpath';
 import { ramSize, bouncePending, flushBounces } from '../mmu/translate';
@@ -47,7 +47,7 @@ import {
   farIndirect, retFar, intN, iretOp, movSreg, pushPopSreg, loadFarPointer, incDecReg, pushaPopa,
   bcdAdjust, bound, arpl, stopReason, clearStop, STOP_NONE, STOP_HLT, STOP_IO, unimplementedHit,
   clearUnimplementedHit, interruptShadow, clearInterruptShadow, syscall, sysret, sysenter, sysexit,
-  rdtscRequest, clearRdtscRequest, movDr, larLsl,
+  rdtscRequest, clearRdtscRequest, movDr, larLsl, invpcidInstr,
 } from './ops/system';
 import { deliverException } from './system/interrupts';
 import { sseDispatch, sseUnimplemented, clearSseUnimplemented } from './ops/sse';
@@ -258,6 +258,7 @@ function execute(): void {
       bswapR(); break;
 
     // ---- 0F 38 map ----
+    case 0x282: if ((prefixes & P_66) != 0) invpcidInstr(); else raiseUD(); break;
     case 0x2f0: case 0x2f1:
       if (lastRep == 0xf2) unimplemented(); // CRC32
       else movbe();

@@ -263,6 +263,7 @@ sys('jmp_far', 0, 0xea, false, 'none'); sys('call_far', 0, 0x9a, false, 'none');
 sys('callf_indirect', 0, 0xff, true, 'none', 3); sys('jmpf_indirect', 0, 0xff, true, 'none', 5);
 sys('alu_82', 0, 0x82, true, 'b');
 sys('xsave', 1, 0xae, true, 'none', 4); sys('xrstor', 1, 0xae, true, 'none', 5);
+f({ mn: 'invpcid', fam: 'system', map: 2, op: 0x82, modrm: true, imm: 'none', ops: [], osize: 'none', noDiff: true, prefix: 0x66 });
 
 /** Opcodes that do not exist in 64-bit mode (SDM Vol. 2, Table A-2 "i64"): #UD, not "unimplemented". */
 export const invalidIn64 = [

@@ -22,7 +22,7 @@ import {
 } from '../decode';
 import { getReg, setReg, rmPtr, putRM, getG, setG } from '../operands';
 import { translate } from '../../mmu/translate';
-import { cr0Written, cr3Written, cr4Written, eferWritten, invlpg } from '../../mmu/control';
+import { cr0Written, cr3Written, cr4Written, eferWritten, invlpg, invpcid } from '../../mmu/control';
 import { push, jumpTo } from './flow';
 import {
   readDescriptor, descAttr, descBase, descLimit, checkCodeTarget, loadCodeSegment, loadDataSegment,
@@ -356,6 +356,23 @@ export function group7(): void { // 0F 01: SGDT SIDT LGDT LIDT SMSW LMSW INVLPG,
       break;
     default: raiseUD(); break;
   }
+}
+
+/** 66 0F 38 82: INVPCID r, m128 (SDM Vol. 2A, INVPCID): the type in the register, the descriptor
+ *  (PCID in bits 11:0, bits 63:12 reserved, then a linear address) in memory. */
+export function invpcidInstr(): void {
+  if (!isMem) { raiseUD(); return; }
+  if (!requireCpl0()) return;
+  const type = mode64 ? getReg64(regField) : getReg64(regField) & 0xffffffff;
+  if (type > 3) { raiseGP0(); return; }
+  const p = translate(ea, 16, ACC_READ);
+  if (p == 0) return;
+  const desc = load<u64>(p), lin = load<u64>(p + 8);
+  const pcid = <u32>desc & 0xfff;
+  const pcide = (load<u64>(cpu + ST_CR4) & 0x20000) != 0;
+  if ((desc >> 12) != 0 || (type == 0 && !isCanonical(lin)) || (type <= 1 && !pcide && pcid != 0)) { raiseGP0(); return; }
+  invpcid(<u32>type, pcid, lin);
+  flushDecodedCache();
 }
 
 /** The pseudo-descriptor: limit (16 bits) then base (24/32 bits outside 64-bit mode, 64 in it). */
