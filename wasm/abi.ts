@@ -15,6 +15,9 @@ export const CPUID_COUNT_ADDR = 0xc000; // u32: number of valid CPUID entries
 export const OPEN_BUS_BASE = 0x1000; // 64 bytes of 0xFF: what reads of unbacked physical addresses see
 export const BOUNCE_BASE = 0x1100; // staging for accesses split across two discontiguous pages
 export const BOUNCE_SLOTS = 4; // 64 bytes each: 16 data, then u64 phys1, u64 phys2, u32 n1, u32 size
+export const MMIO_STAGE_BASE = 0x1300; // MMIO_STAGE_SLOTS x 16 bytes: data of device (MMIO) accesses
+export const MMIO_STAGE_SLOTS = 8;
+export const MSR_DATA = 0x1400; // u64: the value of an MSR access handed to the host (env.msrRead/msrWrite)
 export const STATIC_DATA_BASE = 0x10000; // asc memoryBase: decode tables and other static data
 export const DECODED_CACHE_BASE = 0x400000; // decoded-instruction cache (see wasm/cpu/decode.ts)
 export const DECODED_CACHE_ENTRIES = 65536; // direct-mapped by the low bits of RIP
@@ -156,6 +159,7 @@ export const ST_EXIT_GVA = 0x270; // u64: guest linear address of an EPT violati
 export const ST_EPTP = 0x278; // u64: hpa of the EPT PML4 | EPTP_ENABLE; 0 = --mmu direct (gpa = hpa)
 export const ST_VPID = 0x280; // u32: guest tag of this vCPU's TLB entries (KVM's VPID)
 export const ST_PDPTE = 0x288; // 4 x u64: PAE PDPTEs, loaded on MOV CR3 (SDM Vol. 3A, 4.4.1)
+export const ST_IRQ_WINDOW = 0x2a8; // u32: the host asks for EXIT_IRQ_WINDOW as soon as the guest can take an interrupt
 export const EPTP_ENABLE = 0x1; // bit 0 of ST_EPTP (the architectural EPTP's low bits hold the walk length)
 
 // Counters: u64 slots from ST_COUNTERS, index with CNT_* * 8.
@@ -200,6 +204,7 @@ export const EXIT_HLT = 2;
 export const EXIT_EXCEPTION = 3; // an exception with no IDT to deliver it to (flat mode)
 export const EXIT_SHUTDOWN = 4; // triple fault
 export const EXIT_IO = 5; // port I/O: see ST_IO_*
+export const EXIT_IRQ_WINDOW = 7; // RFLAGS.IF = 1 and no interrupt shadow: the host may inject now (KVM's interrupt window)
 export const EXIT_EPT_VIOLATION = 6; // gpa in ST_EXIT_ADDR, gva in ST_EXIT_GVA, qualification in ST_EXIT_ERROR_CODE
 
 // EPT violation exit qualification (SDM Vol. 3C, 28.3.3.2, Table 28-7).

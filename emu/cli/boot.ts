@@ -1,10 +1,15 @@
-// `hvlab boot`: start a guest. Today: a multiboot v1 kernel (--kernel) with the serial console on
-// the terminal and isa-debug-exit's status as the exit status. The bundled Linux guest comes with
-// the Linux-boot issue.
+// `hvlab boot`: start a guest. With no options it boots the bundled Linux guest (guest-images/) to a
+// shell on the terminal. --kernel takes a Linux bzImage or a multiboot v1 kernel, --bios a raw
+// firmware image started from the reset vector. The serial console is the terminal (raw mode;
+// Ctrl-A X quits, as in QEMU). --script types commands at the shell prompt and ends when the guest
+// powers off (exit status 0) or the timeout passes (non-zero, with the last lines of output).
 import { readFileSync, existsSync } from 'node:fs';
 import { basename } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Machine, type RunResult } from '../machine/machine.ts';
+import type { MmuMode } from '../machine/host.ts';
 import { bootMultiboot, BootError } from '../boot/multiboot.ts';
+import { bootPcLinux, isBzImage } from '../boot/pc-linux.ts';
 
 export interface BootOptions {
   bios?: string;
@@ -12,44 +17,133 @@ export interface BootOptions {
   initrd?: string;
   append?: string;
   memory: number; // MiB
+  mmu?: MmuMode;
   maxInstructions?: number;
+  /** Commands typed at the first shell prompt (a newline is added). */
+  script?: string;
+  /** Seconds of wall time before a scripted run gives up. */
+  timeout?: number;
+  /** Interactive: the terminal is the console (stdin in raw mode). */
+  interactive?: boolean;
 }
+
+const GUEST_DIR = fileURLToPath(new URL('../../guest-images/', import.meta.url));
+export const BUNDLED_KERNEL = `${GUEST_DIR}bzImage`;
+export const BUNDLED_INITRD = `${GUEST_DIR}initramfs.cpio.gz`;
+export const DEFAULT_CMDLINE = 'console=ttyS0';
+/** The bundled guest's shell prompt (guest-images/init sets PS1). */
+export const SHELL_PROMPT = '~ # ';
 
 export function readGuestFile(path: string, what: string): Uint8Array {
   if (!existsSync(path)) throw new BootError(`${what} ${path} does not exist`);
   return new Uint8Array(readFileSync(path));
 }
 
-function finish(r: RunResult, err: (s: string) => void): number {
-  if (r.reason === 'debug-exit') return r.status ?? 0;
-  err(`hvlab boot: ${r.message}\n`);
-  return r.reason === 'instruction-limit' ? 124 : 1;
+/** Instructions per slice of the run loop: between slices, input reaches the guest and timers of
+ *  the host (the timeout) run. */
+const SLICE_INSTRUCTIONS = 2_000_000;
+
+export interface BootIo {
+  out(bytes: Uint8Array): void;
+  err(s: string): void;
 }
 
-/** Boot and run; returns the process exit status. */
-export function boot(
-  opts: BootOptions,
-  out: (bytes: Uint8Array) => void = (b) => { process.stdout.write(b); },
-  err: (s: string) => void = (s) => { process.stderr.write(s); },
-): number {
-  if (!opts.kernel && !opts.bios) {
-    err('hvlab boot: the bundled Linux guest is not available yet; give a multiboot kernel with --kernel FILE or firmware with --bios FILE\n');
-    return 2;
-  }
-  try {
-    const firmware = opts.bios ? readGuestFile(opts.bios, 'firmware') : undefined;
-    const machine = new Machine({ ramBytes: opts.memory << 20, serialOut: (b) => out(Uint8Array.of(b)), firmware });
-    if (!opts.kernel) {
-      // Start from the reset vector, as a PC does (the Machine is in its architectural reset state).
-      return finish(machine.run(opts.maxInstructions), err);
-    }
-    const kernel = readGuestFile(opts.kernel, 'kernel');
+const defaultIo: BootIo = {
+  out: (b) => { process.stdout.write(b); },
+  err: (s) => { process.stderr.write(s); },
+};
+
+/** Build the machine and load what the options name. */
+export function prepare(opts: BootOptions, serialOut: (b: number) => void): Machine {
+  const firmware = opts.bios ? readGuestFile(opts.bios, 'firmware') : undefined;
+  const machine = new Machine({ ramBytes: opts.memory << 20, serialOut, firmware, mmu: opts.mmu });
+  if (opts.bios && !opts.kernel) return machine; // from the reset vector, as a PC does
+  const kernelPath = opts.kernel ?? BUNDLED_KERNEL;
+  const kernel = readGuestFile(kernelPath, 'kernel');
+  if (isBzImage(kernel)) {
+    const initrdPath = opts.initrd ?? (opts.kernel ? undefined : BUNDLED_INITRD);
+    const initrd = initrdPath ? readGuestFile(initrdPath, 'initrd') : undefined;
+    bootPcLinux(machine, kernel, { cmdline: opts.append ?? DEFAULT_CMDLINE, initrd });
+  } else {
     const modules = (opts.initrd ? opts.initrd.split(',') : []).filter(Boolean)
       .map((p) => ({ data: readGuestFile(p, 'module'), name: basename(p) }));
     bootMultiboot(machine, kernel, opts.append ?? '', modules);
-    return finish(machine.run(opts.maxInstructions), err);
+  }
+  return machine;
+}
+
+function exitStatus(r: RunResult, io: BootIo, tail: string): number {
+  if (r.reason === 'debug-exit') return r.status ?? 0;
+  if (r.reason === 'poweroff') return 0;
+  if (r.reason === 'stopped') return 0;
+  io.err(`hvlab boot: ${r.message}\n`);
+  if (tail) io.err(`last output:\n${tail}\n`);
+  return r.reason === 'instruction-limit' ? 124 : 1;
+}
+
+/** Boot and run; resolves to the process exit status. */
+export async function boot(opts: BootOptions, io: BootIo = defaultIo): Promise<number> {
+  let output = '';
+  const decoder = new TextDecoder();
+  let machine: Machine;
+  const pendingInput: number[] = [];
+  let typed = opts.script === undefined;
+  try {
+    machine = prepare(opts, (b) => {
+      io.out(Uint8Array.of(b));
+      output += decoder.decode(Uint8Array.of(b), { stream: true });
+      if (output.length > 16384) output = output.slice(-8192);
+      // The prompt may be followed by a terminal query (busybox ash sends ESC [6n): look for it anywhere.
+      if (!typed && output.includes(SHELL_PROMPT)) {
+        typed = true;
+        for (const c of new TextEncoder().encode(`${opts.script}\n`)) pendingInput.push(c);
+      }
+    });
   } catch (e) {
-    if (e instanceof BootError) { err(`hvlab boot: ${e.message}\n`); return 2; }
+    if (e instanceof BootError) { io.err(`hvlab boot: ${e.message}\n`); return 2; }
     throw e;
+  }
+  const tail = () => output.split('\n').slice(-15).join('\n');
+
+  let quit = false;
+  let restoreTerminal = () => {};
+  if (opts.interactive && process.stdin.isTTY) {
+    // Raw mode: every key goes to the guest; Ctrl-A X quits (QEMU's escape).
+    process.stdin.setRawMode(true);
+    process.stdin.resume();
+    let escape = false;
+    const onData = (chunk: Buffer) => {
+      for (const c of chunk) {
+        if (escape) { escape = false; if (c === 0x78 || c === 0x58) { quit = true; continue; } if (c !== 0x01) pendingInput.push(0x01); }
+        else if (c === 0x01) { escape = true; continue; }
+        pendingInput.push(c);
+      }
+    };
+    process.stdin.on('data', onData);
+    restoreTerminal = () => { process.stdin.off('data', onData); process.stdin.setRawMode(false); process.stdin.pause(); };
+  }
+
+  const deadline = opts.timeout !== undefined ? Date.now() + opts.timeout * 1000 : Infinity;
+  let left = opts.maxInstructions ?? Infinity;
+  try {
+    for (;;) {
+      if (pendingInput.length && machine.com1.rxSpace > 0) machine.com1.receive(pendingInput.splice(0, machine.com1.rxSpace));
+      const r = machine.run(Math.min(SLICE_INSTRUCTIONS, left));
+      left -= Number(r.instructions);
+      if (r.reason === 'idle') {
+        // The guest waits for an interrupt (input, a far timer): let wall time catch up a little so
+        // an idle guest's clock does not race ahead.
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      } else if (r.reason !== 'instruction-limit') return exitStatus(r, io, opts.script !== undefined ? tail() : '');
+      if (left <= 0) return exitStatus({ ...r, message: `stopped after ${opts.maxInstructions} instructions` }, io, tail());
+      if (quit) { io.err('\nhvlab: quit (Ctrl-A X)\n'); return 0; }
+      if (Date.now() > deadline) {
+        io.err(`\nhvlab boot: timed out after ${opts.timeout} s (${machine.instructions} instructions, RIP 0x${machine.vcpu.rip.toString(16)})\nlast output:\n${tail()}\n`);
+        return 124;
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  } finally {
+    restoreTerminal();
   }
 }

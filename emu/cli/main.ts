@@ -102,16 +102,24 @@ export async function main(argv: string[]): Promise<number> {
     });
 
   program.command('boot')
-    .description('boot a guest: a multiboot v1 kernel (--kernel); the serial console is the terminal')
+    .description('boot a guest (default: the bundled Linux guest to a shell); the serial console is the terminal, Ctrl-A X quits')
+    .option('--kernel <file>', 'Linux bzImage, or a multiboot kernel (ELF32, or a flat image with the header address fields)')
+    .option('--initrd <files>', 'initramfs for Linux; multiboot modules, comma-separated (as QEMU takes them)')
+    .option('--append <cmdline>', 'kernel command line (Linux default: console=ttyS0)')
+    .option('-m, --memory <MiB>', 'guest RAM in MiB', intArg, 256)
+    .option('--mmu <mode>', 'direct (gpa = host offset) or ept (two-dimensional walk through a nested page table)', 'direct')
     .option('--bios <file>', 'raw firmware image: its end is mapped at 4 GiB (reset vector) and its last 128 KiB at 0xE0000')
-    .option('--kernel <file>', 'multiboot kernel (ELF32, or a flat image with the header address fields)')
-    .option('--initrd <files>', 'multiboot modules, comma-separated (as QEMU takes them)')
-    .option('--append <cmdline>', 'kernel command line')
-    .option('-m, --memory <MiB>', 'guest RAM in MiB', intArg, 128)
+    .option('--script <commands>', 'type these commands at the shell prompt; end when the guest powers off')
+    .option('--timeout <seconds>', 'give up after this many seconds (exit status 124)', intArg)
     .option('--max-instructions <n>', 'stop after this many instructions', intArg)
     .action(async (o) => {
+      if (!['direct', 'ept'].includes(o.mmu)) throw new InvalidArgumentError(`--mmu must be direct or ept (got ${o.mmu})`);
       const { boot } = await import('./boot.ts');
-      status = boot({ bios: o.bios, kernel: o.kernel, initrd: o.initrd, append: o.append, memory: o.memory, maxInstructions: o.maxInstructions });
+      status = await boot({
+        bios: o.bios, kernel: o.kernel, initrd: o.initrd, append: o.append, memory: o.memory, mmu: o.mmu,
+        maxInstructions: o.maxInstructions, script: o.script, timeout: o.timeout ?? (o.script !== undefined ? 600 : undefined),
+        interactive: o.script === undefined,
+      });
     });
 
   await program.parseAsync(argv);

@@ -4,6 +4,7 @@
 // come with the interrupt controllers (the Linux-boot issue); `interruptPending` already tells
 // whether the chip would assert its line.
 import type { PortDevice } from './port-bus.ts';
+import type { IrqLine } from './irq.ts';
 
 const LSR_DR = 0x01, LSR_THRE = 0x20, LSR_TEMT = 0x40;
 const IER_RDA = 0x01, IER_THRE = 0x02;
@@ -18,20 +19,37 @@ export class Uart16550 implements PortDevice {
   /** THR-empty interrupt condition: set by writing THR or enabling the interrupt, cleared by reading IIR. */
   private thrEmptyPending = false;
 
-  constructor(readonly base: number, private readonly output: (byte: number) => void, name = 'uart') {
+  constructor(readonly base: number, private readonly output: (byte: number) => void, name = 'uart',
+    /** The interrupt line (IRQ 4 for COM1), driven while an enabled condition is pending; the
+     *  16550's OUT2 (MCR bit 3) gates it onto the ISA bus on a PC. */
+    private readonly irq?: IrqLine) {
     this.name = name;
   }
 
-  /** Bytes typed by the user (or a script) for the guest. */
-  receive(bytes: ArrayLike<number>): void {
-    for (let i = 0; i < bytes.length; i++) if (this.rx.length < 16) this.rx.push(bytes[i] & 0xff);
+  /** Bytes typed by the user (or a script) for the guest; false if the FIFO is full. */
+  receive(bytes: ArrayLike<number>): boolean {
+    let all = true;
+    for (let i = 0; i < bytes.length; i++) { if (this.rx.length < 16) this.rx.push(bytes[i] & 0xff); else all = false; }
+    this.updateIrq();
+    return all;
   }
+
+  /** Room left in the receive FIFO. */
+  get rxSpace(): number { return 16 - this.rx.length; }
+
+  private updateIrq(): void { this.irq?.set(this.interruptPending && (this.mcr & 0x08) !== 0); }
 
   get interruptPending(): boolean {
     return ((this.ier & IER_RDA) !== 0 && this.rx.length > 0) || ((this.ier & IER_THRE) !== 0 && this.thrEmptyPending);
   }
 
   read(port: number): number {
+    const v = this.readRegister(port);
+    this.updateIrq();
+    return v;
+  }
+
+  private readRegister(port: number): number {
     switch (port - this.base) {
       case 0:
         if (this.lcr & LCR_DLAB) return this.dll;
@@ -54,7 +72,11 @@ export class Uart16550 implements PortDevice {
   }
 
   write(port: number, _size: number, value: number): void {
-    value &= 0xff;
+    this.writeRegister(port, value & 0xff);
+    this.updateIrq();
+  }
+
+  private writeRegister(port: number, value: number): void {
     switch (port - this.base) {
       case 0:
         if (this.lcr & LCR_DLAB) { this.dll = value; return; }

@@ -42,7 +42,7 @@ export function coreModule(): WebAssembly.Module {
 export const EXIT_NAMES: Record<number, string> = {
   [abi.EXIT_NONE]: 'none', [abi.EXIT_BUDGET]: 'budget', [abi.EXIT_HLT]: 'hlt',
   [abi.EXIT_EXCEPTION]: 'exception', [abi.EXIT_SHUTDOWN]: 'shutdown', [abi.EXIT_IO]: 'io',
-  [abi.EXIT_EPT_VIOLATION]: 'ept-violation',
+  [abi.EXIT_EPT_VIOLATION]: 'ept-violation', [abi.EXIT_IRQ_WINDOW]: 'irq-window',
 };
 
 /** How guest-physical memory reaches host memory: `direct` (gpa = host offset) or `ept` (the
@@ -69,6 +69,16 @@ const ACCESS: Record<AccessKind, number> = { read: abi.ACC_READ, write: abi.ACC_
 export type WalkProbe =
   | { ok: true; gpa: bigint; hpa: bigint; pageShift: number; hostPageShift: number }
   | { ok: false; vector: number; error: number };
+
+/** What the machine's devices answer for device memory and device MSRs (the core's host calls). */
+export interface HostDevices {
+  mmioRead?(vcpu: number, gpa: number, size: number): number | bigint;
+  mmioWrite?(vcpu: number, gpa: number, size: number, value: number | bigint): void;
+  /** The MSR's value, null for #GP, undefined when no device owns it. */
+  msrRead?(vcpu: number, index: number): bigint | null | undefined;
+  /** true done, false for #GP, undefined when no device owns it. */
+  msrWrite?(vcpu: number, index: number, value: bigint): boolean | undefined;
+}
 
 export interface HostOptions {
   /** Guest RAM in bytes (flat mode: linear = guest-physical = offset). */
@@ -108,7 +118,13 @@ export class Host {
     const tableReserve = Math.ceil(ram / 256 / abi.WASM_PAGE) * abi.WASM_PAGE + 0x40000;
     const pages = (abi.GUEST_RAM_BASE + ram + rom + tableReserve) / abi.WASM_PAGE;
     this.memory = new WebAssembly.Memory({ initial: pages, maximum: 65536 });
-    const instance = new WebAssembly.Instance(coreModule(), { env: { memory: this.memory } });
+    const instance = new WebAssembly.Instance(coreModule(), { env: {
+      memory: this.memory,
+      mmioRead: (vcpu: number, lo: number, hi: number, size: number, dst: number) => this.mmioRead(vcpu, lo, hi, size, dst),
+      mmioWrite: (vcpu: number, lo: number, hi: number, size: number, src: number) => this.mmioWrite(vcpu, lo, hi, size, src),
+      msrRead: (vcpu: number, index: number) => this.msrRead(vcpu, index >>> 0),
+      msrWrite: (vcpu: number, index: number) => this.msrWrite(vcpu, index >>> 0),
+    } });
     this.core = instance.exports as unknown as WasmCore;
     this.refreshViews();
     this.core.setFlatMemory(ram);
@@ -136,6 +152,34 @@ export class Host {
       if (ram >= 0x100000) this.u8.set(low, abi.GUEST_RAM_BASE + 0x100000 - low.length);
     }
     writeCpuidTable(this.dv, opts.cpuid ?? defaultCpuid());
+  }
+
+  /** Device memory and device MSRs: the machine installs its handlers here (default: nothing there). */
+  devices: HostDevices = {};
+
+  private mmioRead(vcpu: number, lo: number, hi: number, size: number, dst: number): void {
+    const gpa = (hi >>> 0) * 2 ** 32 + (lo >>> 0);
+    const v = this.devices.mmioRead ? this.devices.mmioRead(vcpu, gpa, size) : size === 8 ? -1n : 0xffffffff;
+    const big = BigInt.asUintN(64, typeof v === 'bigint' ? v : BigInt(v >>> 0));
+    for (let i = 0; i < size; i++) this.u8[dst + i] = Number((big >> BigInt(8 * i)) & 0xffn);
+  }
+  private mmioWrite(vcpu: number, lo: number, hi: number, size: number, src: number): void {
+    if (!this.devices.mmioWrite) return;
+    const gpa = (hi >>> 0) * 2 ** 32 + (lo >>> 0);
+    const value = size === 8 ? this.dv.getBigUint64(src, true)
+      : size === 4 ? this.dv.getUint32(src, true) : size === 2 ? this.dv.getUint16(src, true) : this.u8[src];
+    this.devices.mmioWrite(vcpu, gpa, size, value);
+  }
+  private msrRead(vcpu: number, index: number): number {
+    const v = this.devices.msrRead?.(vcpu, index);
+    if (v === undefined) return -1;
+    if (v === null) return 0;
+    this.dv.setBigUint64(abi.MSR_DATA, BigInt.asUintN(64, v), true);
+    return 1;
+  }
+  private msrWrite(vcpu: number, index: number): number {
+    const r = this.devices.msrWrite?.(vcpu, index, this.dv.getBigUint64(abi.MSR_DATA, true));
+    return r === undefined ? -1 : r ? 1 : 0;
   }
 
   /** Typed views are detached when memory grows; the host never grows it after construction. */
@@ -273,7 +317,12 @@ export class Vcpu {
   }
   /** The injected interrupt not yet taken (the guest has IF = 0), or -1. */
   get pendingInterrupt(): number { return this.host.view.getInt32(this.base + abi.ST_IRQ_VECTOR, true); }
+  /** Ask for EXIT_IRQ_WINDOW as soon as the guest can take an interrupt (KVM's request_interrupt_window). */
+  requestInterruptWindow(on = true): void { this.host.view.setUint32(this.base + abi.ST_IRQ_WINDOW, on ? 1 : 0, true); }
+  /** RFLAGS.IF. */
+  get interruptsEnabled(): boolean { return (this.host.core.readRflags(this.index) & 0x200) !== 0; }
   injectNmi(): void { this.host.view.setUint32(this.base + abi.ST_NMI_PENDING, 1, true); }
+  get nmiPending(): boolean { return this.u32(abi.ST_NMI_PENDING) !== 0; }
   get interruptsDelivered(): number { return this.u32(abi.ST_INTERRUPTED); }
 
   reg(i: number): bigint { return this.u64(abi.ST_GPR + i * 8); }

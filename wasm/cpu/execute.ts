@@ -2,7 +2,7 @@
 // the opcode index, which compiles to a single br_table (notes/assemblyscript-probe.md: 2.6-4.5x
 // faster than a function table). Every opcode without a case raises #UD and is counted by opcode.
 import {
-  EXIT_NONE, EXIT_BUDGET, EXIT_HLT, EXIT_EXCEPTION, EXIT_IO, EXIT_SHUTDOWN, EXIT_EPT_VIOLATION, ATTR_INVALID64, ATTR_FORM, ST_EXIT_REASON,
+  EXIT_NONE, EXIT_BUDGET, EXIT_HLT, EXIT_EXCEPTION, EXIT_IO, EXIT_SHUTDOWN, EXIT_EPT_VIOLATION, EXIT_IRQ_WINDOW, ST_IRQ_WINDOW, ATTR_INVALID64, ATTR_FORM, ST_EXIT_REASON,
   ST_EXIT_VECTOR, ST_EXIT_ERROR_CODE, ST_EXIT_HAS_ERROR, ST_EXIT_ADDR, ST_EXIT_OPCODE, ST_EXIT_RIP,
   ST_EXIT_BYTES, ST_EXIT_LENGTH, ST_COUNTERS, CNT_INSTRUCTIONS, CNT_EXITS, CNT_EXCEPTIONS,
   CNT_UNIMPLEMENTED, ST_UD_BY_OPCODE, GUEST_RAM_BASE, VEC_DB, ST_IRQ_VECTOR, ST_NMI_PENDING,
@@ -299,8 +299,10 @@ function reportInstruction(start: u64, length: i32): void {
 
 /** Set when an interrupt or NMI waits, or an interrupt shadow is in effect. */
 let irqCheck: bool = false;
+let windowOpen: bool = false;
 function armInterruptCheck(): void {
   irqCheck = !flatHarness && (load<i32>(cpu + ST_IRQ_VECTOR) >= 0 || load<u32>(cpu + ST_NMI_PENDING) != 0
+    || load<u32>(cpu + ST_IRQ_WINDOW) != 0
     || (getFlags() & FLAG_TF) != 0 || (load<u32>(cpu + ST_DR7) & 0xff) != 0);
 }
 
@@ -327,6 +329,12 @@ function instructionBreakpoint(lin: u64): bool {
  *  no STI/MOV SS shadow covers this boundary. Returns false on a triple fault. */
 function takeExternalInterrupt(): bool {
   if (interruptShadow) { clearInterruptShadow(); return true; }
+  if (load<u32>(cpu + ST_IRQ_WINDOW) != 0 && (getFlags() & FLAG_IF) != 0 && load<i32>(cpu + ST_IRQ_VECTOR) < 0
+      && load<u32>(cpu + ST_NMI_PENDING) == 0) {
+    store<u32>(cpu + ST_IRQ_WINDOW, 0);
+    windowOpen = true; // the host wants to inject now
+    return true;
+  }
   let vector = -1;
   if (load<u32>(cpu + ST_NMI_PENDING) != 0) {
     store<u32>(cpu + ST_NMI_PENDING, 0);
@@ -380,6 +388,7 @@ export function run(vcpu: i32, budget: i32): i32 {
         break;
       }
       pc = rip;
+      if (windowOpen) { windowOpen = false; exitReason = EXIT_IRQ_WINDOW; break; }
       if ((load<u32>(cpu + ST_DR7) & 0xff) != 0 && instructionBreakpoint(csBase + pc)) {
         // A fault: #DB is delivered before the instruction, which then has not executed.
         counterAdd(CNT_EXCEPTIONS, 1);

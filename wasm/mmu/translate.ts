@@ -5,8 +5,10 @@
 // smaller of the two page sizes. With the data-cache model on, every access is also counted there.
 import {
   GUEST_RAM_BASE, ACC_WRITE, CODE_PAGE_MAP_BASE, CODE_PAGE_MAP_SIZE, OPEN_BUS_BASE,
-  BOUNCE_BASE, BOUNCE_SLOTS, PS_4K, PS_2M, PS_1G, ST_CR0, ST_CR4, CR0_WP,
+  BOUNCE_BASE, BOUNCE_SLOTS, PS_4K, PS_2M, PS_1G, ST_CR0, ST_CR4, CR0_WP, MMIO_STAGE_BASE, MMIO_STAGE_SLOTS,
+  VCPU_AREA_BASE, VCPU_STRIDE,
 } from '../abi';
+import { hostMmioRead, hostMmioWrite } from '../host-imports';
 import { flushDecodedCache } from '../cpu/decode';
 import { raiseGP0, raisePF, isCanonical, requestStop } from '../cpu/fault';
 import { pagingOn, flatHarness, mode64, cpl, cpu } from '../cpu/state';
@@ -42,8 +44,7 @@ export function setRamSize(size: u64): void { ramSize = size; setPhysLimit(size)
 
 const CODE_MAP_MASK: usize = CODE_PAGE_MAP_SIZE - 1;
 
-/** Unbacked physical addresses read as all ones and drop writes (an undriven bus). Device MMIO
- *  exits come with the machine issue. */
+/** Addresses nothing decodes read as all ones and drop writes (an undriven bus). */
 function openBus(access: i32): usize {
   memory.fill(OPEN_BUS_BASE, 0xff, 64);
   return OPEN_BUS_BASE;
@@ -56,10 +57,32 @@ export function setRomSize(size: u64): void { romSize = size; }
 const FOUR_GIB: u64 = 0x100000000;
 
 function unbacked(phys: u64, size: i32, access: i32): usize {
-  if (romSize != 0 && phys >= FOUR_GIB - romSize && phys + <u64>size <= FOUR_GIB && access != ACC_WRITE) {
-    return <usize>GUEST_RAM_BASE + <usize>ramSize + <usize>(phys - (FOUR_GIB - romSize));
+  if (romSize != 0 && phys >= FOUR_GIB - romSize && phys + <u64>size <= FOUR_GIB) {
+    if (access != ACC_WRITE) return <usize>GUEST_RAM_BASE + <usize>ramSize + <usize>(phys - (FOUR_GIB - romSize));
+    return openBus(access); // writes to ROM are dropped
   }
-  return openBus(access);
+  if (size > 16 || mmioUsed == MMIO_STAGE_SLOTS) return openBus(access);
+  return deviceMemory(phys, size, access);
+}
+
+// ---- Device memory (MMIO): handed to the host (host-imports.ts) ----
+// A read asks the host at once; a write is staged and given to the host when the instruction
+// completes without a fault (like split accesses), so a faulting instruction writes nothing.
+// Slot: 16 bytes of data, u64 gpa, u32 size, u32 1 = write pending.
+let mmioUsed: i32 = 0;
+
+function deviceMemory(gpa: u64, size: i32, access: i32): usize {
+  const slot: usize = <usize>MMIO_STAGE_BASE + <usize>mmioUsed * 32;
+  mmioUsed++;
+  const vcpu = <i32>((cpu - <usize>VCPU_AREA_BASE) / <usize>VCPU_STRIDE);
+  if (access == ACC_WRITE) memory.fill(slot, 0, 16);
+  else hostMmioRead(vcpu, <i32>gpa, <i32>(gpa >> 32), size, <i32>slot);
+  store<u64>(slot + 16, gpa);
+  store<u32>(slot + 24, <u32>size);
+  store<u32>(slot + 28, access == ACC_WRITE ? 1 : 0);
+  bouncePending = true; // the run loop finishes staged accesses after the instruction
+  requestStop();
+  return slot;
 }
 
 let bounceUsed: i32 = 0;
@@ -153,8 +176,19 @@ function allowedKinds(rights: u32, eptRightsBits: u32): u32 {
   return a;
 }
 
-/** Copy staged split writes back to their two pages (the instruction completed without a fault). */
+/** Copy staged split writes back to their two pages and hand staged device writes to the host
+ *  (when the instruction completed without a fault), then free the slots. */
 export function flushBounces(commit: bool): void {
+  if (commit) {
+    const vcpu = <i32>((cpu - <usize>VCPU_AREA_BASE) / <usize>VCPU_STRIDE);
+    for (let i = 0; i < mmioUsed; i++) {
+      const slot: usize = <usize>MMIO_STAGE_BASE + <usize>i * 32;
+      if (load<u32>(slot + 28) == 0) continue;
+      const gpa = load<u64>(slot + 16);
+      hostMmioWrite(vcpu, <i32>gpa, <i32>(gpa >> 32), <i32>load<u32>(slot + 24), <i32>slot);
+    }
+  }
+  mmioUsed = 0;
   for (let i = 0; i < bounceUsed; i++) {
     const slot: usize = <usize>BOUNCE_BASE + <usize>i * 64;
     const first = <usize>load<u64>(slot + 16);

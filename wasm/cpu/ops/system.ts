@@ -22,6 +22,8 @@ import {
 } from '../decode';
 import { getReg, setReg, rmPtr, putRM, getG, setG } from '../operands';
 import { translate } from '../../mmu/translate';
+import { hostMsrRead, hostMsrWrite } from '../../host-imports';
+import { MSR_DATA, VCPU_AREA_BASE, VCPU_STRIDE } from '../../abi';
 import { cr0Written, cr3Written, cr4Written, eferWritten, invlpg, invpcid } from '../../mmu/control';
 import { push, jumpTo } from './flow';
 import {
@@ -111,7 +113,7 @@ export function completePendingIn(): void {
 
 // ---- Control registers (SDM Vol. 3A, 2.5; Vol. 2B, MOV—Move to/from Control Registers) ----
 const CR0_RESERVED: u64 = 0xffffffff1ffaffc0;
-const CR4_KNOWN: u64 = 0x1f07ff; // VME..OSXMMEXCPT, UMIP, FSGSBASE, PCIDE, OSXSAVE, SMEP, SMAP
+const CR4_KNOWN: u64 = 0x3f07ff; // VME..OSXMMEXCPT, UMIP, FSGSBASE, PCIDE, OSXSAVE, SMEP, SMAP
 
 export function movCr(): void {
   if (!requireCpl0()) return;
@@ -431,11 +433,18 @@ function msrSlot(msr: u32): usize {
   }
 }
 
+/** MSRs of host devices (the local APIC: IA32_APIC_BASE, TSC_DEADLINE, the x2APIC range). */
+function hostOwnedMsr(msr: u32): bool { return msr == 0x1b || msr == 0x6e0 || (msr >= 0x800 && msr <= 0x8ff); }
+function vcpuIndex(): i32 { return <i32>((cpu - <usize>VCPU_AREA_BASE) / <usize>VCPU_STRIDE); }
+
 export function rdmsr(): void {
   if (!requireCpl0()) return;
   const msr = <u32>getReg64(1);
   let v: u64;
-  if (msr == MSR_EFER) v = load<u64>(cpu + ST_EFER);
+  const host = hostOwnedMsr(msr) ? hostMsrRead(vcpuIndex(), <i32>msr) : -1;
+  if (host == 0) { raiseGP0(); return; }
+  if (host == 1) v = load<u64>(MSR_DATA);
+  else if (msr == MSR_EFER) v = load<u64>(cpu + ST_EFER);
   else if (msr == MSR_FS_BASE) v = load<u64>(segField(SEG_FS, SEG_BASE));
   else if (msr == MSR_GS_BASE) v = load<u64>(segField(SEG_GS, SEG_BASE));
   else if (msr == MSR_TSC) v = load<u64>(cpu + ST_TSC_OFFSET); // the run loop adds instructions retired
@@ -452,6 +461,12 @@ export function wrmsr(): void {
   if (!requireCpl0()) return;
   const msr = <u32>getReg64(1);
   const v = (getReg64(0) & 0xffffffff) | (getReg64(2) << 32);
+  if (hostOwnedMsr(msr)) {
+    store<u64>(MSR_DATA, v);
+    const host = hostMsrWrite(vcpuIndex(), <i32>msr);
+    if (host == 0) { raiseGP0(); return; }
+    if (host == 1) return;
+  }
   if (msr == MSR_EFER) {
     // SCE, LME, NXE writable; LMA is read-only; LME cannot change while paging is on.
     const old = load<u64>(cpu + ST_EFER);
