@@ -208,7 +208,11 @@ export class Machine {
       reason, status: this.debugExit.status, instructions: this.instructions - start, message,
     });
     this.userStop = false;
+    let spins = 0;
     for (;;) {
+      if (++spins % 1_000_000 === 0 && process.env.HVLAB_DEBUG) {
+        process.stderr.write(`[run loop: ${spins} iterations, halted ${this.halted}, now ${this.virtualNow()}, next ${this.clock.nextDeadline()}, rip ${v.rip.toString(16)}, irqReady ${this.interruptReady()}, pending ${v.pendingInterrupt}, IF ${v.interruptsEnabled}]\n`);
+      }
       const used = Math.floor((this.virtualNow() - startNs) / this.clock.nsPerInstruction);
       if (this.halted) {
         if (this.interruptReady() || v.pendingInterrupt >= 0 || v.nmiPending) {

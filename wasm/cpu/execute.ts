@@ -399,6 +399,7 @@ export function run(vcpu: i32, budget: i32): i32 {
         }
         refreshCacheKey();
         pc = rip;
+        n++; // an event delivery is a step of virtual time: a guest caught in a fault loop still ends the budget
         continue;
       }
       singleStep = (getFlags() & FLAG_TF) != 0;
@@ -467,6 +468,7 @@ export function run(vcpu: i32, budget: i32): i32 {
         }
         refreshCacheKey();
         pc = rip;
+        if (!trap) n++; // (a trap's instruction was already counted) the delivery is a step of virtual time
         continue;
       }
       n++;

@@ -23,7 +23,7 @@ import {
 import { getReg, setReg, rmPtr, putRM, getG, setG } from '../operands';
 import { translate } from '../../mmu/translate';
 import { hostMsrRead, hostMsrWrite } from '../../host-imports';
-import { MSR_DATA, VCPU_AREA_BASE, VCPU_STRIDE } from '../../abi';
+import { MSR_DATA, VCPU_AREA_BASE, VCPU_STRIDE, FLAG_AC } from '../../abi';
 import { cr0Written, cr3Written, cr4Written, eferWritten, invlpg, invpcid } from '../../mmu/control';
 import { push, jumpTo } from './flow';
 import {
@@ -330,6 +330,7 @@ export function group7(): void { // 0F 01: SGDT SIDT LGDT LIDT SMSW LMSW INVLPG,
     else if (m == 0xf9) rdtscp();
     else if (m == 0xd0) xgetbv();
     else if (m == 0xd1) xsetbv();
+    else if (m == 0xca || m == 0xcb) clacStac(m == 0xcb);
     else unimplementedSystem(); // MONITOR/MWAIT, XGETBV/XSETBV, ...: not yet
     return;
   }
@@ -358,6 +359,14 @@ export function group7(): void { // 0F 01: SGDT SIDT LGDT LIDT SMSW LMSW INVLPG,
       break;
     default: raiseUD(); break;
   }
+}
+
+/** 0F 01 CA / CB: CLAC / STAC clear or set RFLAGS.AC, which lets the kernel reach user pages under
+ *  SMAP (SDM Vol. 2A, CLAC; #UD outside CPL 0). */
+function clacStac(set: bool): void {
+  if (realMode || cpl != 0) { raiseUD(); return; }
+  const f = getFlags();
+  setFlags(set ? f | FLAG_AC : f & ~(<u64>FLAG_AC));
 }
 
 /** 66 0F 38 82: INVPCID r, m128 (SDM Vol. 2A, INVPCID): the type in the register, the descriptor
