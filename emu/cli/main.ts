@@ -39,6 +39,21 @@ export async function main(argv: string[]): Promise<number> {
       if (r.checksums_match === false) status = 1;
     });
 
+  bench.command('boot')
+    .description('instructions and wall time from reset to the bundled guest\'s shell prompt, against QEMU TCG booting the same kernel')
+    .option('--json', 'print one JSON object')
+    .option('--no-qemu', 'skip the QEMU reference')
+    .action(async (o) => {
+      const { benchBoot } = await import('../../bench/boot.ts');
+      const r = await benchBoot({ qemu: o.qemu });
+      if (o.json) { console.log(JSON.stringify(r)); return; }
+      printTable([
+        ['hvlab', `${r.seconds.toFixed(2)} s to the shell prompt (${(r.instructions / 1e6).toFixed(0)} M instructions, ${(r.instructions / r.seconds / 1e6).toFixed(1)} MIPS)`],
+        ['QEMU TCG', r.qemu_seconds === null ? 'not installed' : `${r.qemu_seconds.toFixed(2)} s (same kernel and initramfs, with SeaBIOS)`],
+        ['ratio', r.ratio === null ? '-' : `${r.ratio.toFixed(2)} (hvlab / QEMU; target <= 3)`],
+      ]);
+    });
+
   bench.command('pagewalk')
     .description('random reads over a large working set, native and 2D (EPT) with 4K/2M pages: references per walk, TLB miss rate, cache misses per access, page-table footprint')
     .option('--json', 'print one JSON object')

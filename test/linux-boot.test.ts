@@ -1,0 +1,39 @@
+// The bundled Linux guest boots to its shell, runs a script typed at the prompt and powers off, with
+// the direct MMU and with the two-dimensional (EPT) walk: what the README's main command does.
+import { describe, it, expect } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { boot } from '../emu/cli/boot.ts';
+
+async function bootScript(mmu: 'direct' | 'ept', script: string) {
+  let out = '';
+  let err = '';
+  const status = await boot({ memory: 256, mmu, script, timeout: 600 },
+    { out: (b) => { out += Buffer.from(b).toString('latin1'); }, err: (s) => { err += s; } });
+  return { status, out, err };
+}
+
+describe('the bundled Linux guest', () => {
+  for (const mmu of ['direct', 'ept'] as const) {
+    it(`boots to a shell, runs a script and powers off (--mmu ${mmu})`, async () => {
+      const r = await bootScript(mmu, 'uname -a; grep -c processor /proc/cpuinfo; echo $((6*7)); poweroff -f');
+      expect(r.err).toBe('');
+      expect(r.status).toBe(0);
+      expect(r.out).toContain('hvlab guest ready: 6.1.192');
+      expect(r.out).toMatch(/Linux \(none\) 6\.1\.192 .* x86_64 GNU\/Linux/);
+      expect(r.out).toMatch(/\n1\r?\n/); // one processor
+      expect(r.out).toMatch(/\n42\r?\n/);
+      expect(r.out).toContain('reboot: Power down');
+    });
+  }
+
+  it('a kernel that is not one ends with a clear error and status 2', async () => {
+    let err = '';
+    const junk = join(mkdtempSync(join(tmpdir(), 'hvlab-')), 'junk.bin');
+    writeFileSync(junk, Buffer.alloc(4096, 0x5a));
+    const status = await boot({ memory: 64, kernel: junk }, { out: () => {}, err: (s) => { err += s; } });
+    expect(status).toBe(2);
+    expect(err).toMatch(/hvlab boot: .*multiboot|bzImage/);
+  });
+});
