@@ -49,7 +49,7 @@ export async function main(argv: string[]): Promise<number> {
       if (o.json) { console.log(JSON.stringify(r)); return; }
       printTable([
         ['hvlab', `${r.seconds.toFixed(2)} s to the shell prompt (${(r.instructions / 1e6).toFixed(0)} M instructions, ${(r.instructions / r.seconds / 1e6).toFixed(1)} MIPS)`],
-        ['QEMU TCG', r.qemu_seconds === null ? 'not installed' : `${r.qemu_seconds.toFixed(2)} s (same kernel and initramfs, with SeaBIOS)`],
+        ['QEMU TCG', r.qemu_seconds === null ? (o.qemu ? 'not installed' : 'skipped') : `${r.qemu_seconds.toFixed(2)} s (same kernel and initramfs, with SeaBIOS)`],
         ['ratio', r.ratio === null ? '-' : `${r.ratio.toFixed(2)} (hvlab / QEMU; target <= 3)`],
       ]);
     });

@@ -71,7 +71,28 @@ export function refreshCacheKey(): void { cacheKey = (cacheEpoch << 2) | modeKey
 export function flushDecodedCache(): void {
   cacheEpoch++;
   refreshCacheKey();
-  memory.fill(CODE_PAGE_MAP_BASE, 0, CODE_PAGE_MAP_SIZE);
+  // Clear the code-page marks: only the pages marked since the last flush, unless there were too
+  // many to remember (a flush is frequent — MOV CR3, INVLPG of a code page — and the map is 1 MiB).
+  if (markedCount > MARKED_MAX) memory.fill(CODE_PAGE_MAP_BASE, 0, CODE_PAGE_MAP_SIZE);
+  else for (let i = 0; i < markedCount; i++) store<u8>(<usize>CODE_PAGE_MAP_BASE + <usize>unchecked(markedPages[i]), 0);
+  markedCount = 0;
+}
+
+/** Is a decoded instruction cached from linear page `lin >> 12` (modulo the map)? */
+@inline export function pageHoldsDecodedCode(lin: u64): bool {
+  return load<u8>(<usize>CODE_PAGE_MAP_BASE + (<usize>(lin >> 12) & (CODE_PAGE_MAP_SIZE - 1))) != 0;
+}
+
+const MARKED_MAX: i32 = 4096;
+const markedPages = new StaticArray<u32>(MARKED_MAX);
+let markedCount: i32 = 0;
+function markCodePage(lin: u64): void {
+  const index = <u32>(lin >> 12) & <u32>(CODE_PAGE_MAP_SIZE - 1);
+  const p = <usize>CODE_PAGE_MAP_BASE + <usize>index;
+  if (load<u8>(p) != 0) return;
+  store<u8>(p, 1);
+  if (markedCount < MARKED_MAX) unchecked(markedPages[markedCount] = index);
+  markedCount++;
 }
 
 // ---- Decoded fields of the current instruction (generic handlers read these) ----
@@ -268,8 +289,8 @@ export function decodeAt(): usize {
   if (cacheable) {
     // Mark the page(s) holding the bytes, so a write there invalidates the cache.
     // Indexed by linear page, modulo the map's size (an alias only costs an extra flush).
-    store<u8>(<usize>CODE_PAGE_MAP_BASE + (<usize>(lin >> 12) & (CODE_PAGE_MAP_SIZE - 1)), 1);
-    store<u8>(<usize>CODE_PAGE_MAP_BASE + (<usize>((lin + <u64>len - 1) >> 12) & (CODE_PAGE_MAP_SIZE - 1)), 1);
+    markCodePage(lin);
+    markCodePage(lin + <u64>len - 1);
     store<u64>(e + E_TAG, lin);
     store<u32>(e + E_EPOCH, cacheKey);
   } else {

@@ -11,7 +11,7 @@ import {
 import { getFlags, setFlags } from './flags';
 
 const VEC_NMI: i32 = 2;
-import { cpu, rip, setCpu, setRip, loadState, saveState, csBase, mode64, flatHarness } from './state';
+import { cpu, rip, rflags, setCpu, setRip, loadState, saveState, csBase, mode64, flatHarness } from './state';
 import {
   faultVector, faultError, faultHasError, faultAddr, faultIsTrap, pending, raiseUD, raiseTrap, clearFault,
   EPT_VIOLATION_VECTOR,
@@ -303,7 +303,7 @@ let windowOpen: bool = false;
 function armInterruptCheck(): void {
   irqCheck = !flatHarness && (load<i32>(cpu + ST_IRQ_VECTOR) >= 0 || load<u32>(cpu + ST_NMI_PENDING) != 0
     || load<u32>(cpu + ST_IRQ_WINDOW) != 0
-    || (getFlags() & FLAG_TF) != 0 || (load<u32>(cpu + ST_DR7) & 0xff) != 0);
+    || (rflags & FLAG_TF) != 0 || (load<u32>(cpu + ST_DR7) & 0xff) != 0); // TF is never held lazily
 }
 
 /** Instruction breakpoints (SDM Vol. 3B, 18.2.4 and 18.3.1.1): DRn enabled in DR7 with R/Wn = 00 and
@@ -329,7 +329,7 @@ function instructionBreakpoint(lin: u64): bool {
  *  no STI/MOV SS shadow covers this boundary. Returns false on a triple fault. */
 function takeExternalInterrupt(): bool {
   if (interruptShadow) { clearInterruptShadow(); return true; }
-  if (load<u32>(cpu + ST_IRQ_WINDOW) != 0 && (getFlags() & FLAG_IF) != 0 && load<i32>(cpu + ST_IRQ_VECTOR) < 0
+  if (load<u32>(cpu + ST_IRQ_WINDOW) != 0 && (rflags & FLAG_IF) != 0 && load<i32>(cpu + ST_IRQ_VECTOR) < 0
       && load<u32>(cpu + ST_NMI_PENDING) == 0) {
     store<u32>(cpu + ST_IRQ_WINDOW, 0);
     windowOpen = true; // the host wants to inject now
@@ -339,7 +339,7 @@ function takeExternalInterrupt(): bool {
   if (load<u32>(cpu + ST_NMI_PENDING) != 0) {
     store<u32>(cpu + ST_NMI_PENDING, 0);
     vector = VEC_NMI;
-  } else if ((getFlags() & FLAG_IF) != 0) {
+  } else if ((rflags & FLAG_IF) != 0) {
     vector = load<i32>(cpu + ST_IRQ_VECTOR);
     store<i32>(cpu + ST_IRQ_VECTOR, -1);
   }
@@ -402,7 +402,7 @@ export function run(vcpu: i32, budget: i32): i32 {
         n++; // an event delivery is a step of virtual time: a guest caught in a fault loop still ends the budget
         continue;
       }
-      singleStep = (getFlags() & FLAG_TF) != 0;
+      singleStep = (rflags & FLAG_TF) != 0;
       if (!singleStep) armInterruptCheck();
     }
     start = pc;

@@ -18,7 +18,7 @@ import { getFlags, setFlags, getCF, getAF, setArithFlags, szpFlags, lazyKeepCF }
 import { raise, raiseGP0, raiseUD, raiseTrap, requestStop, faultVector, isCanonical } from '../fault';
 import {
   opIdx, osize, asize, ext, imm, imm2, isMem, ea, eaOffset, mod, modrm, rmField, regField, nextRip, seg,
-  refreshCacheKey, flushDecodedCache,
+  refreshCacheKey, flushDecodedCache, pageHoldsDecodedCode,
 } from '../decode';
 import { getReg, setReg, rmPtr, putRM, getG, setG } from '../operands';
 import { translate } from '../../mmu/translate';
@@ -355,7 +355,7 @@ export function group7(): void { // 0F 01: SGDT SIDT LGDT LIDT SMSW LMSW INVLPG,
       break;
     }
     case 7: // INVLPG; decoded instructions are keyed by linear address, so they go too
-      if (requireCpl0()) { invlpg(ea); flushDecodedCache(); }
+      if (requireCpl0()) { invlpg(ea); if (pageHoldsDecodedCode(ea)) flushDecodedCache(); }
       break;
     default: raiseUD(); break;
   }
