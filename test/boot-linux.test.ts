@@ -369,8 +369,8 @@ describe.skipIf(realKernels.length === 0)('real kernels', () => {
     expect(img.header.version).toBeGreaterThanOrEqual(0x020c);
     expect(img.header.xloadflags & 1).toBe(1); // XLF_KERNEL_64
     expect(img.header.loadflags & 1).toBe(1); // LOADED_HIGH
-    expect(img.header.relocatableKernel).toBe(true);
-    expect(img.header.prefAddress).toBe(0x1000000); // LOAD_PHYSICAL_ADDR of x86-64 defconfig
+    // (The bundled kernel is built without RELOCATABLE/KASLR, so runs repeat; distribution kernels are relocatable.)
+    expect(img.header.prefAddress).toBe(0x1000000); // LOAD_PHYSICAL_ADDR of x86-64
     expect(img.header.kernelAlignment).toBe(0x200000);
     expect(img.header.initSize).toBeGreaterThan(img.kernel.length);
     expect(img.versionString).toMatch(/^\d+\.\d+/);

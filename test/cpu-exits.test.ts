@@ -99,7 +99,11 @@ describe('CPUID and RDTSC', () => {
     // test/difftest-sse.test.ts; SSE3 and later are not advertised.
     expect(leaf1.ecx & 1).toBe(0);
     const implemented = new Set([...forms, ...fpuForms].map((f) => f.mn));
-    const needs: Record<string, string> = { CX8: 'cmpxchg8b', CMOV: 'cmovcc', TSC: 'rdtsc', CX16: 'cmpxchg8b', MOVBE: 'movbe', POPCNT: 'popcnt', ABM: 'lzcnt', LAHF_LM: 'lahf', LM: 'mov', SYSCALL: 'syscall', MSR: 'rdmsr', PAE: 'mov_to_cr', MMX: 'emms', SSE: 'movaps', SSE2: 'movdqa', FPU: 'fld', FXSR: 'fxsave', XSAVE: 'xsave', SEP: 'sysenter' };
+    const needs: Record<string, string> = { CX8: 'cmpxchg8b', CMOV: 'cmovcc', TSC: 'rdtsc', CX16: 'cmpxchg8b', MOVBE: 'movbe', POPCNT: 'popcnt', ABM: 'lzcnt', LAHF_LM: 'lahf', LM: 'mov', SYSCALL: 'syscall', MSR: 'rdmsr', PAE: 'mov_to_cr', MMX: 'emms', SSE: 'movaps', SSE2: 'movdqa', FPU: 'fld', FXSR: 'fxsave', XSAVE: 'xsave', SEP: 'sysenter',
+      // Paging features live in the MMU (wasm/mmu), proven by test/mmu/paging-exhaustive.test.ts and
+      // test/mmu/two-dimensional.test.ts; their instruction is INVLPG/INVPCID.
+      PSE: 'invlpg', PSE36: 'invlpg', PGE: 'invlpg', PAT: 'wrmsr', NX: 'invlpg', PDPE1GB: 'invlpg', SMEP: 'invlpg', SMAP: 'invlpg',
+      PCID: 'invpcid', INVPCID: 'invpcid' };
     for (const group of Object.values(FEATURES)) for (const name of Object.keys(group)) {
       expect(implemented.has(needs[name]), name).toBe(true);
     }

@@ -66,10 +66,10 @@ describe('bare-metal test kernels', () => {
     expect(r.status).toBe(33);
   });
 
-  it('debug: TF single-step traps, an instruction breakpoint, debug registers, LAR/LSL/VERR/VERW', async () => {
+  it('debug: TF single-step traps, instruction and data breakpoints, debug registers, LAR/LSL/VERR/VERW', async () => {
     const r = await runHvlab(images.get('debug')!);
     expect(r.errors).toBe('');
-    expect(r.output.split('\n').filter((l) => l.startsWith('ok')).length).toBe(4);
+    expect(r.output.split('\n').filter((l) => l.startsWith('ok')).length).toBe(5);
     expect(r.output).toContain('all debug checks passed');
     expect(r.status).toBe(33);
   });

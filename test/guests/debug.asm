@@ -107,6 +107,37 @@ bp_site:
   jne fail
   mov esi, ok4
   call print
+
+  ; 5: data breakpoints are traps: DR1 = watched (R/W1 = 01 writes, LEN1 = 11 four bytes), DR2 =
+  ; watched+8 (R/W2 = 11 reads or writes, LEN2 = 01 two bytes). A read of DR1's dword does not hit;
+  ; a write does, after the instruction; a read of DR2's word hits with B2.
+  mov byte [check], 5
+  mov dword [bp_hits], 0
+  xor eax, eax
+  mov dr6, eax
+  mov eax, watched
+  mov dr1, eax
+  add eax, 8
+  mov dr2, eax
+  mov eax, 0x07d00014                ; L1, L2; R/W1 = 01 LEN1 = 11; R/W2 = 11 LEN2 = 01
+  mov dr7, eax
+  mov ecx, [watched]                 ; a read: no hit on the write-only DR1
+  cmp dword [bp_hits], 0
+  jne fail
+  mov dword [watched], 0x1234        ; the write completes, then #DB (B1)
+data_write_done:
+  cmp dword [bp_hits], 1
+  jne fail
+  cmp dword [watched], 0x1234
+  jne fail
+  mov cx, [watched + 9]              ; overlaps the word at watched+8: B2
+data_read_done:
+  cmp dword [bp_hits], 2
+  jne fail
+  xor eax, eax
+  mov dr7, eax
+  mov esi, ok5
+  call print
   mov esi, allok
   call print
   mov al, 0x10
@@ -115,6 +146,8 @@ bp_site:
 handle_db:
   cmp byte [check], 4
   je .breakpoint
+  cmp byte [check], 5
+  je .data
   mov eax, dr6
   test eax, 0x4000                   ; BS
   jz fail
@@ -141,6 +174,29 @@ handle_db:
   mov dr7, eax                       ; disarm, so the instruction can run
   iretd
 
+.data:
+  mov eax, dr6
+  test eax, 0x4000                   ; not a single step
+  jnz fail
+  mov ecx, [bp_hits]
+  test ecx, ecx
+  jnz .second
+  test eax, 2                        ; B1, and a trap: EIP is after the write
+  jz fail
+  cmp dword [esp], data_write_done
+  jne fail
+  jmp .counted
+.second:
+  test eax, 4                        ; B2
+  jz fail
+  cmp dword [esp], data_read_done
+  jne fail
+.counted:
+  inc dword [bp_hits]
+  xor eax, eax
+  mov dr6, eax
+  iretd
+
 fail:
   mov esi, failmsg
   call print
@@ -151,6 +207,7 @@ ok1: db "ok 1 single-step: #DB after POPF's next instruction, then after each on
 ok2: db "ok 2 MOV to/from DR0 and DR7", 10, 0
 ok3: db "ok 3 LAR, LSL, VERR, VERW", 10, 0
 ok4: db "ok 4 #DB fault at an instruction breakpoint (DR0, DR7), DR6.B0", 10, 0
+ok5: db "ok 5 #DB traps at data breakpoints: writes (DR1) and reads or writes (DR2), DR6.Bn", 10, 0
 allok: db "all debug checks passed", 10, 0
 failmsg: db "FAIL", 10, 0
 align 4
@@ -158,6 +215,8 @@ steps: dd 0
 bp_hits: dd 0
 eips: dd 0, 0, 0, 0
 check: db 0
+align 8
+watched: dd 0, 0, 0, 0
 align 8
 gdt:
   dq 0

@@ -400,6 +400,14 @@ function checkOperandLimit(): void {
   if (!segmentAllows(seg, eaOffset, size)) raise(seg == SEG_SS ? VEC_SS : VEC_GP, 0, true);
 }
 
+/** The linear address of `offset` in segment `sg` for an operand of `size` bytes that is not a
+ *  ModRM operand (string instructions' rSI/rDI, MOV moffs), or -1 with #SS(0)/#GP(0) raised when it
+ *  lies outside the segment (SDM Vol. 3A, 5.3; no limits in 64-bit mode). */
+export function segmentedAddress(sg: i32, offset: u64, size: i32): u64 {
+  if (!mode64 && !segmentAllows(sg, offset, <u64>size)) { raise(sg == SEG_SS ? VEC_SS : VEC_GP, 0, true); return <u64>-1; }
+  return offset + segBase(sg);
+}
+
 /** [offset, offset + size) lies within segment `sg` (present, and inside its limit). */
 export function segmentAllows(sg: i32, offset: u64, size: u64): bool {
   const a = <u32>load<u16>(segField(sg, SEG_ATTR));

@@ -21,7 +21,7 @@ import {
   opIdx, attr, ext, isMem, mod, prefixes, P_LOCK, P_66, rex, lastRep, instrStart, fetchedLength,
 } from './decode';
 import { classify, executeFast, H_GENERIC } from './fastpath';
-import { ramSize, bouncePending, flushBounces } from '../mmu/translate';
+import { ramSize, bouncePending, flushBounces, dataBreakpointHits, clearDataBreakpointHits, refreshDataBreakpoints } from '../mmu/translate';
 import { selectEpt } from '../mmu/ept';
 import { selectTlb } from '../mmu/tlb';
 import { selectMmuCounters } from '../mmu/accounting';
@@ -364,6 +364,7 @@ export function run(vcpu: i32, budget: i32): i32 {
   selectEpt();
   selectTlb(vcpu);
   loadState();
+  refreshDataBreakpoints();
   refreshCacheKey();
   clearFault();
   clearStop();
@@ -442,10 +443,15 @@ export function run(vcpu: i32, budget: i32): i32 {
     }
     // From here on the global `rip` is authoritative; `pc` takes it back before the next instruction.
     // Single-step (SDM Vol. 3B, 18.3.1.4): a trap after the instruction, DR6.BS set.
-    if (singleStep && faultVector < 0) {
-      store<u32>(cpu + ST_DR6, load<u32>(cpu + ST_DR6) | 0x4000);
+    // Single-step and data breakpoints: one #DB trap after the instruction, with BS and the Bn bits.
+    if ((singleStep || dataBreakpointHits != 0) && faultVector < 0) {
+      let dr6 = load<u32>(cpu + ST_DR6);
+      if (dataBreakpointHits != 0) dr6 = (dr6 & ~(<u32>0xf)) | dataBreakpointHits;
+      if (singleStep) dr6 |= 0x4000;
+      store<u32>(cpu + ST_DR6, dr6);
       raiseTrap(VEC_DB);
     }
+    clearDataBreakpointHits();
     if (pending) {
       if (bouncePending) flushBounces(faultVector < 0);
       if (faultVector >= 0) {

@@ -6,7 +6,7 @@
 import {
   GUEST_RAM_BASE, ACC_WRITE, CODE_PAGE_MAP_BASE, CODE_PAGE_MAP_SIZE, OPEN_BUS_BASE,
   BOUNCE_BASE, BOUNCE_SLOTS, PS_4K, PS_2M, PS_1G, ST_CR0, ST_CR4, CR0_WP, MMIO_STAGE_BASE, MMIO_STAGE_SLOTS,
-  VCPU_AREA_BASE, VCPU_STRIDE,
+  VCPU_AREA_BASE, VCPU_STRIDE, ACC_FETCH, ST_DR7, ST_DR0,
 } from '../abi';
 import { hostMmioRead, hostMmioWrite } from '../host-imports';
 import { flushDecodedCache } from '../cpu/decode';
@@ -29,6 +29,7 @@ export function setRamSize(size: u64): void { ramSize = size; setPhysLimit(size)
  *  copied back by the run loop when the instruction completes (flushBounces). */
 @inline export function translate(lin: u64, size: i32, access: i32): usize {
   const end = lin + <u64>size;
+  if (dataBreakpointsOn && access != ACC_FETCH) checkDataBreakpoints(lin, size, access);
   // Self-modifying code: a write to a page holding decoded instructions invalidates them.
   if (access == ACC_WRITE && (load<u8>(<usize>CODE_PAGE_MAP_BASE + (<usize>(lin >> 12) & CODE_MAP_MASK))
       | load<u8>(<usize>CODE_PAGE_MAP_BASE + (<usize>((end - 1) >> 12) & CODE_MAP_MASK))) != 0) flushDecodedCache();
@@ -43,6 +44,42 @@ export function setRamSize(size: u64): void { ramSize = size; setPhysLimit(size)
 }
 
 const CODE_MAP_MASK: usize = CODE_PAGE_MAP_SIZE - 1;
+
+// ---- Data breakpoints (SDM Vol. 3B, 18.2.4 and 18.3.1.2): DRn enabled in DR7 with R/Wn = 01
+// (writes) or 11 (reads and writes), LENn = 1, 2, 8 or 4 bytes (00, 01, 10, 11), the address aligned
+// down to the length. A hit is a trap: DR6.Bn is set and #DB raised after the instruction completes
+// (the run loop does it); for a REP string instruction, after the whole instruction. ----
+export let dataBreakpointsOn: bool = false;
+/** DR6.Bn bits of the breakpoints hit by the current instruction. */
+export let dataBreakpointHits: u32 = 0;
+export function clearDataBreakpointHits(): void { dataBreakpointHits = 0; }
+
+/** Recompute after DR7 changes and on entry to run(). */
+export function refreshDataBreakpoints(): void {
+  const dr7 = load<u32>(cpu + ST_DR7);
+  let on = false;
+  for (let i: u32 = 0; i < 4; i++) {
+    if (((dr7 >> (i * 2)) & 3) != 0 && ((dr7 >> (16 + i * 4)) & 1) != 0) on = true; // R/W = 01 or 11
+  }
+  dataBreakpointsOn = on;
+}
+
+function checkDataBreakpoints(lin: u64, size: i32, access: i32): void {
+  const dr7 = load<u32>(cpu + ST_DR7);
+  for (let i: u32 = 0; i < 4; i++) {
+    if (((dr7 >> (i * 2)) & 3) == 0) continue;
+    const rw = (dr7 >> (16 + i * 4)) & 3;
+    if (rw != 1 && rw != 3) continue;
+    if (rw == 1 && access != ACC_WRITE) continue;
+    const lenCode = (dr7 >> (18 + i * 4)) & 3;
+    const len: u64 = lenCode == 0 ? 1 : lenCode == 1 ? 2 : lenCode == 2 ? 8 : 4;
+    const addr = load<u64>(cpu + ST_DR0 + <usize>i * 8) & ~(len - 1);
+    if (lin < addr + len && addr < lin + <u64>size) {
+      dataBreakpointHits |= <u32>1 << i;
+      requestStop();
+    }
+  }
+}
 
 /** Addresses nothing decodes read as all ones and drop writes (an undriven bus). */
 function openBus(access: i32): usize {

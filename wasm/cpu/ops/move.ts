@@ -5,7 +5,7 @@ import { sizeMask, sext, loadSized, storeSized, getReg64, setReg64 } from '../st
 import { lazy, setArithFlags } from '../flags';
 import { raiseGP0, raiseUD } from '../fault';
 import {
-  opIdx, osize, asize, imm, isMem, ea, eaOffset, rex, rmField, regField, segmentBase,
+  opIdx, osize, asize, imm, isMem, ea, eaOffset, rex, rmField, regField, segmentBase, seg, segmentedAddress,
 } from '../decode';
 import { rmPtr, putRM, getG, setG, getReg, setReg, regPtr } from '../operands';
 import { aluCompute, ALU_CMP } from './alu';
@@ -38,7 +38,8 @@ export function movGE(): void {
 /** A0-A3: MOV AL/rAX <-> moffs. */
 export function movMoffs(): void {
   const size = byteOrOsize();
-  const lin = imm + segmentBase();
+  const lin = segmentedAddress(seg, imm, size);
+  if (lin == <u64>-1) return;
   if (opIdx < 0xa2) {
     const p = translate(lin, size, ACC_READ);
     if (p == 0) return;
@@ -179,7 +180,9 @@ export function xlat(): void {
   let off = getReg64(3) + (getReg64(0) & 0xff);
   if (asize == 4) off &= 0xffffffff;
   else if (asize == 2) off &= 0xffff;
-  const p = translate(off + segmentBase(), 1, ACC_READ);
+  const lin = segmentedAddress(seg, off, 1);
+  if (lin == <u64>-1) return;
+  const p = translate(lin, 1, ACC_READ);
   if (p == 0) return;
   setReg(0, 1, <u64>load<u8>(p));
 }

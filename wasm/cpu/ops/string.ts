@@ -4,7 +4,7 @@
 // it restarts where it stopped, exactly as an interrupted REP does on hardware.
 import { ACC_READ, ACC_WRITE, FLAG_DF } from '../../abi';
 import { loadSized, storeSized, getReg64, setRip, rflags } from '../state';
-import { opIdx, osize, asize, prefixes, lastRep, P_REP, P_REPNE, segmentBase, segBase, instrStart } from '../decode';
+import { opIdx, osize, asize, prefixes, lastRep, P_REP, P_REPNE, segmentBase, segBase, instrStart, seg, segmentedAddress } from '../decode';
 import { SEG_ES } from '../../abi';
 import { getReg, setReg } from '../operands';
 import { aluCompute, ALU_CMP } from './alu';
@@ -21,47 +21,51 @@ const REP_CHUNK: i32 = 4096;
 function advance(r: i32, delta: u64): void {
   setReg(r, asize, (getReg64(r) + delta) & addrMask());
 }
-/** Destination operand address ES:rDI (ES cannot be overridden). */
-@inline function destination(m: u64): u64 { return (getReg64(RDI) & m) + segBase(SEG_ES); }
+/** Destination operand address ES:rDI (ES cannot be overridden), checked against ES's limit. */
+@inline function destination(m: u64, size: i32): u64 { return segmentedAddress(SEG_ES, getReg64(RDI) & m, size); }
+/** Source operand address seg:rSI (DS unless overridden), checked against the segment's limit. */
+@inline function source(m: u64, size: i32): u64 { return segmentedAddress(seg, getReg64(RSI) & m, size); }
+/** Host pointer of a checked operand address (0 if the limit check or the translation faulted). */
+@inline function operand(lin: u64, size: i32, access: i32): usize { return lin == <u64>-1 ? 0 : translate(lin, size, access); }
 
 /** One iteration; returns false if it faulted. */
 function iterate(kind: i32, size: i32, step: u64): bool {
   const m = addrMask();
   switch (kind) {
     case 0: { // MOVS: [rDI] = [rSI]
-      const s = translate((getReg64(RSI) & m) + segmentBase(), size, ACC_READ);
+      const s = operand(source(m, size), size, ACC_READ);
       if (s == 0) return false;
-      const d = translate(destination(m), size, ACC_WRITE);
+      const d = operand(destination(m, size), size, ACC_WRITE);
       if (d == 0) return false;
       storeSized(d, size, loadSized(s, size));
       advance(RSI, step); advance(RDI, step);
       return true;
     }
     case 1: { // CMPS: compare [rSI] with [rDI]
-      const s = translate((getReg64(RSI) & m) + segmentBase(), size, ACC_READ);
+      const s = operand(source(m, size), size, ACC_READ);
       if (s == 0) return false;
-      const d = translate(destination(m), size, ACC_READ);
+      const d = operand(destination(m, size), size, ACC_READ);
       if (d == 0) return false;
       aluCompute(ALU_CMP, size, loadSized(s, size), loadSized(d, size));
       advance(RSI, step); advance(RDI, step);
       return true;
     }
     case 2: { // STOS
-      const d = translate(destination(m), size, ACC_WRITE);
+      const d = operand(destination(m, size), size, ACC_WRITE);
       if (d == 0) return false;
       storeSized(d, size, getReg(0, size));
       advance(RDI, step);
       return true;
     }
     case 3: { // LODS
-      const s = translate((getReg64(RSI) & m) + segmentBase(), size, ACC_READ);
+      const s = operand(source(m, size), size, ACC_READ);
       if (s == 0) return false;
       setReg(0, size, loadSized(s, size));
       advance(RSI, step);
       return true;
     }
     default: { // SCAS: compare the accumulator with [rDI]
-      const d = translate(destination(m), size, ACC_READ);
+      const d = operand(destination(m, size), size, ACC_READ);
       if (d == 0) return false;
       aluCompute(ALU_CMP, size, getReg(0, size), loadSized(d, size));
       advance(RDI, step);

@@ -21,7 +21,7 @@ import {
   refreshCacheKey, flushDecodedCache, pageHoldsDecodedCode,
 } from '../decode';
 import { getReg, setReg, rmPtr, putRM, getG, setG } from '../operands';
-import { translate } from '../../mmu/translate';
+import { translate, refreshDataBreakpoints } from '../../mmu/translate';
 import { hostMsrRead, hostMsrWrite } from '../../host-imports';
 import { MSR_DATA, VCPU_AREA_BASE, VCPU_STRIDE, FLAG_AC } from '../../abi';
 import { cr0Written, cr3Written, cr4Written, eferWritten, invlpg, invpcid } from '../../mmu/control';
@@ -215,7 +215,7 @@ export function movDr(): void {
   if (dr < 4) { store<u64>(cpu + ST_DR0 + <usize>dr * 8, v); return; }
   if ((v >> 32) != 0) { raiseGP0(); return; } // DR6/DR7 upper halves are reserved (#GP)
   if (dr == 6) store<u32>(cpu + ST_DR6, <u32>v);
-  else store<u32>(cpu + ST_DR7, <u32>v);
+  else { store<u32>(cpu + ST_DR7, <u32>v); refreshDataBreakpoints(); }
 }
 
 /** 0F 00 /4 VERR, /5 VERW: ZF = the segment is readable/writable at CPL and RPL (SDM Vol. 2B). */
