@@ -87,9 +87,10 @@ describe('bare-metal test kernels', () => {
     expect(r.status).toBe(33);
   });
 
-  it('limits: data segment limits, expand-down segments and #SS for the stack segment (SDM Vol. 3A 5.3)', async () => {
+  it('limits: data segment limits, expand-down segments, #SS for the stack segment, string and moffs operands (SDM Vol. 3A 5.3)', async () => {
     const r = await runHvlab(images.get('limits')!);
     expect(r.errors).toBe('');
+    expect(r.output.split('\n').filter((l) => l.startsWith('ok')).length).toBe(5);
     expect(r.output).toContain('all segment-limit checks passed');
     expect(r.status).toBe(33);
   });

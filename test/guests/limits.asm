@@ -1,6 +1,7 @@
 ; Segment limits (SDM Vol. 3A, 5.3): a dword read just inside a 4 KiB data segment succeeds and one
 ; crossing its limit is #GP(0); an expand-down segment rejects offsets at or below its limit; an
-; SS-relative access beyond the stack segment's limit is #SS(0). QEMU TCG does not check data segment
+; SS-relative access beyond the stack segment's limit is #SS(0); string instructions and MOV moffs
+; are checked too. QEMU TCG does not check data segment
 ; limits, so this kernel is compared with the manual, not with QEMU.
 ; Exit AL = 0x10 (status 33) when all pass, AL = check number otherwise.
 bits 32
@@ -35,6 +36,8 @@ start:
   mov ebx, 0xFFC
   mov eax, [es:ebx]
   mov ebx, 0xFFD
+  mov dword [expect_site], site1
+  mov dword [expect_len], 3
 site1:
   mov eax, [es:ebx]                   ; 26 8B 03
   cmp byte [seen], 1
@@ -49,6 +52,8 @@ site1:
   mov ebx, 0x1000
   mov eax, [es:ebx]
   mov ebx, 0xFFF
+  mov dword [expect_site], site2
+  mov dword [expect_len], 3
 site2:
   mov eax, [es:ebx]
   cmp byte [seen], 2
@@ -74,6 +79,33 @@ site3:
   jne fail
   mov esi, ok3
   call print
+
+  ; 4: a string instruction's source beyond the segment's limit: ES:ESI = 0x1000 with ES limited to 0xFFF
+  mov byte [check], 4
+  mov ax, SMALL
+  mov es, ax
+  mov esi, 0xFFF
+  es lodsb                            ; the last byte inside: fine
+  mov esi, 0x1000
+  mov dword [expect_site], site4
+  mov dword [expect_len], 2
+site4:
+  es lodsb                            ; 26 AC
+  cmp byte [seen], 4
+  jne fail
+  mov esi, ok4
+  call print
+
+  ; 5: MOV EAX, moffs crossing the limit: [ES:0xFFE] as a dword
+  mov byte [check], 5
+  mov dword [expect_site], site5
+  mov dword [expect_len], 6
+site5:
+  mov eax, [es:dword 0xFFE]           ; 26 A1 FE 0F 00 00
+  cmp byte [seen], 5
+  jne fail
+  mov esi, ok5
+  call print
   mov esi, allok
   call print
   mov al, 0x10
@@ -83,19 +115,13 @@ handle_gp:
   cmp dword [esp], 0
   jne fail
   mov eax, [esp + 4]
-  cmp byte [check], 1
-  jne .two
-  cmp eax, site1
+  cmp eax, [expect_site]
   jne fail
-  jmp .done
-.two:
-  cmp eax, site2
-  jne fail
-.done:
   mov al, [check]
   mov [seen], al
   add esp, 4
-  add dword [esp], 3
+  mov eax, [expect_len]
+  add [esp], eax                      ; skip the faulting instruction
   iretd
 
 handle_ss:                            ; runs on the small stack segment (the TSS is not involved)
@@ -121,10 +147,15 @@ DEFINE_SET_GATE
 ok1: db "ok 1 #GP(0) for a dword crossing a 4 KiB segment limit", 10, 0
 ok2: db "ok 2 #GP(0) below an expand-down segment's limit", 10, 0
 ok3: db "ok 3 #SS(0) for an SS-relative operand beyond SS's limit", 10, 0
+ok4: db "ok 4 #GP(0) for a string source beyond its segment's limit", 10, 0
+ok5: db "ok 5 #GP(0) for MOV moffs crossing the limit", 10, 0
 allok: db "all segment-limit checks passed", 10, 0
 failmsg: db "FAIL", 10, 0
 check: db 0
 seen: db 0
+align 4
+expect_site: dd 0
+expect_len: dd 0
 align 8
 gdt:
   dq 0
