@@ -23,7 +23,7 @@ export interface PagewalkRow {
 
 export interface PagewalkResult {
   cache: { bytes: number; ways: number; line: number } | null;
-  tlb: { preset: string; l1_4k: string; l1_2m: string; l1_1g: string; l2: string; nested_tlb: boolean };
+  tlb: { preset: string; l1_4k: string; l1_2m: string; l1_1g: string; l2: string; nested_tlb: boolean; pde_cache: boolean };
   working_set_bytes: number;
   loads: number;
   rows: PagewalkRow[];
@@ -65,7 +65,7 @@ function describeTlb(name: string) {
   const g = TLB_PRESETS[name];
   const f = ([s, w]: [number, number]) => (s === 0 ? 'off' : `${s * w} entries, ${w}-way`);
   return { preset: name, l1_4k: f(g.l1_4k), l1_2m: f(g.l1_2m), l1_1g: f(g.l1_1g), l2: f(g.l2) + (g.l2[0] ? ' (4 KiB and 2 MiB)' : ''),
-    nested_tlb: g.nestedTlb };
+    nested_tlb: g.nestedTlb, pde_cache: g.pdeCache };
 }
 
 export function benchPagewalk(o: PagewalkOptions = {}): PagewalkResult {

@@ -9,7 +9,7 @@ import { clearFault, faultVector, faultError } from './cpu/fault';
 import { setHostPoolSize, selectEpt, eptOn, eptTranslate, eptPageShift, setNestedTlb, flushNestedTlb } from './mmu/ept';
 import { configureTlb as mmuConfigureTlb, selectTlb, tlbFlush, tlbFlushEverything, FLUSH_ALL, defaultTlbGeometry } from './mmu/tlb';
 import { configureCacheModel as mmuConfigureCache, armTrace, selectMmuCounters } from './mmu/accounting';
-import { walk, walkPageShift, setImplicitSupervisor } from './mmu/paging';
+import { walk, walkPageShift, setImplicitSupervisor, setPdeCache, flushPdeCache } from './mmu/paging';
 import { getFlags, setFlags } from './cpu/flags';
 import { flushDecodedCache } from './cpu/decode';
 
@@ -18,7 +18,7 @@ export function run(vcpu: i32, budget: i32): i32 { return runLoop(vcpu, budget);
 
 /** Map `bytes` of guest RAM at GUEST_RAM_BASE, flat (linear = guest-physical = offset). */
 export function setFlatMemory(bytes: f64): void {
-  setRamSize(<u64>bytes); setHostPoolSize(<u64>bytes); defaultTlbGeometry(); setNestedTlb(true);
+  setRamSize(<u64>bytes); setHostPoolSize(<u64>bytes); defaultTlbGeometry(); setNestedTlb(true); setPdeCache(true);
 }
 
 /** Map `bytes` of firmware ROM (stored in host memory right after guest RAM) ending at 4 GiB. */
@@ -75,6 +75,9 @@ export function invept(): void { tlbFlushEverything(); flushNestedTlb(); flushDe
 /** The nested TLB (gpa -> hpa of guest page-table pages) on or off. */
 export function configureNestedTlb(on: i32): void { setNestedTlb(on != 0); }
 
+/** The PDE cache (a paging-structure cache of 4-level walks) on or off. */
+export function configurePdeCache(on: i32): void { setPdeCache(on != 0); }
+
 /** Flush one vCPU's TLB entries (all of its guest's, global ones included). */
 export function flushTlb(vcpu: i32): void {
   setCpu(vcpu); selectMmuCounters(vcpu); selectTlb(vcpu); tlbFlush(FLUSH_ALL, 0);
@@ -92,7 +95,7 @@ export function probeWalk(vcpu: i32, gvaLo: i32, gvaHi: i32, access: i32, cplVal
   loadState();
   overrideCpl(cplValue);
   clearFault();
-  flushNestedTlb(); // a probe is a cold walk
+  flushNestedTlb(); flushPdeCache(); // a probe is a cold walk
   setImplicitSupervisor(implicit != 0);
   const gva = (<u64><u32>gvaLo) | (<u64><u32>gvaHi << 32);
   let gpa = gva;

@@ -74,7 +74,7 @@ export async function main(argv: string[]): Promise<number> {
       });
       if (o.json) { console.log(JSON.stringify(r)); return; }
       console.log(`working set ${r.working_set_bytes >> 20} MiB, ${r.loads} random 4-byte loads per measurement`);
-      console.log(`TLB (${r.tlb.preset}): 4K ${r.tlb.l1_4k}; 2M ${r.tlb.l1_2m}; 1G ${r.tlb.l1_1g}; L2 ${r.tlb.l2}; nested TLB ${r.tlb.nested_tlb ? 'on' : 'off'}`);
+      console.log(`TLB (${r.tlb.preset}): 4K ${r.tlb.l1_4k}; 2M ${r.tlb.l1_2m}; 1G ${r.tlb.l1_1g}; L2 ${r.tlb.l2}; nested TLB ${r.tlb.nested_tlb ? 'on' : 'off'}; PDE cache ${r.tlb.pde_cache ? 'on' : 'off'}`);
       console.log(r.cache ? `data cache model: ${r.cache.bytes >> 10} KiB, ${r.cache.ways}-way, ${r.cache.line}-byte lines, LRU` : 'data cache model: off');
     });
 

@@ -18,6 +18,7 @@ export interface WasmCore {
   traceWalks(on: number): void;
   invept(): void;
   configureNestedTlb(on: number): void;
+  configurePdeCache(on: number): void;
   flushTlb(vcpu: number): void;
   probeWalk(vcpu: number, gvaLo: number, gvaHi: number, access: number, cpl: number, implicit: number): number;
   readRflags(vcpu: number): number;
@@ -54,13 +55,15 @@ export interface TlbGeometry {
   name: string; l1_4k: [number, number]; l1_2m: [number, number]; l1_1g: [number, number]; l2: [number, number];
   /** The nested TLB: 2D walks reuse gpa -> hpa translations of guest page-table pages. */
   nestedTlb: boolean;
+  /** The PDE cache: 4-level walks that hit start at the page table (SDM 4.10.3). */
+  pdeCache: boolean;
 }
 
 /** The default (large, for running guests fast) and a realistic preset modelled on an Intel Skylake
  *  core (64-entry 4-way 4 KiB DTLB, 32-entry 4-way 2 MiB, 4-entry 1 GiB, 1536-entry 12-way STLB). */
 export const TLB_PRESETS: Record<string, TlbGeometry> = {
-  default: { name: 'default', l1_4k: [4096, 2], l1_2m: [512, 2], l1_1g: [16, 2], l2: [0, 0], nestedTlb: true },
-  skylake: { name: 'skylake', l1_4k: [16, 4], l1_2m: [8, 4], l1_1g: [1, 4], l2: [128, 12], nestedTlb: false },
+  default: { name: 'default', l1_4k: [4096, 2], l1_2m: [512, 2], l1_1g: [16, 2], l2: [0, 0], nestedTlb: true, pdeCache: true },
+  skylake: { name: 'skylake', l1_4k: [16, 4], l1_2m: [8, 4], l1_1g: [1, 4], l2: [128, 12], nestedTlb: false, pdeCache: false },
 };
 
 export type AccessKind = 'read' | 'write' | 'fetch';
@@ -221,6 +224,7 @@ export class Host {
       if (!this.core.configureTlb(a, sets, ways)) throw new Error(`hvlab: TLB geometry ${g.name} is not possible (array ${a}: ${sets} sets x ${ways} ways)`);
     }
     this.core.configureNestedTlb(g.nestedTlb ? 1 : 0);
+    this.core.configurePdeCache(g.pdeCache ? 1 : 0);
   }
 
   /** The data-cache model (0 bytes turns it off). */

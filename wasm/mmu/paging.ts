@@ -7,7 +7,7 @@
 // reference is counted by accounting.ts. The TLBs (tlb.ts) cache what this walk computes.
 import {
   ST_CR0, ST_CR3, ST_CR4, ST_EFER, ST_CR2, ST_PDPTE, CR0_WP, EFER_NXE, ACC_WRITE, ACC_FETCH, ACC_READ,
-  GUEST_RAM_BASE, FLAG_AC, VEC_PF, DIM_GUEST, MC_WALKS, MC_WALK_FAULTS,
+  GUEST_RAM_BASE, FLAG_AC, VEC_PF, DIM_GUEST, MC_WALKS, MC_WALK_FAULTS, MC_PDE_CACHE_HIT,
 } from '../abi';
 import { cpu, cpl, rflags } from '../cpu/state';
 import { raise, raiseGP0 } from '../cpu/fault';
@@ -100,6 +100,25 @@ export function loadPdptes(): bool {
   return true;
 }
 
+// ---- The PDE cache, a paging-structure cache (SDM Vol. 3A, 4.10.3; an option, counted) ----
+// For 4-level paging it maps bits 47:21 of a linear address (and the PCID/VPID tag) to the guest
+// page table the PDE points to, with the rights of the upper levels, so a walk that hits reads the
+// PTE alone. Entries are dropped with the TLB's (MOV CR3, INVLPG, INVPCID, CR0/CR4 changes): the SDM
+// lets INVLPG drop every paging-structure-cache entry of the PCID, and this cache is small.
+const PDE_CACHE_ENTRIES: i32 = 64;
+const pdeTag = new StaticArray<u64>(PDE_CACHE_ENTRIES);
+const pdeKey = new StaticArray<u32>(PDE_CACHE_ENTRIES);
+const pdeTable = new StaticArray<u64>(PDE_CACHE_ENTRIES);
+const pdeRights = new StaticArray<u32>(PDE_CACHE_ENTRIES);
+export let pdeCacheOn: bool = false;
+export function setPdeCache(on: bool): void { pdeCacheOn = on; flushPdeCache(); }
+export function flushPdeCache(): void {
+  for (let i = 0; i < PDE_CACHE_ENTRIES; i++) unchecked(pdeTag[i] = <u64>-1);
+}
+/** The running vCPU's TLB tag (PCID and VPID), kept by tlb.ts. */
+let walkTag: u32 = 0;
+export function setWalkTag(tag: u32): void { walkTag = tag; }
+
 /** Translate linear `lin` to a guest-physical address for `access`, or return -1 with #PF (or an
  *  EPT violation) raised. On success walkPageShift and walkRights describe the page. */
 export function walk(lin: u64, access: i32): u64 {
@@ -125,7 +144,19 @@ export function walk(lin: u64, access: i32): u64 {
   } else { wide = false; levels = 2; table = cr3 & 0xfffff000; shift = 22; }
 
   let rw = true, us = true, xd = false;
-  for (let level = levels; level >= 1; level--) {
+  let first = levels;
+  const pdeSlot = <i32>(lin >> 21) & (PDE_CACHE_ENTRIES - 1);
+  if (pdeCacheOn && levels == 4) {
+    if (unchecked(pdeTag[pdeSlot]) == (lin >> 21) && unchecked(pdeKey[pdeSlot]) == walkTag) {
+      const r = unchecked(pdeRights[pdeSlot]);
+      table = unchecked(pdeTable[pdeSlot]);
+      rw = (r & RIGHT_W) != 0; us = (r & RIGHT_U) != 0; xd = (r & RIGHT_NX) != 0;
+      shift = 12;
+      first = 1;
+      mmuCount(MC_PDE_CACHE_HIT);
+    }
+  }
+  for (let level = first; level >= 1; level--) {
     const indexBits: u64 = wide ? 9 : 10;
     const index = (lin >> shift) & ((<u64>1 << indexBits) - 1);
     const e = readEntry(table + index * (wide ? 8 : 4), wide, level, lin, true);
@@ -148,6 +179,10 @@ export function walk(lin: u64, access: i32): u64 {
       if ((e & PTE_A) == 0) writeEntry(wide, e | PTE_A);
       table = wide ? e & PHYS_MASK : e & 0xfffff000;
       shift -= indexBits;
+      if (level == 2 && pdeCacheOn && levels == 4) {
+        unchecked(pdeTag[pdeSlot] = lin >> 21); unchecked(pdeKey[pdeSlot] = walkTag); unchecked(pdeTable[pdeSlot] = table);
+        unchecked(pdeRights[pdeSlot] = (rw ? RIGHT_W : 0) | (us ? RIGHT_U : 0) | (xd ? RIGHT_NX : 0));
+      }
       continue;
     }
     // Permission checks on the combined rights (SDM Vol. 3A, 4.6.1).

@@ -16,6 +16,7 @@ import {
 } from '../abi';
 import { cpu } from '../cpu/state';
 import { mmuCount } from './accounting';
+import { flushPdeCache, setWalkTag } from './paging';
 
 const KEY_VALID: u32 = 0x80000000;
 const KEY_GLOBAL: u32 = 0x40000000;
@@ -53,12 +54,15 @@ export function configureTlb(array: i32, nSets: u32, nWays: u32): bool {
 /** Select the running vCPU's area and recompute its tag (run() entry, MOV CR3/CR4, VPID changes). */
 export function selectTlb(vcpu: i32): void {
   area = <usize>TLB_BASE + <usize>vcpu * <usize>TLB_AREA_SIZE;
+  vcpuTagBits = (<u32>vcpu & 3) << 28;
   refreshTlbKey();
 }
 export function refreshTlbKey(): void {
   const pcid = (load<u64>(cpu + ST_CR4) & 0x20000) != 0 ? <u32>load<u64>(cpu + ST_CR3) & KEY_PCID : 0;
   curKey = KEY_VALID | ((load<u32>(cpu + ST_VPID) & 0xffff) << 12) | pcid;
+  setWalkTag(curKey | vcpuTagBits); // the PDE cache is shared by the vCPUs: tag it with the vCPU (bits 28-29)
 }
+let vcpuTagBits: u32 = 0;
 
 @inline function keyMatches(k: u32): bool {
   return k == curKey || ((k & KEY_GLOBAL) != 0 && ((k ^ curKey) & ~(KEY_GLOBAL | KEY_PCID)) == 0);
@@ -157,6 +161,7 @@ export const FLUSH_PCID: i32 = 2; // non-global entries of one PCID
 /** Invalidate entries of the running vCPU's guest (VPID): `mode` FLUSH_*, `pcid` for FLUSH_PCID. */
 export function tlbFlush(mode: i32, pcid: u32): void {
   mmuCount(MC_TLB_FLUSHES);
+  flushPdeCache();
   const vpidBits = curKey & 0x0ffff000;
   const end = area + <usize>totalEntries() * TLB_ENTRY_SIZE;
   for (let e = area; e < end; e += TLB_ENTRY_SIZE) {
@@ -171,6 +176,7 @@ export function tlbFlush(mode: i32, pcid: u32): void {
 /** INVLPG (and INVPCID type 0 with `pcid`, `keepGlobal`): drop every entry that maps `lin`. */
 export function tlbFlushPage(lin: u64, pcid: u32, anyPcid: bool, keepGlobal: bool): void {
   mmuCount(MC_TLB_INVLPG);
+  flushPdeCache();
   const vpidBits = curKey & 0x0ffff000;
   for (let a = 0; a < TLB_ARRAYS; a++) {
     const n = unchecked(ways[a]);
@@ -194,6 +200,7 @@ export function tlbFlushPage(lin: u64, pcid: u32, anyPcid: bool, keepGlobal: boo
 
 /** Every vCPU, every guest: the host changed a nested (EPT) mapping (INVEPT, all contexts). */
 export function tlbFlushEverything(): void {
+  flushPdeCache();
   memory.fill(TLB_BASE, 0, <usize>TLB_AREA_SIZE * <usize>MAX_VCPUS);
 }
 
