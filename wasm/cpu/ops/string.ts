@@ -2,14 +2,14 @@
 // Vol. 1, 7.3.9). The source segment (DS) can be overridden, the destination (ES) cannot. A REP
 // loop runs in chunks: when a chunk ends with the count non-zero, RIP stays on the instruction so
 // it restarts where it stopped, exactly as an interrupted REP does on hardware.
-import { ACC_READ, ACC_WRITE, FLAG_DF } from '../../abi';
-import { loadSized, storeSized, getReg64, setRip, rflags } from '../state';
-import { opIdx, osize, asize, prefixes, lastRep, P_REP, P_REPNE, segmentBase, segBase, instrStart, seg, segmentedAddress } from '../decode';
+import { ACC_READ, ACC_WRITE, FLAG_DF, GUEST_RAM_BASE } from '../../abi';
+import { loadSized, storeSized, getReg64, setRip, rflags, mode64 } from '../state';
+import { opIdx, osize, asize, prefixes, lastRep, P_REP, P_REPNE, segmentBase, segBase, instrStart, seg, segmentedAddress, segmentAllows } from '../decode';
 import { SEG_ES } from '../../abi';
 import { getReg, setReg } from '../operands';
 import { aluCompute, ALU_CMP } from './alu';
 import { getZF } from '../flags';
-import { translate } from '../../mmu/translate';
+import { translate, ramSize, dataBreakpointsOn } from '../../mmu/translate';
 
 const RCX = 1, RSI = 6, RDI = 7;
 /** Iterations per chunk before the loop yields to the run loop. */
@@ -74,6 +74,52 @@ function iterate(kind: i32, size: i32, step: u64): bool {
   }
 }
 
+/** REP MOVS/STOS forward, as many elements as stay within one page of each operand (and within
+ *  guest RAM), at once: the same result as element by element (overlapping forward copies that
+ *  would replicate a pattern are left to the element loop). Returns the elements done, 0 if this
+ *  stretch needs the element loop, -1 on a fault. */
+function bulkForward(kind: i32, size: i32, m: u64, room: i32): i32 {
+  const dOff = getReg64(RDI) & m, sOff = getReg64(RSI) & m;
+  const dBase = segBase(SEG_ES);
+  let count = <u64>room;
+  const left = getReg64(RCX) & m;
+  if (left < count) count = left;
+  const dLin = dOff + dBase;
+  let fit = (0x1000 - (dLin & 0xfff)) / <u64>size;
+  if (kind == 0) {
+    const sFit = (0x1000 - ((sOff + segBase(seg)) & 0xfff)) / <u64>size;
+    if (sFit < fit) fit = sFit;
+  }
+  if (fit < count) count = fit;
+  if (count < 2) return 0;
+  const bytes = <i32>count * size;
+  if (dOff + <u64>bytes - 1 > m || sOff + <u64>bytes - 1 > m) return 0; // the offsets would wrap
+  // Outside the segment limits: the element loop faults at the right element.
+  if (!mode64 && (!segmentAllows(SEG_ES, dOff, <u64>bytes) || (kind == 0 && !segmentAllows(seg, sOff, <u64>bytes)))) return 0;
+  const dLinChecked = dLin;
+  const ramStart = <usize>GUEST_RAM_BASE, ramEnd = <usize>GUEST_RAM_BASE + <usize>ramSize;
+  if (kind == 0) {
+    const sp = translate(sOff + segBase(seg), bytes, ACC_READ);
+    if (sp == 0) return -1;
+    const dp = translate(dLinChecked, bytes, ACC_WRITE);
+    if (dp == 0) return -1;
+    if (dp < ramStart || dp + <usize>bytes > ramEnd || sp < ramStart || sp + <usize>bytes > ramEnd) return 0;
+    if (dp > sp && dp < sp + <usize>bytes) return 0; // forward overlap: the element loop replicates
+    memory.copy(dp, sp, <usize>bytes);
+    setReg(RSI, asize, (getReg64(RSI) + <u64>bytes) & m);
+  } else {
+    const dp = translate(dLinChecked, bytes, ACC_WRITE);
+    if (dp == 0) return -1;
+    if (dp < ramStart || dp + <usize>bytes > ramEnd) return 0;
+    const v = getReg(0, size);
+    if (size == 1) memory.fill(dp, <u8>v, <usize>bytes);
+    else for (let i = 0; i < bytes; i += size) storeSized(dp + <usize>i, size, v);
+  }
+  setReg(RDI, asize, (getReg64(RDI) + <u64>bytes) & m);
+  setReg(RCX, asize, (getReg64(RCX) - count) & m);
+  return <i32>count;
+}
+
 /** A4-AF (except A8/A9). */
 export function stringOp(): void {
   const size = (opIdx & 1) != 0 ? osize : 1;
@@ -94,7 +140,12 @@ export function stringOp(): void {
     if (kind == 0 || kind == 2) setReg(RDI, 4, getReg64(RDI) & m);
   }
   while ((getReg64(RCX) & m) != 0) {
-    if (n == REP_CHUNK) { setRip(instrStart); break; }
+    if (n >= REP_CHUNK) { setRip(instrStart); break; }
+    if ((kind == 0 || kind == 2) && (rflags & FLAG_DF) == 0 && !dataBreakpointsOn) {
+      const done = bulkForward(kind, size, m, REP_CHUNK - n);
+      if (done < 0) return; // faulted
+      if (done > 0) { n += done; continue; }
+    }
     if (!iterate(kind, size, step)) return;
     n++;
     setReg(RCX, asize, (getReg64(RCX) - 1) & m);
