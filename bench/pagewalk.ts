@@ -133,7 +133,7 @@ function timing(o: PagewalkOptions): PagewalkResult {
   for (const r of ROWS) {
     const l = lab(r.mode, r.guest, r.host, big);
     l.host.configureTlb(TLB_PRESETS.default);
-    l.randomReads(loads, big); // warm up: tier-up, touched host memory, a populated TLB
+    l.randomReads(2 * loads, big); // warm up: tier-up, touched host memory, a populated TLB
     const v = l.vcpu;
     const extra = extraNsPerLoad(l, small, big, loads, o.rounds ?? 5);
     v.resetMmuCounters();
