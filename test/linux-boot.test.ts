@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { boot } from '../emu/cli/boot.ts';
 
-async function bootScript(mmu: 'direct' | 'ept', script: string) {
+async function bootScript(mmu: 'direct' | 'ept', script: string, smp = 1) {
   let out = '';
   let err = '';
-  const status = await boot({ memory: 256, mmu, script, timeout: 600 },
+  const status = await boot({ memory: 256, mmu, script, timeout: 600, smp },
     { out: (b) => { out += Buffer.from(b).toString('latin1'); }, err: (s) => { err += s; } });
   return { status, out, err };
 }
@@ -27,6 +27,14 @@ describe('the bundled Linux guest', () => {
       expect(r.out).toContain('reboot: Power down');
     });
   }
+
+  it('brings up two vCPUs through INIT/SIPI and runs on both (--smp 2 --mmu ept)', async () => {
+    const r = await bootScript('ept', 'grep -c processor /proc/cpuinfo; taskset 2 echo on-cpu1; poweroff -f', 2);
+    expect(r.status).toBe(0);
+    expect(r.out).toContain('smp: Brought up 1 node, 2 CPUs');
+    expect(r.out).toMatch(/\n2\r?\n/);
+    expect(r.out).toContain('on-cpu1');
+  });
 
   it('a kernel that is not one ends with a clear error and status 2', async () => {
     let err = '';

@@ -18,6 +18,8 @@ export interface BootOptions {
   append?: string;
   memory: number; // MiB
   mmu?: MmuMode;
+  /** vCPUs (1-4). */
+  smp?: number;
   maxInstructions?: number;
   /** Commands typed at the first shell prompt (a newline is added). */
   script?: string;
@@ -56,7 +58,8 @@ const defaultIo: BootIo = {
 /** Build the machine and load what the options name. */
 export function prepare(opts: BootOptions, serialOut: (b: number) => void): Machine {
   const firmware = opts.bios ? readGuestFile(opts.bios, 'firmware') : undefined;
-  const machine = new Machine({ ramBytes: opts.memory << 20, serialOut, firmware, mmu: opts.mmu });
+  if (opts.smp !== undefined && !(opts.smp >= 1 && opts.smp <= 4)) throw new BootError(`--smp must be 1 to 4 (got ${opts.smp})`);
+  const machine = new Machine({ ramBytes: opts.memory << 20, serialOut, firmware, mmu: opts.mmu, smp: opts.smp });
   if (opts.bios && !opts.kernel) return machine; // from the reset vector, as a PC does
   const kernelPath = opts.kernel ?? BUNDLED_KERNEL;
   const kernel = readGuestFile(kernelPath, 'kernel');

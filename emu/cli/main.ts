@@ -123,6 +123,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--append <cmdline>', 'kernel command line (Linux default: console=ttyS0)')
     .option('-m, --memory <MiB>', 'guest RAM in MiB', intArg, 256)
     .option('--mmu <mode>', 'direct (gpa = host offset) or ept (two-dimensional walk through a nested page table)', 'direct')
+    .option('--smp <n>', 'virtual CPUs (1-4)', intArg, 1)
     .option('--bios <file>', 'raw firmware image: its end is mapped at 4 GiB (reset vector) and its last 128 KiB at 0xE0000')
     .option('--script <commands>', 'type these commands at the shell prompt; end when the guest powers off')
     .option('--timeout <seconds>', 'give up after this many seconds (exit status 124)', intArg)
@@ -131,7 +132,7 @@ export async function main(argv: string[]): Promise<number> {
       if (!['direct', 'ept'].includes(o.mmu)) throw new InvalidArgumentError(`--mmu must be direct or ept (got ${o.mmu})`);
       const { boot } = await import('./boot.ts');
       status = await boot({
-        bios: o.bios, kernel: o.kernel, initrd: o.initrd, append: o.append, memory: o.memory, mmu: o.mmu,
+        bios: o.bios, kernel: o.kernel, initrd: o.initrd, append: o.append, memory: o.memory, mmu: o.mmu, smp: o.smp,
         maxInstructions: o.maxInstructions, script: o.script, timeout: o.timeout ?? (o.script !== undefined ? 600 : undefined),
         interactive: o.script === undefined,
       });

@@ -38,6 +38,8 @@ export interface MachineOptions {
   serialOut?: (byte: number) => void;
   mmu?: MmuMode;
   hostPageSize?: PageSize;
+  /** vCPUs (1-4): vCPU 0 is the bootstrap processor; the others wait for INIT and SIPI. */
+  smp?: number;
 }
 
 /** 'halted': nothing can ever wake the vCPU (HLT with IF = 0 or no timer left); 'idle': halted,
@@ -59,6 +61,8 @@ const SLICE = 1_000_000;
 /** ISA IRQ -> IOAPIC GSI: IRQ 0 is wired to pin 2 (the MADT says so with an override). */
 const isaGsi = (irq: number) => (irq === 0 ? 2 : irq);
 
+const apicBaseOf = (l: LocalApic) => Number(l.apicBase & 0xfffff000n);
+
 /** The CPUID of a PC with a local APIC: APIC, x2APIC and TSC-deadline on top of the core's table,
  *  and the initial APIC ID in leaf 1 EBX[31:24]. */
 function pcCpuid(): CpuidEntry[] {
@@ -67,9 +71,17 @@ function pcCpuid(): CpuidEntry[] {
     : e));
 }
 
+/** How a vCPU stands: running, halted (HLT, waiting for an interrupt), or an application processor
+ *  waiting for a start-up IPI (SDM Vol. 3A, 9.4 and 11.6.1). */
+type VcpuState = 'running' | 'halted' | 'wait-for-sipi';
+
 export class Machine {
   readonly host: Host;
+  /** The bootstrap processor. */
   readonly vcpu: Vcpu;
+  readonly vcpus: Vcpu[] = [];
+  readonly lapics: LocalApic[] = [];
+  private readonly states: VcpuState[] = [];
   readonly clock = new VirtualClock();
   readonly bus = new PortBus();
   readonly mmio = new MmioBus();
@@ -87,25 +99,44 @@ export class Machine {
   readonly fwCfg: FwCfg;
   /** Set by a device that ends the run (power-off, reset). */
   private stopRequest: StopReason | null = null;
-  /** Virtual ns spent halted (skipped): TSC = instructions + this, so the TSC follows virtual time. */
-  private haltedNs = 0;
+  /** Virtual time in ns at the start of the current round of vCPU slices. */
+  private nowNs = 0;
+  /** Instructions retired by all vCPUs (the count at construction is subtracted). */
   private instructionsAtStart = 0n;
   private userStop = false;
-  /** The vCPU executed HLT and waits for an interrupt. */
-  private halted = false;
+  /** The vCPU whose address space the decoded-instruction cache holds (it is keyed by linear address). */
+  private lastRun = -1;
 
   constructor(opts: MachineOptions) {
+    const cpus = opts.smp ?? 1;
+    if (!(Number.isInteger(cpus) && cpus >= 1 && cpus <= abi.MAX_VCPUS)) throw new Error(`hvlab: --smp must be 1 to ${abi.MAX_VCPUS} (got ${cpus})`);
     this.host = new Host({ ramBytes: opts.ramBytes, firmware: opts.firmware, mmu: opts.mmu, hostPageSize: opts.hostPageSize, cpuid: pcCpuid() });
-    this.vcpu = this.host.vcpu(0);
-    this.vcpu.resetArchitectural();
-    this.instructionsAtStart = this.vcpu.counter(abi.CNT_INSTRUCTIONS);
 
-    // Interrupt controllers: ISA lines go to both the 8259s and the IOAPIC (the guest picks one).
+    // Interrupt controllers: ISA lines go to both the 8259s and the IOAPIC (the guest picks one);
+    // one local APIC per vCPU, all on the APIC bus; the 8259's INTR reaches every LINT0.
     this.ioapic = new IoApic(this.apicBus);
-    this.lapic = new LocalApic(0, this.clock, this.apicBus, { bsp: true, maxPhysAddrBits: 40 });
-    this.apicBus.attach(this.lapic);
-    this.lapic.onNmi = () => this.vcpu.injectNmi();
-    this.pic.onOutputChange = (level) => this.lapic.setLint(0, level);
+    for (let i = 0; i < cpus; i++) {
+      const v = this.host.vcpu(i);
+      v.resetArchitectural();
+      const lapic = new LocalApic(i, this.clock, this.apicBus, { bsp: i === 0, maxPhysAddrBits: 40 });
+      this.apicBus.attach(lapic);
+      lapic.onNmi = () => v.injectNmi();
+      lapic.onInit = () => { if (i !== 0) { v.resetArchitectural(); this.states[i] = 'wait-for-sipi'; } };
+      lapic.onSipi = (vector) => {
+        if (this.states[i] !== 'wait-for-sipi') return;
+        // Start in real mode at vector * 4 KiB: CS = vector << 8, IP = 0 (SDM Vol. 3A, 9.4.4.1).
+        v.setSegment(abi.SEG_CS, { base: BigInt(vector << 12), limit: 0xffff, selector: vector << 8, attr: 0x9b });
+        v.rip = 0n;
+        this.states[i] = 'running';
+      };
+      this.vcpus.push(v);
+      this.lapics.push(lapic);
+      this.states.push(i === 0 ? 'running' : 'wait-for-sipi');
+    }
+    this.vcpu = this.vcpus[0];
+    this.lapic = this.lapics[0];
+    this.instructionsAtStart = this.totalRetired();
+    this.pic.onOutputChange = (level) => { for (const l of this.lapics) l.setLint(0, level); };
     const isa = (irq: number) => new WiredIrq([{ sink: this.pic, line: irq }, { sink: this.ioapic, line: isaGsi(irq) }]);
     const isaSink: IrqSink = { setIrq: (line, level) => { this.pic.setIrq(line, level); this.ioapic.setIrq(isaGsi(line), level); } };
     this.pic.register(this.bus);
@@ -135,25 +166,30 @@ export class Machine {
         return this.host.ram().slice(gpa, gpa + len);
       },
       write: (gpa, bytes) => this.host.writeGuest(gpa, bytes),
-    }, { cpus: 1, ramSize: opts.ramBytes });
+    }, { cpus, ramSize: opts.ramBytes });
     this.fwCfg.attach(this.bus);
 
     // The core asks the host for device memory and device MSRs.
+    // Each vCPU sees its own local APIC at the APIC base.
     this.host.devices = {
-      mmioRead: (_vcpu, gpa, size) => (this.apicPage(gpa) ? this.lapic.read(gpa - this.apicBase, size) : this.mmio.read(gpa, size)),
-      mmioWrite: (_vcpu, gpa, size, value) => {
-        if (this.apicPage(gpa)) this.lapic.write(gpa - this.apicBase, size, value);
+      mmioRead: (vcpu, gpa, size) => {
+        const l = this.lapics[vcpu];
+        return this.apicPage(l, gpa) ? l.read(gpa - apicBaseOf(l), size) : this.mmio.read(gpa, size);
+      },
+      mmioWrite: (vcpu, gpa, size, value) => {
+        const l = this.lapics[vcpu];
+        if (this.apicPage(l, gpa)) l.write(gpa - apicBaseOf(l), size, value);
         else this.mmio.write(gpa, size, value);
       },
-      msrRead: (_vcpu, index) => (LocalApic.isApicMsr(index) ? this.lapic.readMsr(index) : undefined),
-      msrWrite: (_vcpu, index, value) => (LocalApic.isApicMsr(index) ? this.lapic.writeMsr(index, value) : undefined),
+      msrRead: (vcpu, index) => (LocalApic.isApicMsr(index) ? this.lapics[vcpu].readMsr(index) : undefined),
+      msrWrite: (vcpu, index, value) => (LocalApic.isApicMsr(index) ? this.lapics[vcpu].writeMsr(index, value) : undefined),
     };
   }
 
   /** ACPI description of this board (for buildAcpiTables). */
   acpiConfig(tableBase: number, rsdpAddress: number) {
     return {
-      cpus: 1,
+      cpus: this.vcpus.length,
       ioApic: { id: 0, address: IOAPIC_DEFAULT_BASE, gsiBase: 0 },
       localApicAddress: APIC_DEFAULT_BASE,
       pm: { ...acpiPmBlocks(this.pm.base), sciIrq: 9, resetRegister: { port: 0xcf9, value: 0x06 } },
@@ -162,109 +198,144 @@ export class Machine {
     };
   }
 
-  private get apicBase(): number { return Number(this.lapic.apicBase & 0xfffff000n); }
-  private apicPage(gpa: number): boolean {
-    return this.lapic.hardwareEnabled && !this.lapic.x2apicMode && gpa >= this.apicBase && gpa < this.apicBase + APIC_PAGE_SIZE;
+  private apicPage(l: LocalApic, gpa: number): boolean {
+    const base = apicBaseOf(l);
+    return l.hardwareEnabled && !l.x2apicMode && gpa >= base && gpa < base + APIC_PAGE_SIZE;
   }
 
-  /** Instructions retired on this machine. */
-  get instructions(): bigint { return this.vcpu.counter(abi.CNT_INSTRUCTIONS) - this.instructionsAtStart; }
+  private totalRetired(): bigint {
+    let n = 0n;
+    for (const v of this.vcpus) n += v.counter(abi.CNT_INSTRUCTIONS);
+    return n;
+  }
 
-  /** Virtual time in ns: the instructions retired plus the time skipped while halted. */
-  private virtualNow(): number { return Number(this.instructions) * this.clock.nsPerInstruction + this.haltedNs; }
+  /** Instructions retired on this machine, by all vCPUs. */
+  get instructions(): bigint { return this.totalRetired() - this.instructionsAtStart; }
 
   /** Ask a running `run` to return at the next exit (Ctrl-A X, a script's timeout). */
   stop(): void { this.userStop = true; }
 
-  /** An interrupt the vCPU could take now: ExtINT from the PIC through LINT0, or a LAPIC vector. */
-  private interruptReady(): boolean {
-    if (this.lapic.extIntPending) return this.pic.interruptPending;
-    return this.lapic.pendingVector() >= 0;
+  /** An interrupt vCPU `i` could take now: ExtINT from the PIC through LINT0, or a LAPIC vector. */
+  private interruptReady(i: number): boolean {
+    const l = this.lapics[i];
+    if (l.extIntPending) return this.pic.interruptPending;
+    return l.pendingVector() >= 0;
   }
 
-  private acknowledgeInterrupt(): number {
-    if (this.lapic.extIntPending && this.pic.interruptPending) {
-      this.lapic.acknowledgeExtInt();
+  private acknowledgeInterrupt(i: number): number {
+    const l = this.lapics[i];
+    if (l.extIntPending && this.pic.interruptPending) {
+      l.acknowledgeExtInt();
       return this.pic.acknowledge();
     }
-    return this.lapic.acknowledge();
+    return l.acknowledge();
   }
 
   /** Inject when the guest can take it; otherwise ask the core for an interrupt-window exit. */
-  private deliverInterrupts(): void {
-    const v = this.vcpu;
-    if (v.pendingInterrupt >= 0 || !this.interruptReady()) { v.requestInterruptWindow(false); return; }
-    if (v.interruptsEnabled) { v.injectInterrupt(this.acknowledgeInterrupt()); v.requestInterruptWindow(false); }
+  private deliverInterrupts(i: number): void {
+    const v = this.vcpus[i];
+    if (v.pendingInterrupt >= 0 || !this.interruptReady(i)) { v.requestInterruptWindow(false); return; }
+    if (v.interruptsEnabled) { v.injectInterrupt(this.acknowledgeInterrupt(i)); v.requestInterruptWindow(false); }
     else v.requestInterruptWindow(true);
   }
 
-  /** Run until something ends the run or `maxInstructions` of virtual time (instructions, and the
-   *  time a halted vCPU skips, counted as instructions) have passed. */
+  private wakeable(i: number): boolean {
+    const v = this.vcpus[i];
+    return this.interruptReady(i) || v.pendingInterrupt >= 0 || v.nmiPending;
+  }
+
+  /** Run until something ends the run or `maxInstructions` of virtual time have passed (1 ns per
+   *  instruction; the time halted vCPUs skip counts too). The vCPUs take turns in rounds: in each
+   *  round every running vCPU executes the same number of instructions (up to the next timer event),
+   *  then virtual time moves on by that much — deterministic, and the TSCs of all vCPUs agree. */
   run(maxInstructions = 10_000_000_000): RunResult {
-    const v = this.vcpu;
-    const start = this.instructions;
-    const startNs = this.virtualNow();
+    const startNs = this.nowNs;
+    const startInstr = this.instructions;
     const done = (reason: StopReason, message: string): RunResult => ({
-      reason, status: this.debugExit.status, instructions: this.instructions - start, message,
+      reason, status: this.debugExit.status, instructions: this.instructions - startInstr, message,
     });
     this.userStop = false;
-    let spins = 0;
     for (;;) {
-      if (++spins % 1_000_000 === 0 && process.env.HVLAB_DEBUG) {
-        process.stderr.write(`[run loop: ${spins} iterations, halted ${this.halted}, now ${this.virtualNow()}, next ${this.clock.nextDeadline()}, rip ${v.rip.toString(16)}, irqReady ${this.interruptReady()}, pending ${v.pendingInterrupt}, IF ${v.interruptsEnabled}]\n`);
-      }
-      const used = Math.floor((this.virtualNow() - startNs) / this.clock.nsPerInstruction);
-      if (this.halted) {
-        if (this.interruptReady() || v.pendingInterrupt >= 0 || v.nmiPending) {
-          this.halted = false;
-        } else {
-          // Nothing to do until the next timer event: skip virtual time to it (the TSC follows).
-          const next = this.clock.nextDeadline();
-          if (next === Infinity || !v.interruptsEnabled) {
-            return done('halted', `the guest halted at 0x${v.rip.toString(16)} with nothing to wake it`);
-          }
-          if (this.stopRequest || this.userStop) { /* fall through to the checks below */ } else {
-            if (used >= maxInstructions) return done('idle', 'the guest is idle (halted, waiting for an interrupt)');
-            const skip = Math.min(Math.max(0, next - this.virtualNow()), (maxInstructions - used) * this.clock.nsPerInstruction);
-            this.haltedNs += skip;
-            v.setReg64(abi.ST_TSC_OFFSET, BigInt(Math.round(this.haltedNs / this.clock.nsPerInstruction)));
-            this.clock.advanceTo(this.virtualNow());
-            continue;
-          }
-        }
-      }
+      const used = Math.floor((this.nowNs - startNs) / this.clock.nsPerInstruction);
       if (this.stopRequest) { const r = this.stopRequest; this.stopRequest = null; return done(r, r === 'poweroff' ? 'the guest powered off' : 'the guest reset the machine'); }
       if (this.userStop) return done('stopped', 'stopped');
-      if (used >= maxInstructions) return done('instruction-limit', `stopped after ${used} instructions`);
-      this.deliverInterrupts();
-      const untilEvent = Math.ceil((this.clock.nextDeadline() - this.virtualNow()) / this.clock.nsPerInstruction);
+      if (used >= maxInstructions) {
+        return this.states.some((st) => st === 'running') ? done('instruction-limit', `stopped after ${used} instructions`)
+          : done('idle', 'the guest is idle (halted, waiting for an interrupt)');
+      }
+      for (let i = 0; i < this.vcpus.length; i++) if (this.states[i] === 'halted' && this.wakeable(i)) this.states[i] = 'running';
+      const untilEvent = Math.ceil((this.clock.nextDeadline() - this.nowNs) / this.clock.nsPerInstruction);
       const budget = Math.max(1, Math.min(SLICE, maxInstructions - used, untilEvent));
-      const reason = v.run(budget);
-      this.clock.advanceTo(this.virtualNow());
+      if (!this.states.some((st) => st === 'running')) {
+        // Every vCPU waits: skip virtual time to the next timer event (the TSCs follow).
+        const next = this.clock.nextDeadline();
+        const anyCanWake = this.vcpus.some((v, i) => this.states[i] === 'halted' && v.interruptsEnabled);
+        if (next === Infinity || !anyCanWake) {
+          return done('halted', `the guest halted at 0x${this.vcpu.rip.toString(16)} with nothing to wake it`);
+        }
+        this.nowNs += budget * this.clock.nsPerInstruction;
+        this.clock.advanceTo(this.nowNs);
+        continue;
+      }
+      for (let i = 0; i < this.vcpus.length; i++) {
+        if (this.states[i] !== 'running') continue;
+        const end = this.runSlice(i, budget);
+        if (end) return done(end.reason, end.message);
+        if (this.stopRequest || this.userStop) break;
+      }
+      this.nowNs += budget * this.clock.nsPerInstruction;
+      this.clock.advanceTo(this.nowNs);
+    }
+  }
+
+  /** Run vCPU `i` for `budget` instructions of this round (less if it halts); handles its exits.
+   *  Returns a result when the run must end. */
+  private runSlice(i: number, budget: number): { reason: StopReason; message: string } | null {
+    const v = this.vcpus[i];
+    if (this.lastRun !== i && this.vcpus.length > 1) {
+      // The decoded-instruction cache is keyed by linear address: another vCPU may map other code there.
+      this.host.core.invalidateDecoded();
+      this.lastRun = i;
+    }
+    const retiredBefore = v.counter(abi.CNT_INSTRUCTIONS);
+    // TSC = virtual time: the round's start plus the instructions this vCPU ran in it.
+    v.setReg64(abi.ST_TSC_OFFSET, BigInt.asUintN(64, BigInt(Math.round(this.nowNs / this.clock.nsPerInstruction)) - retiredBefore));
+    for (;;) {
+      const ran = Number(v.counter(abi.CNT_INSTRUCTIONS) - retiredBefore);
+      if (ran >= budget) return null;
+      // Device reads in the middle of a slice see the time this vCPU has reached.
+      this.clock.advanceTo(this.nowNs + ran * this.clock.nsPerInstruction);
+      this.deliverInterrupts(i);
+      const reason = v.run(budget - ran);
       switch (reason) {
         case abi.EXIT_BUDGET: case abi.EXIT_IRQ_WINDOW: break;
         case abi.EXIT_IO: {
           const io = v.io();
+          this.clock.advanceTo(this.nowNs + Number(v.counter(abi.CNT_INSTRUCTIONS) - retiredBefore) * this.clock.nsPerInstruction);
           if (io.isIn) v.completeIn(this.bus.read(io.port, io.size));
           else this.bus.write(io.port, io.size, io.data);
-          if (this.debugExit.status !== null) return done('debug-exit', `the guest exited with status ${this.debugExit.status}`);
+          if (this.debugExit.status !== null) return { reason: 'debug-exit', message: `the guest exited with status ${this.debugExit.status}` };
+          if (this.stopRequest) return null;
           break;
         }
-        case abi.EXIT_HLT: this.halted = true; break;
+        case abi.EXIT_HLT:
+          if (this.wakeable(i)) break;
+          this.states[i] = 'halted';
+          return null;
         case abi.EXIT_SHUTDOWN:
-          return done('shutdown', `triple fault: ${this.describeLastInstruction()}${this.unimplementedSummary()}`);
+          return { reason: 'shutdown', message: `triple fault on vCPU ${i}: ${this.describeLastInstruction(v)}${this.unimplementedSummary()}` };
         case abi.EXIT_EXCEPTION: {
           const e = v.exit();
-          return done('exception', `exception ${e.vector} at ${this.describeLastInstruction()}`);
+          return { reason: 'exception', message: `exception ${e.vector} at ${this.describeLastInstruction(v)}` };
         }
         default:
-          return done('exception', `unexpected exit ${reason}`);
+          return { reason: 'exception', message: `unexpected exit ${reason}` };
       }
     }
   }
 
-  private describeLastInstruction(): string {
-    const e = this.vcpu.exit();
+  private describeLastInstruction(v: Vcpu = this.vcpu): string {
+    const e = v.exit();
     const bytes = Array.from(e.bytes, (b) => b.toString(16).padStart(2, '0')).join(' ');
     return `0x${e.rip.toString(16)} (${bytes || 'no bytes fetched'})`;
   }
