@@ -160,6 +160,7 @@ export const ST_EXIT_GVA = 0x270; // u64: guest linear address of an EPT violati
 export const ST_EPTP = 0x278; // u64: hpa of the EPT PML4 | EPTP_ENABLE; 0 = --mmu direct (gpa = hpa)
 export const ST_VPID = 0x280; // u32: guest tag of this vCPU's TLB entries (KVM's VPID)
 export const ST_PDPTE = 0x288; // 4 x u64: PAE PDPTEs, loaded on MOV CR3 (SDM Vol. 3A, 4.4.1)
+export const ST_UNIMPLEMENTED_LIN = 0x2b0; // u64: linear address of the last instruction hvlab does not implement
 export const ST_IRQ_WINDOW = 0x2a8; // u32: the host asks for EXIT_IRQ_WINDOW as soon as the guest can take an interrupt
 export const EPTP_ENABLE = 0x1; // bit 0 of ST_EPTP (the architectural EPTP's low bits hold the walk length)
 

@@ -27,6 +27,10 @@ export interface BootOptions {
   timeout?: number;
   /** Interactive: the terminal is the console (stdin in raw mode). */
   interactive?: boolean;
+  /** Wall-clock pacing: never let virtual time run ahead of wall time (a guest's `sleep 5` then
+   *  takes five seconds). The run stays deterministic in what the guest computes; only its speed
+   *  against the wall clock changes. Default: on when interactive. */
+  pace?: boolean;
 }
 
 const GUEST_DIR = fileURLToPath(new URL('../../guest-images/', import.meta.url));
@@ -127,17 +131,23 @@ export async function boot(opts: BootOptions, io: BootIo = defaultIo): Promise<n
   }
 
   const deadline = opts.timeout !== undefined ? Date.now() + opts.timeout * 1000 : Infinity;
+  const pace = opts.pace ?? !!opts.interactive;
+  const wallStart = process.hrtime.bigint();
+  const virtualStart = machine.virtualNs;
   let left = opts.maxInstructions ?? Infinity;
   try {
     for (;;) {
       if (pendingInput.length && machine.com1.rxSpace > 0) machine.com1.receive(pendingInput.splice(0, machine.com1.rxSpace));
       const r = machine.run(Math.min(SLICE_INSTRUCTIONS, left));
       left -= Number(r.instructions);
-      if (r.reason === 'idle') {
-        // The guest waits for an interrupt (input, a far timer): let wall time catch up a little so
-        // an idle guest's clock does not race ahead.
+      if (r.reason !== 'idle' && r.reason !== 'instruction-limit') return exitStatus(r, io, opts.script !== undefined ? tail() : '');
+      const ahead = (machine.virtualNs - virtualStart) - Number(process.hrtime.bigint() - wallStart);
+      if (pace && ahead > 0) {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.ceil(ahead / 1e6))));
+      } else if (r.reason === 'idle') {
+        // The guest waits for an interrupt (input, a far timer): yield a little to the terminal.
         await new Promise((resolve) => setTimeout(resolve, 5));
-      } else if (r.reason !== 'instruction-limit') return exitStatus(r, io, opts.script !== undefined ? tail() : '');
+      }
       if (left <= 0) return exitStatus({ ...r, message: `stopped after ${opts.maxInstructions} instructions` }, io, tail());
       if (quit) { io.err('\nhvlab: quit (Ctrl-A X)\n'); return 0; }
       if (Date.now() > deadline) {

@@ -127,6 +127,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--bios <file>', 'raw firmware image: its end is mapped at 4 GiB (reset vector) and its last 128 KiB at 0xE0000')
     .option('--script <commands>', 'type these commands at the shell prompt; end when the guest powers off')
     .option('--timeout <seconds>', 'give up after this many seconds (exit status 124)', intArg)
+    .option('--pace', 'keep virtual time from running ahead of wall time (default when interactive)')
+    .option('--no-pace', 'run as fast as possible even when interactive')
     .option('--max-instructions <n>', 'stop after this many instructions', intArg)
     .action(async (o) => {
       if (!['direct', 'ept'].includes(o.mmu)) throw new InvalidArgumentError(`--mmu must be direct or ept (got ${o.mmu})`);
@@ -134,7 +136,7 @@ export async function main(argv: string[]): Promise<number> {
       status = await boot({
         bios: o.bios, kernel: o.kernel, initrd: o.initrd, append: o.append, memory: o.memory, mmu: o.mmu, smp: o.smp,
         maxInstructions: o.maxInstructions, script: o.script, timeout: o.timeout ?? (o.script !== undefined ? 600 : undefined),
-        interactive: o.script === undefined,
+        interactive: o.script === undefined, pace: o.pace,
       });
     });
 

@@ -40,11 +40,14 @@ export interface MachineOptions {
   hostPageSize?: PageSize;
   /** vCPUs (1-4): vCPU 0 is the bootstrap processor; the others wait for INIT and SIPI. */
   smp?: number;
+  /** End the run when a vCPU meets an instruction hvlab does not implement (default true); the guest
+   *  gets its #UD either way. */
+  stopOnUnimplemented?: boolean;
 }
 
 /** 'halted': nothing can ever wake the vCPU (HLT with IF = 0 or no timer left); 'idle': halted,
  *  waiting for an interrupt, when the run's budget of virtual time ran out (input may wake it). */
-export type StopReason = 'debug-exit' | 'halted' | 'idle' | 'shutdown' | 'exception' | 'instruction-limit' | 'poweroff' | 'reset' | 'stopped';
+export type StopReason = 'debug-exit' | 'halted' | 'idle' | 'shutdown' | 'exception' | 'instruction-limit' | 'poweroff' | 'reset' | 'stopped' | 'unimplemented';
 
 export interface RunResult {
   reason: StopReason;
@@ -104,11 +107,13 @@ export class Machine {
   /** Instructions retired by all vCPUs (the count at construction is subtracted). */
   private instructionsAtStart = 0n;
   private userStop = false;
+  private readonly stopOnUnimplemented: boolean;
   /** The vCPU whose address space the decoded-instruction cache holds (it is keyed by linear address). */
   private lastRun = -1;
 
   constructor(opts: MachineOptions) {
     const cpus = opts.smp ?? 1;
+    this.stopOnUnimplemented = opts.stopOnUnimplemented ?? true;
     if (!(Number.isInteger(cpus) && cpus >= 1 && cpus <= abi.MAX_VCPUS)) throw new Error(`hvlab: --smp must be 1 to ${abi.MAX_VCPUS} (got ${cpus})`);
     this.host = new Host({ ramBytes: opts.ramBytes, firmware: opts.firmware, mmu: opts.mmu, hostPageSize: opts.hostPageSize, cpuid: pcCpuid() });
 
@@ -209,6 +214,9 @@ export class Machine {
     return n;
   }
 
+  /** Virtual time in ns (what the guest's clocks have seen). */
+  get virtualNs(): number { return this.nowNs; }
+
   /** Instructions retired on this machine, by all vCPUs. */
   get instructions(): bigint { return this.totalRetired() - this.instructionsAtStart; }
 
@@ -259,20 +267,19 @@ export class Machine {
       const used = Math.floor((this.nowNs - startNs) / this.clock.nsPerInstruction);
       if (this.stopRequest) { const r = this.stopRequest; this.stopRequest = null; return done(r, r === 'poweroff' ? 'the guest powered off' : 'the guest reset the machine'); }
       if (this.userStop) return done('stopped', 'stopped');
+      for (let i = 0; i < this.vcpus.length; i++) if (this.states[i] === 'halted' && this.wakeable(i)) this.states[i] = 'running';
+      const running = this.states.some((st) => st === 'running');
+      if (!running && (this.clock.nextDeadline() === Infinity || !this.vcpus.some((v, i) => this.states[i] === 'halted' && v.interruptsEnabled))) {
+        return done('halted', `the guest halted at 0x${this.vcpu.rip.toString(16)} with nothing to wake it`);
+      }
       if (used >= maxInstructions) {
-        return this.states.some((st) => st === 'running') ? done('instruction-limit', `stopped after ${used} instructions`)
+        return running ? done('instruction-limit', `stopped after ${used} instructions`)
           : done('idle', 'the guest is idle (halted, waiting for an interrupt)');
       }
-      for (let i = 0; i < this.vcpus.length; i++) if (this.states[i] === 'halted' && this.wakeable(i)) this.states[i] = 'running';
       const untilEvent = Math.ceil((this.clock.nextDeadline() - this.nowNs) / this.clock.nsPerInstruction);
       const budget = Math.max(1, Math.min(SLICE, maxInstructions - used, untilEvent));
-      if (!this.states.some((st) => st === 'running')) {
+      if (!running) {
         // Every vCPU waits: skip virtual time to the next timer event (the TSCs follow).
-        const next = this.clock.nextDeadline();
-        const anyCanWake = this.vcpus.some((v, i) => this.states[i] === 'halted' && v.interruptsEnabled);
-        if (next === Infinity || !anyCanWake) {
-          return done('halted', `the guest halted at 0x${this.vcpu.rip.toString(16)} with nothing to wake it`);
-        }
         this.nowNs += budget * this.clock.nsPerInstruction;
         this.clock.advanceTo(this.nowNs);
         continue;
@@ -298,6 +305,7 @@ export class Machine {
       this.lastRun = i;
     }
     const retiredBefore = v.counter(abi.CNT_INSTRUCTIONS);
+    const unimplementedBefore = v.counter(abi.CNT_UNIMPLEMENTED);
     // TSC = virtual time: the round's start plus the instructions this vCPU ran in it.
     v.setReg64(abi.ST_TSC_OFFSET, BigInt.asUintN(64, BigInt(Math.round(this.nowNs / this.clock.nsPerInstruction)) - retiredBefore));
     for (;;) {
@@ -307,6 +315,9 @@ export class Machine {
       this.clock.advanceTo(this.nowNs + ran * this.clock.nsPerInstruction);
       this.deliverInterrupts(i);
       const reason = v.run(budget - ran);
+      if (this.stopOnUnimplemented && v.counter(abi.CNT_UNIMPLEMENTED) !== unimplementedBefore) {
+        return { reason: 'unimplemented', message: this.describeUnimplemented(i) };
+      }
       switch (reason) {
         case abi.EXIT_BUDGET: case abi.EXIT_IRQ_WINDOW: break;
         case abi.EXIT_IO: {
@@ -332,6 +343,17 @@ export class Machine {
           return { reason: 'exception', message: `unexpected exit ${reason}` };
       }
     }
+  }
+
+  /** The instruction hvlab does not implement that vCPU `i` just met: address, bytes, opcode. */
+  private describeUnimplemented(i: number): string {
+    const v = this.vcpus[i];
+    const lin = v.reg64(abi.ST_UNIMPLEMENTED_LIN);
+    const where = v.probeWalk(lin, 'fetch', 0, true);
+    const gpa = where.ok ? Number(where.gpa) : Number(lin);
+    const ram = this.host.ram();
+    const bytes = gpa + 15 <= ram.length ? Array.from(ram.subarray(gpa, gpa + 15), (b) => b.toString(16).padStart(2, '0')).join(' ') : 'unreadable';
+    return `vCPU ${i} met an instruction hvlab does not implement at 0x${lin.toString(16)} (bytes ${bytes}; opcode ${opcodeName(v.exit().opcode)}): the guest got #UD${this.unimplementedSummary()}`;
   }
 
   private describeLastInstruction(v: Vcpu = this.vcpu): string {

@@ -2,7 +2,7 @@
 // the opcode index, which compiles to a single br_table (notes/assemblyscript-probe.md: 2.6-4.5x
 // faster than a function table). Every opcode without a case raises #UD and is counted by opcode.
 import {
-  EXIT_NONE, EXIT_BUDGET, EXIT_HLT, EXIT_EXCEPTION, EXIT_IO, EXIT_SHUTDOWN, EXIT_EPT_VIOLATION, EXIT_IRQ_WINDOW, ST_IRQ_WINDOW, ATTR_INVALID64, ATTR_FORM, ST_EXIT_REASON,
+  EXIT_NONE, EXIT_BUDGET, EXIT_HLT, EXIT_EXCEPTION, EXIT_IO, EXIT_SHUTDOWN, EXIT_EPT_VIOLATION, EXIT_IRQ_WINDOW, ST_IRQ_WINDOW, ST_UNIMPLEMENTED_LIN, ATTR_INVALID64, ATTR_FORM, ST_EXIT_REASON,
   ST_EXIT_VECTOR, ST_EXIT_ERROR_CODE, ST_EXIT_HAS_ERROR, ST_EXIT_ADDR, ST_EXIT_OPCODE, ST_EXIT_RIP,
   ST_EXIT_BYTES, ST_EXIT_LENGTH, ST_COUNTERS, CNT_INSTRUCTIONS, CNT_EXITS, CNT_EXCEPTIONS,
   CNT_UNIMPLEMENTED, ST_UD_BY_OPCODE, GUEST_RAM_BASE, VEC_DB, ST_IRQ_VECTOR, ST_NMI_PENDING,
@@ -68,6 +68,7 @@ function unimplemented(): void {
   store<u32>(p, load<u32>(p) + 1);
   counterAdd(CNT_UNIMPLEMENTED, 1);
   store<u32>(cpu + ST_EXIT_OPCODE, opIdx);
+  store<u64>(cpu + ST_UNIMPLEMENTED_LIN, csBase + instrStart);
   raiseUD();
 }
 
