@@ -1,10 +1,13 @@
 // The bundled Linux guest boots to its shell, runs a script typed at the prompt and powers off, with
 // the direct MMU and with the two-dimensional (EPT) walk: what the README's main command does.
 import { describe, it, expect } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { boot } from '../emu/cli/boot.ts';
+import { boot, BUNDLED_INITRD } from '../emu/cli/boot.ts';
+
+/** A stock Debian kernel for cloud VMs, fetched by test/fetch-stock-kernel.sh (.ci/run does it). */
+const STOCK_KERNEL = 'build/stock-kernel/vmlinuz';
 
 async function bootScript(mmu: 'direct' | 'ept', script: string, smp = 1) {
   let out = '';
@@ -34,6 +37,18 @@ describe('the bundled Linux guest', () => {
     expect(r.out).toContain('smp: Brought up 1 node, 2 CPUs');
     expect(r.out).toMatch(/\n2\r?\n/);
     expect(r.out).toContain('on-cpu1');
+  });
+
+  it.skipIf(!existsSync(STOCK_KERNEL))('a stock distribution kernel boots with the same command line (console=ttyS0)', async () => {
+    let out = '';
+    let err = '';
+    const status = await boot({ memory: 256, kernel: STOCK_KERNEL, initrd: BUNDLED_INITRD, append: 'console=ttyS0', script: 'uname -r; poweroff -f', timeout: 900 },
+      { out: (b) => { out += Buffer.from(b).toString('latin1'); }, err: (s) => { err += s; } });
+    expect(err).toBe('');
+    expect(status).toBe(0);
+    const pkg = readFileSync('build/stock-kernel/PACKAGE', 'utf8').trim().replace(/^linux-image-/, '');
+    expect(out).toContain(`hvlab guest ready: ${pkg}`);
+    expect(out).toContain('reboot: Power down');
   });
 
   it('a kernel that is not one ends with a clear error and status 2', async () => {

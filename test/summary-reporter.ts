@@ -1,5 +1,5 @@
-// Prints the plain closing line CI reads, `N passed, N failed[, N skipped]`, after vitest's own
-// summary (ignored by CI). Failed modules (a file that did not load) count as one failure each.
+// Prints the plain closing line CI reads, `N passed, N failed`, after vitest's own summary (ignored
+// by CI); skipped tests, if any, are reported on the line before it. Failed modules (a file that did not load) count as one failure each.
 import type { Reporter, TestModule } from 'vitest/node';
 
 export default class SummaryReporter implements Reporter {
@@ -17,6 +17,7 @@ export default class SummaryReporter implements Reporter {
       if (tests === 0 && mod.state() === 'failed') failed++;
     }
     failed += unhandledErrors.length;
-    console.log(`\n${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ''));
+    if (skipped) console.log(`\n${skipped} skipped`);
+    console.log(`\n${passed} passed, ${failed} failed`);
   }
 }
