@@ -70,6 +70,7 @@ export const MC_DATA_ACCESSES = 10; // accesses seen by the data-cache model
 export const MC_DATA_MISSES = 11;
 export const MC_PT_MISSES = 12; // page-table references that missed the data-cache model
 export const MC_NESTED_TLB_HIT = 13; // guest page-table gpas translated by the nested TLB (no host walk)
+export const MC_MICRO_TLB_HIT = 15; // accesses answered by the micro-TLB (the last page of each access kind)
 export const MC_PDE_CACHE_HIT = 14; // guest walks that started at the PTE (the PDE cache had the page table)
 export const MC_REFS = 16; // + dim * 8 + level (1-5): page-table references by dimension and level
 export const MC_TLB_FILL = 48; // + page-size class: TLB entries inserted by size (after splintering)

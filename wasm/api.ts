@@ -7,7 +7,7 @@ import { setRamSize, setRomSize } from './mmu/translate';
 import { setCpu, loadState, saveState, cpu, overrideCpl } from './cpu/state';
 import { clearFault, faultVector, faultError } from './cpu/fault';
 import { setHostPoolSize, selectEpt, eptOn, eptTranslate, eptPageShift, setNestedTlb, flushNestedTlb } from './mmu/ept';
-import { configureTlb as mmuConfigureTlb, selectTlb, tlbFlush, tlbFlushEverything, FLUSH_ALL, defaultTlbGeometry } from './mmu/tlb';
+import { configureTlb as mmuConfigureTlb, selectTlb, tlbFlush, tlbFlushEverything, FLUSH_ALL, defaultTlbGeometry, setMicroTlb } from './mmu/tlb';
 import { configureCacheModel as mmuConfigureCache, armTrace, selectMmuCounters } from './mmu/accounting';
 import { walk, walkPageShift, setImplicitSupervisor, setPdeCache, flushPdeCache } from './mmu/paging';
 import { getFlags, setFlags } from './cpu/flags';
@@ -74,6 +74,9 @@ export function invept(): void { tlbFlushEverything(); flushNestedTlb(); flushDe
 
 /** The nested TLB (gpa -> hpa of guest page-table pages) on or off. */
 export function configureNestedTlb(on: i32): void { setNestedTlb(on != 0); }
+
+/** The micro-TLB (the last page of each access kind, uncounted by the TLB model) on or off. */
+export function configureMicroTlb(on: i32): void { setMicroTlb(on != 0); }
 
 /** The PDE cache (a paging-structure cache of 4-level walks) on or off. */
 export function configurePdeCache(on: i32): void { setPdeCache(on != 0); }

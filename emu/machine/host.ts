@@ -19,6 +19,7 @@ export interface WasmCore {
   invept(): void;
   configureNestedTlb(on: number): void;
   configurePdeCache(on: number): void;
+  configureMicroTlb(on: number): void;
   flushTlb(vcpu: number): void;
   probeWalk(vcpu: number, gvaLo: number, gvaHi: number, access: number, cpl: number, implicit: number): number;
   readRflags(vcpu: number): number;
@@ -57,13 +58,15 @@ export interface TlbGeometry {
   nestedTlb: boolean;
   /** The PDE cache: 4-level walks that hit start at the page table (SDM 4.10.3). */
   pdeCache: boolean;
+  /** The micro-TLB in front of the arrays (its hits bypass the model's counters). */
+  microTlb: boolean;
 }
 
 /** The default (large, for running guests fast) and a realistic preset modelled on an Intel Skylake
  *  core (64-entry 4-way 4 KiB DTLB, 32-entry 4-way 2 MiB, 4-entry 1 GiB, 1536-entry 12-way STLB). */
 export const TLB_PRESETS: Record<string, TlbGeometry> = {
-  default: { name: 'default', l1_4k: [4096, 2], l1_2m: [512, 2], l1_1g: [16, 2], l2: [0, 0], nestedTlb: true, pdeCache: true },
-  skylake: { name: 'skylake', l1_4k: [16, 4], l1_2m: [8, 4], l1_1g: [1, 4], l2: [128, 12], nestedTlb: false, pdeCache: false },
+  default: { name: 'default', l1_4k: [4096, 2], l1_2m: [512, 2], l1_1g: [16, 2], l2: [0, 0], nestedTlb: true, pdeCache: true, microTlb: true },
+  skylake: { name: 'skylake', l1_4k: [16, 4], l1_2m: [8, 4], l1_1g: [1, 4], l2: [128, 12], nestedTlb: false, pdeCache: false, microTlb: false },
 };
 
 export type AccessKind = 'read' | 'write' | 'fetch';
@@ -225,6 +228,7 @@ export class Host {
     }
     this.core.configureNestedTlb(g.nestedTlb ? 1 : 0);
     this.core.configurePdeCache(g.pdeCache ? 1 : 0);
+    this.core.configureMicroTlb(g.microTlb ? 1 : 0);
   }
 
   /** The data-cache model (0 bytes turns it off). */

@@ -2,7 +2,7 @@
 // page-table reference goes through one accounting function, so the counts are what the walk did.
 import { describe, it, expect } from 'vitest';
 import * as abi from '../../wasm/abi.ts';
-import { Host, type MmuMode } from '../../emu/machine/host.ts';
+import { Host, TLB_PRESETS, type MmuMode } from '../../emu/machine/host.ts';
 import { GuestPageTables } from '../../emu/mmu/guest-page-tables.ts';
 import type { PageSize } from '../../emu/hv/mm/nested-page-table.ts';
 
@@ -103,6 +103,8 @@ describe('EPT violations', () => {
 describe('TLB', () => {
   it('a second access to a page hits; INVLPG and MOV CR3 drop the entry; global entries survive MOV CR3', () => {
     const host = new Host({ ramBytes: 64 << 20, mmu: 'ept', hostPageSize: '2m' });
+    // The default arrays without the micro-TLB, whose hits bypass the counters this test reads.
+    host.configureTlb({ ...TLB_PRESETS.default, microTlb: false });
     const v = host.vcpu(0);
     v.resetArchitectural();
     const pt = new GuestPageTables(host, 0x100000, 0x200000);
@@ -142,6 +144,8 @@ describe('TLB', () => {
 
   it('with CR4.PCIDE, MOV CR3 with bit 63 keeps the PCID\'s entries, without it drops them; INVPCID type 0 drops a page', () => {
     const host = new Host({ ramBytes: 64 << 20, mmu: 'ept', hostPageSize: '2m' });
+    // The default arrays without the micro-TLB, whose hits bypass the counters this test reads.
+    host.configureTlb({ ...TLB_PRESETS.default, microTlb: false });
     const v = host.vcpu(0);
     v.resetArchitectural();
     const pt = new GuestPageTables(host, 0x100000, 0x200000);

@@ -29,6 +29,17 @@ const ways = new StaticArray<u32>(TLB_ARRAYS);
 const offsets = new StaticArray<u32>(TLB_ARRAYS);
 const SHIFTS: StaticArray<u32> = [12, 21, 30, 12];
 
+// ---- The micro-TLB: the last 4 KiB page translated for each access kind ----
+// A model-free shortcut in front of the TLB arrays (like QEMU's softmmu fast path): it only ever
+// holds a translation that the TLB just returned, and it is emptied whenever any TLB entry could
+// change (every flush, a new tag, a vCPU switch, a geometry change). Off in the realistic presets,
+// where every lookup must reach the modelled arrays and be counted.
+export const microPage = new StaticArray<u64>(6);
+export const microHost = new StaticArray<usize>(6);
+export let microTlbOn: bool = true;
+export function setMicroTlb(on: bool): void { microTlbOn = on; microFlush(); }
+export function microFlush(): void { for (let i = 0; i < 6; i++) unchecked(microPage[i] = <u64>-1); }
+
 /** The running vCPU's TLB area and tag. */
 let area: usize = TLB_BASE;
 let curKey: u32 = KEY_VALID;
@@ -48,6 +59,7 @@ export function configureTlb(array: i32, nSets: u32, nWays: u32): bool {
     return false;
   }
   memory.fill(TLB_BASE, 0, <usize>TLB_AREA_SIZE * <usize>MAX_VCPUS);
+  microFlush();
   return true;
 }
 
@@ -61,6 +73,7 @@ export function refreshTlbKey(): void {
   const pcid = (load<u64>(cpu + ST_CR4) & 0x20000) != 0 ? <u32>load<u64>(cpu + ST_CR3) & KEY_PCID : 0;
   curKey = KEY_VALID | ((load<u32>(cpu + ST_VPID) & 0xffff) << 12) | pcid;
   setWalkTag(curKey | vcpuTagBits); // the PDE cache is shared by the vCPUs: tag it with the vCPU (bits 28-29)
+  microFlush();
 }
 let vcpuTagBits: u32 = 0;
 
@@ -162,6 +175,7 @@ export const FLUSH_PCID: i32 = 2; // non-global entries of one PCID
 export function tlbFlush(mode: i32, pcid: u32): void {
   mmuCount(MC_TLB_FLUSHES);
   flushPdeCache();
+  microFlush();
   const vpidBits = curKey & 0x0ffff000;
   const end = area + <usize>totalEntries() * TLB_ENTRY_SIZE;
   for (let e = area; e < end; e += TLB_ENTRY_SIZE) {
@@ -177,6 +191,7 @@ export function tlbFlush(mode: i32, pcid: u32): void {
 export function tlbFlushPage(lin: u64, pcid: u32, anyPcid: bool, keepGlobal: bool): void {
   mmuCount(MC_TLB_INVLPG);
   flushPdeCache();
+  microFlush();
   const vpidBits = curKey & 0x0ffff000;
   for (let a = 0; a < TLB_ARRAYS; a++) {
     const n = unchecked(ways[a]);
@@ -201,6 +216,7 @@ export function tlbFlushPage(lin: u64, pcid: u32, anyPcid: bool, keepGlobal: boo
 /** Every vCPU, every guest: the host changed a nested (EPT) mapping (INVEPT, all contexts). */
 export function tlbFlushEverything(): void {
   flushPdeCache();
+  microFlush();
   memory.fill(TLB_BASE, 0, <usize>TLB_AREA_SIZE * <usize>MAX_VCPUS);
 }
 

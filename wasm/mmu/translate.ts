@@ -6,7 +6,7 @@
 import {
   GUEST_RAM_BASE, ACC_WRITE, CODE_PAGE_MAP_BASE, CODE_PAGE_MAP_SIZE, OPEN_BUS_BASE,
   BOUNCE_BASE, BOUNCE_SLOTS, PS_4K, PS_2M, PS_1G, ST_CR0, ST_CR4, CR0_WP, MMIO_STAGE_BASE, MMIO_STAGE_SLOTS,
-  VCPU_AREA_BASE, VCPU_STRIDE, ACC_FETCH, ST_DR7, ST_DR0,
+  VCPU_AREA_BASE, VCPU_STRIDE, ACC_FETCH, ST_DR7, ST_DR0, MC_MICRO_TLB_HIT,
 } from '../abi';
 import { hostMmioRead, hostMmioWrite } from '../host-imports';
 import { flushDecodedCache } from '../cpu/decode';
@@ -17,8 +17,8 @@ import {
   RIGHT_GLOBAL, CR4_SMEP, CR4_SMAP,
 } from './paging';
 import { eptOn, eptTranslate, eptPageShift, eptRights } from './ept';
-import { tlbLookup, tlbLookupL2, tlbInsert, countTlbMiss } from './tlb';
-import { cacheModelOn, dataAccess } from './accounting';
+import { tlbLookup, tlbLookupL2, tlbInsert, countTlbMiss, microPage, microHost, microTlbOn } from './tlb';
+import { cacheModelOn, dataAccess, mmuCount } from './accounting';
 
 /** Size of the guest RAM mapped at GUEST_RAM_BASE (set by the host). */
 export let ramSize: u64 = 0;
@@ -152,13 +152,29 @@ function translateMapped(lin: u64, size: i32, access: i32): usize {
 /** Host address of [lin, lin + size) within one 4 KiB page: a TLB hit, or a walk that fills it. */
 @inline function translatePage(lin: u64, size: i32, access: i32): usize {
   const kind = <u32>access + (cpl == 3 && !implicitSupervisor ? 3 : 0);
+  if (unchecked(microPage[kind]) == (lin >> 12)) {
+    mmuCount(MC_MICRO_TLB_HIT);
+    return unchecked(microHost[kind]) + <usize>(lin & 0xfff);
+  }
   const hpa = tlbLookup(lin, kind);
   if (hpa != <u64>-1) {
     if (cacheModelOn) dataAccess(hpa);
+    remember(kind, lin, hpa);
     return <usize>GUEST_RAM_BASE + <usize>hpa;
   }
   return tlbMiss(lin, size, access, kind);
 }
+
+/** Keep a translation the TLB just gave in the micro-TLB (not while the cache model counts accesses). */
+@inline function remember(kind: u32, lin: u64, hpa: u64): void {
+  if (microTlbOn && !cacheModelOn) {
+    unchecked(microPage[kind] = lin >> 12);
+    unchecked(microHost[kind] = <usize>GUEST_RAM_BASE + <usize>(hpa & ~(<u64>0xfff)));
+  }
+}
+
+/** What the entry filled last allows (the micro-TLB keeps only what a TLB hit would give). */
+let allowedKindsLast: u32 = 0;
 
 /** The TLB missed: the second level, else the walk of both dimensions and a fill. */
 function tlbMiss(lin: u64, size: i32, access: i32, kind: u32): usize {
@@ -187,10 +203,12 @@ function tlbMiss(lin: u64, size: i32, access: i32, kind: u32): usize {
     if (eptOn || ((gpa >> 12) + 1) << 12 <= ramSize) {
       const cls = shift == 12 ? PS_4K : shift == 21 ? PS_2M : PS_1G;
       const mask: u64 = (<u64>1 << <u64>shift) - 1;
-      tlbInsert(lin, cls, (hpa & ~mask), allowedKinds(rights, hostRights), (rights & RIGHT_GLOBAL) != 0);
-    }
-  }
+      allowedKindsLast = allowedKinds(rights, hostRights);
+      tlbInsert(lin, cls, (hpa & ~mask), allowedKindsLast, (rights & RIGHT_GLOBAL) != 0);
+    } else allowedKindsLast = 0;
+  } else allowedKindsLast = 0; // (an L2 hit: the next access will take the L1 path and be remembered)
   if (cacheModelOn) dataAccess(hpa);
+  if (((allowedKindsLast >> kind) & 1) != 0) remember(kind, lin, hpa);
   return <usize>GUEST_RAM_BASE + <usize>hpa;
 }
 
