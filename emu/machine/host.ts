@@ -126,10 +126,12 @@ export class Host {
     this.memory = new WebAssembly.Memory({ initial: pages, maximum: 65536 });
     const instance = new WebAssembly.Instance(coreModule(), { env: {
       memory: this.memory,
-      mmioRead: (vcpu: number, lo: number, hi: number, size: number, dst: number) => this.mmioRead(vcpu, lo, hi, size, dst),
-      mmioWrite: (vcpu: number, lo: number, hi: number, size: number, src: number) => this.mmioWrite(vcpu, lo, hi, size, src),
-      msrRead: (vcpu: number, index: number) => this.msrRead(vcpu, index >>> 0),
-      msrWrite: (vcpu: number, index: number) => this.msrWrite(vcpu, index >>> 0),
+      // A device that throws must not unwind through the core: the error is kept for the VMM, which
+      // ends the run with it, and the access completes as on an undriven bus.
+      mmioRead: (vcpu: number, lo: number, hi: number, size: number, dst: number) => this.guarded(() => this.mmioRead(vcpu, lo, hi, size, dst), undefined),
+      mmioWrite: (vcpu: number, lo: number, hi: number, size: number, src: number) => this.guarded(() => this.mmioWrite(vcpu, lo, hi, size, src), undefined),
+      msrRead: (vcpu: number, index: number) => this.guarded(() => this.msrRead(vcpu, index >>> 0), 0),
+      msrWrite: (vcpu: number, index: number) => this.guarded(() => this.msrWrite(vcpu, index >>> 0), 0),
     } });
     this.core = instance.exports as unknown as WasmCore;
     this.refreshViews();
@@ -162,6 +164,15 @@ export class Host {
 
   /** Device memory and device MSRs: the machine installs its handlers here (default: nothing there). */
   devices: HostDevices = {};
+  /** The first error a device handler threw during a host call (the VMM reports it and stops). */
+  deviceError: Error | null = null;
+
+  private guarded<T>(f: () => T, fallback: T): T {
+    try { return f(); } catch (e) {
+      this.deviceError ??= e instanceof Error ? e : new Error(String(e));
+      return fallback;
+    }
+  }
 
   private mmioRead(vcpu: number, lo: number, hi: number, size: number, dst: number): void {
     const gpa = (hi >>> 0) * 2 ** 32 + (lo >>> 0);

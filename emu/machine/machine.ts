@@ -315,6 +315,11 @@ export class Machine {
       this.clock.advanceTo(this.nowNs + ran * this.clock.nsPerInstruction);
       this.deliverInterrupts(i);
       const reason = v.run(budget - ran);
+      if (this.host.deviceError) {
+        const e = this.host.deviceError;
+        this.host.deviceError = null;
+        return { reason: 'exception', message: `a device failed on vCPU ${i}'s access: ${e.message}` };
+      }
       if (this.stopOnUnimplemented && v.counter(abi.CNT_UNIMPLEMENTED) !== unimplementedBefore) {
         return { reason: 'unimplemented', message: this.describeUnimplemented(i) };
       }
@@ -323,8 +328,12 @@ export class Machine {
         case abi.EXIT_IO: {
           const io = v.io();
           this.clock.advanceTo(this.nowNs + Number(v.counter(abi.CNT_INSTRUCTIONS) - retiredBefore) * this.clock.nsPerInstruction);
-          if (io.isIn) v.completeIn(this.bus.read(io.port, io.size));
-          else this.bus.write(io.port, io.size, io.data);
+          try {
+            if (io.isIn) v.completeIn(this.bus.read(io.port, io.size));
+            else this.bus.write(io.port, io.size, io.data);
+          } catch (e) {
+            return { reason: 'exception', message: `the device at port 0x${io.port.toString(16)} failed: ${(e as Error).message}` };
+          }
           if (this.debugExit.status !== null) return { reason: 'debug-exit', message: `the guest exited with status ${this.debugExit.status}` };
           if (this.stopRequest) return null;
           break;
