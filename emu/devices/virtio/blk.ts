@@ -167,7 +167,7 @@ export class VirtioBlk implements VirtioDevice {
       if (!request) { this.malformedRequests++; result = fail(VIRTIO_BLK_S_IOERR); }
       else {
         const kind = KIND_BY_TYPE[request.type] ?? 'unsupported';
-        result = this.execute(request);
+        result = this.executeOnBackend(request);
         const stats = this.stats[kind];
         stats.operations++;
         stats.bytes += result.bytes;
@@ -189,6 +189,11 @@ export class VirtioBlk implements VirtioDevice {
     if (out.length < REQUEST_HEADER_SIZE) return null;
     const header = new DataView(out.read(0, REQUEST_HEADER_SIZE).buffer);
     return { type: header.getUint32(0, true), sector: header.getBigUint64(8, true), out, outOffset: REQUEST_HEADER_SIZE, in: inStream };
+  }
+
+  /** A backend that fails (a host I/O error) fails the request with IOERR, as QEMU reports EIO. */
+  private executeOnBackend(r: Request): Completion {
+    try { return this.execute(r); } catch { return fail(VIRTIO_BLK_S_IOERR); }
   }
 
   private execute(r: Request): Completion {

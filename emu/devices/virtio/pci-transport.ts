@@ -211,6 +211,14 @@ export class VirtioPciFunction extends PciFunction implements MmioDevice, Virtio
     // A device without bus mastering cannot reach guest memory (PCI 6.2.2).
     if (!(this.command & PCI_COMMAND_BUS_MASTER) || !this.queue(index)) return;
     this.device.queueNotify(index);
+    if (this.queue(index)?.broken) this.needsReset();
+  }
+
+  /** 2.1.2: a queue the driver broke needs a reset; with DRIVER_OK set the device says so with a
+   *  configuration change notification. */
+  private needsReset(): void {
+    this.deviceStatus |= VIRTIO_STATUS_NEEDS_RESET;
+    this.raiseIsr(VIRTIO_ISR_CONFIG);
   }
 
   // ---- Common configuration (4.1.4.3) ------------------------------------------------------
