@@ -103,7 +103,9 @@ describe('CPUID and RDTSC', () => {
       // Paging features live in the MMU (wasm/mmu), proven by test/mmu/paging-exhaustive.test.ts and
       // test/mmu/two-dimensional.test.ts; their instruction is INVLPG/INVPCID.
       PSE: 'invlpg', PSE36: 'invlpg', PGE: 'invlpg', PAT: 'wrmsr', NX: 'invlpg', PDPE1GB: 'invlpg', SMEP: 'invlpg', SMAP: 'invlpg',
-      PCID: 'invpcid', INVPCID: 'invpcid' };
+      PCID: 'invpcid', INVPCID: 'invpcid',
+      // Fast-string hints: REP MOVSB/STOSB (difftested in test/difftest.test.ts).
+      ERMS: 'movs', FSRM: 'movs' };
     for (const group of Object.values(FEATURES)) for (const name of Object.keys(group)) {
       expect(implemented.has(needs[name]), name).toBe(true);
     }

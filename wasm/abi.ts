@@ -45,6 +45,30 @@ export const TLB_AREA_SIZE = 0x140000;
 export const TLB_ENTRY_SIZE = 32;
 export const TLB_MAX_ENTRIES = 0xa000; // TLB_AREA_SIZE / TLB_ENTRY_SIZE
 
+// ---- The block I/O data path (wasm/blk): after the TLB areas of MAX_VCPUS vCPUs ----
+// walkChain writes the buffers of one descriptor chain here, in chain order, each checked to lie in
+// guest RAM: { u64 gpa, u32 len, u32 flags (BLK_SEG_WRITABLE) } (virtio 1.2, 2.7.5).
+export const BLK_SEG_LIST_BASE = 0xf20000;
+export const BLK_SEG_SIZE = 16;
+export const BLK_SEG_WRITABLE = 1;
+/** Descriptors one chain may have (QEMU's VIRTQUEUE_MAX_SIZE): a longer chain is a fault. */
+export const BLK_MAX_CHAIN = 1024;
+/** Outcome of the last walk: i32 fault (BLK_FAULT_*), i32 index of the status segment or -1,
+ *  i32 readable count (the first segments), i32 writable count (the rest). */
+export const BLK_WALK_RESULT = 0xf24000;
+// Chain faults, in the order walkChain can find them (emu/devices/virtio/virtqueue.ts names them).
+export const BLK_FAULT_NONE = 0;
+export const BLK_FAULT_INDEX = 1;
+export const BLK_FAULT_LOOP = 2;
+export const BLK_FAULT_OUTSIDE = 3;
+export const BLK_FAULT_ORDER = 4;
+export const BLK_FAULT_INDIRECT_NOT_NEGOTIATED = 5;
+export const BLK_FAULT_INDIRECT_NOT_ALONE = 6;
+export const BLK_FAULT_INDIRECT_NESTED = 7;
+export const BLK_FAULT_INDIRECT_LENGTH = 8;
+export const BLK_FAULT_INDIRECT_OUTSIDE = 9;
+export const BLK_FAULT_TOO_LONG = 10;
+
 // Page-size classes of TLB arrays and walk results.
 export const PS_4K = 0;
 export const PS_2M = 1;

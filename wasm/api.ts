@@ -12,6 +12,7 @@ import { configureCacheModel as mmuConfigureCache, armTrace, selectMmuCounters }
 import { walk, walkPageShift, setImplicitSupervisor, setPdeCache, flushPdeCache } from './mmu/paging';
 import { getFlags, setFlags } from './cpu/flags';
 import { flushDecodedCache } from './cpu/decode';
+import { walkChain as blkWalk, copySegments as blkCopySegments } from './blk/virtqueue';
 
 /** Execute vCPU `vcpu` until an exit or `budget` instructions (like KVM_RUN). Returns EXIT_*. */
 export function run(vcpu: i32, budget: i32): i32 { return runLoop(vcpu, budget); }
@@ -119,4 +120,16 @@ export function probeWalk(vcpu: i32, gvaLo: i32, gvaHi: i32, access: i32, cplVal
   store<u32>(abi.PROBE_PAGE_SHIFT, <u32>shift);
   store<u32>(abi.PROBE_HOST_PAGE_SHIFT, <u32>hostShift);
   return 0;
+}
+
+// ---- The block I/O data path (wasm/blk) ----
+
+/** Walk one virtqueue descriptor chain into the segment list (BLK_SEG_LIST_BASE, BLK_WALK_RESULT). */
+export function blkWalkChain(tableGpa: f64, tableSize: i32, head: i32, indirectAllowed: i32): i32 {
+  return blkWalk(<u64>tableGpa, <u32>tableSize, <u32>head, indirectAllowed != 0);
+}
+
+/** Copy between host staging memory and segments [first, first + count) of the last walk. */
+export function blkCopy(first: i32, count: i32, offset: f64, staging: f64, length: f64, toGuest: i32): f64 {
+  return <f64>blkCopySegments(first, count, <u64>offset, <usize>staging, <u64>length, toGuest != 0);
 }

@@ -10,6 +10,8 @@ import { Machine, type RunResult } from '../machine/machine.ts';
 import type { MmuMode } from '../machine/host.ts';
 import { bootMultiboot, BootError } from '../boot/multiboot.ts';
 import { bootPcLinux, isBzImage } from '../boot/pc-linux.ts';
+import { attachDrive, driveStatsReport, parseDrive } from '../machine/drives.ts';
+import { ImageError } from '../hv/storage/block-image.ts';
 
 export interface BootOptions {
   bios?: string;
@@ -20,6 +22,10 @@ export interface BootOptions {
   mmu?: MmuMode;
   /** vCPUs (1-4). */
   smp?: number;
+  /** Disks: `file=F[,format=raw|qcow2][,readonly=on]`, each a virtio-blk device. */
+  drives?: string[];
+  /** Print the run's accounting at exit (instructions, virtual and host time, per-drive I/O). */
+  stats?: boolean;
   maxInstructions?: number;
   /** Commands typed at the first shell prompt (a newline is added). */
   script?: string;
@@ -64,6 +70,11 @@ export function prepare(opts: BootOptions, serialOut: (b: number) => void): Mach
   const firmware = opts.bios ? readGuestFile(opts.bios, 'firmware') : undefined;
   if (opts.smp !== undefined && !(opts.smp >= 1 && opts.smp <= 4)) throw new BootError(`--smp must be 1 to 4 (got ${opts.smp})`);
   const machine = new Machine({ ramBytes: opts.memory << 20, serialOut, firmware, mmu: opts.mmu, smp: opts.smp });
+  try {
+    machine.drives = (opts.drives ?? []).map((spec, i) => attachDrive(machine, parseDrive(spec), i));
+  } catch (e) {
+    throw new BootError(e instanceof ImageError || e instanceof Error ? e.message : String(e));
+  }
   if (opts.bios && !opts.kernel) return machine; // from the reset vector, as a PC does
   const kernelPath = opts.kernel ?? BUNDLED_KERNEL;
   const kernel = readGuestFile(kernelPath, 'kernel');
@@ -158,5 +169,12 @@ export async function boot(opts: BootOptions, io: BootIo = defaultIo): Promise<n
     }
   } finally {
     restoreTerminal();
+    // Whatever the guest did not flush still reaches the images (then they are closed).
+    for (const d of machine.drives) { if (!d.image.readOnly) d.image.flush(); d.image.close(); }
+    if (opts.stats) {
+      const hostSeconds = Number(process.hrtime.bigint() - wallStart) / 1e9;
+      io.err(`\nhvlab stats: ${machine.instructions} instructions, virtual time ${(machine.virtualNs / 1e9).toFixed(3)} s, host time ${hostSeconds.toFixed(3)} s\n`
+        + driveStatsReport(machine.drives));
+    }
   }
 }

@@ -54,6 +54,29 @@ export async function main(argv: string[]): Promise<number> {
       ]);
     });
 
+  bench.command('blk')
+    .description('block I/O: busybox dd in the guest on raw and qcow2 (against QEMU TCG on the same image format), and the WebAssembly data path against plain TypeScript')
+    .option('--json', 'print one JSON object')
+    .option('--no-qemu', 'skip the QEMU reference')
+    .option('--format <fmt>', 'only this image format (raw or qcow2)')
+    .action(async (o) => {
+      if (o.format !== undefined && o.format !== 'raw' && o.format !== 'qcow2') throw new InvalidArgumentError(`--format must be raw or qcow2 (got ${o.format})`);
+      const { benchBlk, BLK_PHASES } = await import('../../bench/blk.ts');
+      const r = await benchBlk({ qemu: o.qemu, formats: o.format ? [o.format] : undefined });
+      if (o.json) { console.log(JSON.stringify(r)); return; }
+      const figure = (f: { mib_per_s: number; ops_per_s: number | null }) => f.ops_per_s === null ? `${f.mib_per_s.toFixed(1)} MiB/s` : `${f.ops_per_s.toFixed(0)} IOPS`;
+      const rows: [string, string][] = [];
+      for (const g of r.guest) {
+        for (const p of BLK_PHASES) {
+          const q = g.qemu ? `QEMU TCG ${figure(g.qemu[p])}, ratio ${g.ratio![p].toFixed(2)} (hvlab time / QEMU time)` : 'QEMU: -';
+          rows.push([`${g.format} ${p}`, `hvlab ${figure(g.hvlab[p])}; ${q}`]);
+        }
+      }
+      const d = r.datapath;
+      rows.push(['data path', `${d.request_bytes >> 10} KiB requests of 4 KiB buffers: WebAssembly ${d.wasm_gb_per_s.toFixed(1)} GB/s, TypeScript ${d.typescript_gb_per_s.toFixed(1)} GB/s, ratio ${d.ratio.toFixed(1)}`]);
+      printTable(rows);
+    });
+
   bench.command('pagewalk')
     .description('random reads over a large working set, native and 2D (EPT) with 4K/2M pages: references per walk, TLB miss rate, cache misses per access, page-table footprint')
     .option('--json', 'print one JSON object')
@@ -77,6 +100,29 @@ export async function main(argv: string[]): Promise<number> {
       console.log(`TLB (${r.tlb.preset}): 4K ${r.tlb.l1_4k}; 2M ${r.tlb.l1_2m}; 1G ${r.tlb.l1_1g}; L2 ${r.tlb.l2}; nested TLB ${r.tlb.nested_tlb ? 'on' : 'off'}; PDE cache ${r.tlb.pde_cache ? 'on' : 'off'}`);
       console.log(r.cache ? `data cache model: ${r.cache.bytes >> 10} KiB, ${r.cache.ways}-way, ${r.cache.line}-byte lines, LRU` : 'data cache model: off');
     });
+
+  const img = program.command('img').description('disk image utilities, as qemu-img: create, info, commit (raw and qcow2)');
+  img.command('create')
+    .description('create an image (SIZE: bytes or k/M/G/T suffixes; with -b it defaults to the backing file\'s size)')
+    .argument('<file>').argument('[size]')
+    .option('-f, --format <fmt>', 'raw or qcow2', 'raw')
+    .option('-b, --backing <file>', 'backing file (qcow2; a relative name is relative to FILE\'s directory)')
+    .option('-F, --backing-format <fmt>', 'format of the backing file: raw or qcow2')
+    .option('-o, --options <opts>', 'creation options (cluster_size=SIZE for qcow2)')
+    .action(async (file: string, size: string | undefined, o) => { status = (await import('./img.ts')).imgCreate(file, size, o); });
+  img.command('info')
+    .description('show an image\'s format, sizes, cluster size and backing file')
+    .argument('<file>')
+    .option('-f, --format <fmt>', 'raw or qcow2 (default: probed)')
+    .option('--backing-chain', 'also show every backing file under the image')
+    .option('--output <fmt>', 'human or json (qemu-img\'s field names)', 'human')
+    .action(async (file: string, o) => { status = (await import('./img.ts')).imgInfo(file, o); });
+  img.command('commit')
+    .description('write the overlay\'s allocated clusters into its backing file, then empty the overlay')
+    .argument('<file>')
+    .option('-f, --format <fmt>', 'raw or qcow2 (default: probed)')
+    .option('-d, --keep', 'do not empty the overlay after committing')
+    .action(async (file: string, o) => { status = (await import('./img.ts')).imgCommit(file, o); });
 
   program.command('walk')
     .description('show one cold page walk step by step (guest and host dimensions) and count its references')
@@ -124,6 +170,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('-m, --memory <MiB>', 'guest RAM in MiB', intArg, 256)
     .option('--mmu <mode>', 'direct (gpa = host offset) or ept (two-dimensional walk through a nested page table)', 'direct')
     .option('--smp <n>', 'virtual CPUs (1-4)', intArg, 1)
+    .option('--drive <spec>', 'a virtio-blk disk: file=F[,format=raw|qcow2][,readonly=on] (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--stats', 'at exit, print instructions, virtual and host time and per-drive I/O accounting (on stderr)')
     .option('--bios <file>', 'raw firmware image: its end is mapped at 4 GiB (reset vector) and its last 128 KiB at 0xE0000')
     .option('--script <commands>', 'type these commands at the shell prompt; end when the guest powers off')
     .option('--timeout <seconds>', 'give up after this many seconds (exit status 124)', intArg)
@@ -134,7 +182,7 @@ export async function main(argv: string[]): Promise<number> {
       if (!['direct', 'ept'].includes(o.mmu)) throw new InvalidArgumentError(`--mmu must be direct or ept (got ${o.mmu})`);
       const { boot } = await import('./boot.ts');
       status = await boot({
-        bios: o.bios, kernel: o.kernel, initrd: o.initrd, append: o.append, memory: o.memory, mmu: o.mmu, smp: o.smp,
+        bios: o.bios, kernel: o.kernel, initrd: o.initrd, append: o.append, memory: o.memory, mmu: o.mmu, smp: o.smp, drives: o.drive, stats: o.stats,
         maxInstructions: o.maxInstructions, script: o.script, timeout: o.timeout ?? (o.script !== undefined ? 600 : undefined),
         interactive: o.script === undefined, pace: o.pace,
       });

@@ -15,7 +15,10 @@ export const FEATURES = {
   // PSE/PSE-36/PGE/PAT: the walker's 4 MiB pages, global TLB entries and the PAT MSR (wasm/mmu).
   leaf1Edx: { FPU: 0, PSE: 3, TSC: 4, MSR: 5, PAE: 6, CX8: 8, SEP: 11, PGE: 13, CMOV: 15, PAT: 16, PSE36: 17, MMX: 23, FXSR: 24, SSE: 25, SSE2: 26 },
   leaf1Ecx: { CX16: 13, PCID: 17, MOVBE: 22, POPCNT: 23, XSAVE: 26 },
-  leaf7Ebx: { SMEP: 7, INVPCID: 10, SMAP: 20 },
+  // ERMS and FSRM are performance hints only (SDM Vol. 1, 7.3.9.3 "Fast-String Operation"): our REP
+  // MOVSB/STOSB run by page-sized stretches, so Linux's memcpy/memset/copy_user should use them.
+  leaf7Ebx: { SMEP: 7, ERMS: 9, INVPCID: 10, SMAP: 20 },
+  leaf7Edx: { FSRM: 4 },
   ext1Edx: { SYSCALL: 11, NX: 20, PDPE1GB: 26, LM: 29 },
   ext1Ecx: { LAHF_LM: 0, ABM: 5 /* LZCNT */ },
 } as const;
@@ -46,7 +49,7 @@ export function defaultCpuid(): CpuidEntry[] {
     { leaf: 1, subleaf: any, eax: 0x00050650, ebx: 0, ecx: bits(FEATURES.leaf1Ecx), edx: bits(FEATURES.leaf1Edx) },
     // XSAVE: the x87 and SSE components, 576-byte area (legacy 512 + header 64); no XSAVEOPT/XSAVEC.
     // CPUID.1:ECX.OSXSAVE is computed from CR4 by the core.
-    { leaf: 7, subleaf: 0, eax: 0, ebx: bits(FEATURES.leaf7Ebx), ecx: 0, edx: 0 },
+    { leaf: 7, subleaf: 0, eax: 0, ebx: bits(FEATURES.leaf7Ebx), ecx: 0, edx: bits(FEATURES.leaf7Edx) },
     { leaf: 0xd, subleaf: 0, eax: 3, ebx: 576, ecx: 576, edx: 0 },
     { leaf: 0xd, subleaf: 1, eax: 0, ebx: 0, ecx: 0, edx: 0 },
     { leaf: 0x80000000, subleaf: any, eax: 0x80000008, ebx: 0, ecx: 0, edx: 0 },

@@ -17,11 +17,16 @@ export interface IrqSink {
  *  IOAPIC; the guest decides which one it uses). Remembers the level so repeats are filtered. */
 export class WiredIrq implements IrqLine {
   private level = false;
-  constructor(private readonly sinks: Array<{ sink: IrqSink; line: number }>) {}
+  /** `activeLow` sinks see the inverted level: a PCI INTx# pin is asserted low (PCI 2.3 section 2.2.6),
+   *  and the IOAPIC input it reaches is programmed active low; the 8259 sees it through the
+   *  chipset's inverting PIRQ router. Such sinks are driven to their idle (high) level at once. */
+  constructor(private readonly sinks: Array<{ sink: IrqSink; line: number; activeLow?: boolean }>) {
+    for (const s of sinks) if (s.activeLow) s.sink.setIrq(s.line, true);
+  }
   set(level: boolean): void {
     if (level === this.level) return;
     this.level = level;
-    for (const s of this.sinks) s.sink.setIrq(s.line, level);
+    for (const s of this.sinks) s.sink.setIrq(s.line, s.activeLow ? !level : level);
   }
   /** Raise then lower: an edge for ISA devices. */
   pulse(): void { this.set(true); this.set(false); }

@@ -27,6 +27,12 @@ export class MmioBus {
     this.regions.push({ base, size, device });
   }
 
+  /** Remove a device's range (a PCI BAR the guest stopped decoding). */
+  unregister(device: MmioDevice): void {
+    const i = this.regions.findIndex((x) => x.device === device);
+    if (i >= 0) this.regions.splice(i, 1);
+  }
+
   /** Move a device's range (a PCI BAR reprogrammed by the guest). */
   relocate(device: MmioDevice, base: number): void {
     const r = this.regions.find((x) => x.device === device);

@@ -56,6 +56,8 @@ export interface AcpiConfig {
   rsdpAddress: number;
   /** The board has a VGA controller (else IAPC_BOOT_ARCH says "VGA Not Present"). */
   vgaPresent?: boolean;
+  /** The PCI root bridge to describe in the DSDT (absent: no PCI0 device). */
+  pci?: PciHostBridgeDescription;
 }
 
 export interface GuestBlob { address: number; bytes: Uint8Array }
@@ -230,9 +232,108 @@ function sleepState(name: string, slpTyp: number): number[] {
   return amlName(name, amlPackage([slpTyp, slpTyp, 0, 0]));
 }
 
-/** The DSDT's AML: the sleep states S0 (working) and S5 (soft off). */
-export function dsdtAml(): Uint8Array {
-  return Uint8Array.from([...sleepState('_S0_', SLP_TYP_S0), ...sleepState('_S5_', SLP_TYP_S5)]);
+const AML_SCOPE_OP = 0x10, AML_BUFFER_OP = 0x11, AML_EXT_OP_PREFIX = 0x5b, AML_DEVICE_OP = 0x82;
+const AML_ROOT_CHAR = 0x5c;
+
+const nameSegBytes = (seg: string) => Array.from(seg, (c) => c.charCodeAt(0));
+
+/** DefPackage whose elements are already-encoded data objects (nested packages). */
+function amlPackageOf(elements: number[][]): number[] {
+  const body = [elements.length, ...elements.flat()];
+  return [AML_PACKAGE_OP, ...amlPkgLength(body.length), ...body];
+}
+
+/** DefBuffer (20.2.5.4): BufferOp PkgLength BufferSize ByteList. */
+function amlBuffer(bytes: number[]): number[] {
+  const body = [...amlInteger(bytes.length), ...bytes];
+  return [AML_BUFFER_OP, ...amlPkgLength(body.length), ...body];
+}
+
+/** DefScope (20.2.5.1) of a root-relative one-segment path, e.g. \_SB_. */
+function amlScope(rootSeg: string, body: number[]): number[] {
+  const content = [AML_ROOT_CHAR, ...nameSegBytes(rootSeg), ...body];
+  return [AML_SCOPE_OP, ...amlPkgLength(content.length), ...content];
+}
+
+/** DefDevice (20.2.5.2): ExtOpPrefix DeviceOp PkgLength NameString TermList. */
+function amlDevice(nameSeg: string, body: number[]): number[] {
+  const content = [...nameSegBytes(nameSeg), ...body];
+  return [AML_EXT_OP_PREFIX, AML_DEVICE_OP, ...amlPkgLength(content.length), ...content];
+}
+
+/** A DWordConst, even for small values (addresses in _PRT are DWords by convention). */
+function amlDword(value: number): number[] {
+  return [AML_DWORD_PREFIX, value & 0xff, (value >>> 8) & 0xff, (value >>> 16) & 0xff, value >>> 24];
+}
+
+/** EISAID("PNP0A03") (ACPI 6.1.5): three 5-bit letters and four hex digits, stored big-endian. */
+export function eisaId(id: string): number {
+  const letters = ((id.charCodeAt(0) - 0x40) << 10) | ((id.charCodeAt(1) - 0x40) << 5) | (id.charCodeAt(2) - 0x40);
+  const product = parseInt(id.slice(3), 16);
+  return ((letters >>> 8) | ((letters & 0xff) << 8) | ((product >>> 8) << 16) | ((product & 0xff) << 24)) >>> 0;
+}
+
+// Resource descriptors for _CRS (ACPI 6.3 section 6.4).
+const le16 = (v: number) => [v & 0xff, (v >>> 8) & 0xff];
+const le32 = (v: number) => [...le16(v & 0xffff), ...le16(v >>> 16)];
+const RESOURCE_MEMORY = 0, RESOURCE_IO = 1, RESOURCE_BUS = 2;
+/** General flags: _MIF and _MAF (the window is fixed), a producer (6.4.3.5.1). */
+const ADDRESS_FIXED = 0x0c;
+/** 6.4.3.5.3 Word Address Space Descriptor: min, max, length (granularity and translation 0). */
+function wordAddressSpace(type: number, typeFlags: number, min: number, max: number): number[] {
+  return [0x88, 13, 0, type, ADDRESS_FIXED, typeFlags, ...le16(0), ...le16(min), ...le16(max), ...le16(0), ...le16(max - min + 1)];
+}
+/** 6.4.3.5.2 DWord Address Space Descriptor for memory. Type flags: read/write, non-cacheable. */
+function dwordMemory(min: number, max: number): number[] {
+  return [0x87, 23, 0, RESOURCE_MEMORY, ADDRESS_FIXED, 0x01, ...le32(0), ...le32(min), ...le32(max), ...le32(0), ...le32(max - min + 1)];
+}
+/** 6.4.2.5 I/O Port Descriptor with 16-bit decode. */
+function ioPorts(base: number, length: number): number[] {
+  return [0x47, 1, ...le16(base), ...le16(base), 1, length];
+}
+const END_TAG = [0x79, 0];
+
+/** PCI configuration mechanism #1 (the CF8h/CFCh pair) and the windows the root bus forwards. */
+export const PCI_CONFIG_PORTS = { base: 0xcf8, length: 8 };
+
+export interface PciHostBridgeDescription {
+  /** Memory window for BARs below 4 GiB (after RAM, before the IOAPIC at 0xFEC00000). */
+  memoryWindow: { base: number; limit: number };
+  /** Every device INTx pin is wired to this GSI, level triggered, active low (PCI 2.3 section 2.2.6). */
+  intxGsi: number;
+}
+
+/** \_SB.PCI0, the PCI root bridge (PNP0A03): its resources (_CRS) and its interrupt routing (_PRT,
+ *  ACPI 6.2.13) with Source = 0, so each entry names a GSI directly; Linux then programs the IOAPIC
+ *  pin level/active-low as PCI wants. Without this device Linux's ACPI path never scans PCI. */
+function pciRootBridge(bridge: PciHostBridgeDescription): number[] {
+  const crs = [
+    ...wordAddressSpace(RESOURCE_BUS, 0, 0, 0xff),
+    ...ioPorts(PCI_CONFIG_PORTS.base, PCI_CONFIG_PORTS.length),
+    ...wordAddressSpace(RESOURCE_IO, 3, 0, PCI_CONFIG_PORTS.base - 1),
+    ...wordAddressSpace(RESOURCE_IO, 3, 0xd00, 0xffff),
+    ...dwordMemory(0xa0000, 0xbffff), // legacy VGA window
+    ...dwordMemory(bridge.memoryWindow.base, bridge.memoryWindow.limit),
+    ...END_TAG,
+  ];
+  const routes: number[][] = [];
+  for (let slot = 1; slot < 32; slot++) {
+    for (let pin = 0; pin < 4; pin++) {
+      routes.push(amlPackageOf([amlDword(((slot << 16) | 0xffff) >>> 0), amlInteger(pin), amlInteger(0), amlInteger(bridge.intxGsi)]));
+    }
+  }
+  return amlScope('_SB_', amlDevice('PCI0', [
+    ...amlName('_HID', amlDword(eisaId('PNP0A03'))),
+    ...amlName('_UID', amlInteger(0)),
+    ...amlName('_ADR', amlInteger(0)),
+    ...amlName('_CRS', amlBuffer(crs)),
+    ...amlName('_PRT', amlPackageOf(routes)),
+  ]));
+}
+
+/** The DSDT's AML: the sleep states S0 (working) and S5 (soft off), and the PCI root bridge. */
+export function dsdtAml(pci?: PciHostBridgeDescription): Uint8Array {
+  return Uint8Array.from([...sleepState('_S0_', SLP_TYP_S0), ...sleepState('_S5_', SLP_TYP_S5), ...(pci ? pciRootBridge(pci) : [])]);
 }
 
 // ---- FADT ---------------------------------------------------------------------------------------
@@ -378,7 +479,7 @@ export function buildAcpiTables(config: AcpiConfig): AcpiTables {
   };
 
   const facs = place('FACS', buildFacs(), 64);
-  const dsdt = place('DSDT', describedTable('DSDT', DSDT_REVISION, dsdtAml()), 16);
+  const dsdt = place('DSDT', describedTable('DSDT', DSDT_REVISION, dsdtAml(config.pci)), 16);
   const listed = [place('FACP', buildFadt(config, facs, dsdt), 16), place('APIC', buildMadt(config), 16)];
   if (config.hpet) listed.push(place('HPET', buildHpet(config.hpet), 16));
   const rsdt = place('RSDT', buildRsdt(listed), 16);

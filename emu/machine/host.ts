@@ -25,6 +25,8 @@ export interface WasmCore {
   readRflags(vcpu: number): number;
   writeRflags(vcpu: number, value: number): void;
   invalidateDecoded(): void;
+  blkWalkChain(tableGpa: number, tableSize: number, head: number, indirectAllowed: number): number;
+  blkCopy(first: number, count: number, offset: number, staging: number, length: number, toGuest: number): number;
 }
 
 const WASM_PATH = fileURLToPath(new URL('../../build/wasm/hvlab.wasm', import.meta.url));
@@ -99,6 +101,9 @@ export interface HostOptions {
   hostPageSize?: PageSize;
 }
 
+/** Size of the block I/O staging buffer: larger transfers are made in pieces. */
+export const BLOCK_STAGING_BYTES = 4 << 20;
+
 export class Host {
   readonly memory: WebAssembly.Memory;
   readonly core: WasmCore;
@@ -107,6 +112,8 @@ export class Host {
   /** The nested page table of this host's guest (under --mmu ept). */
   readonly ept: NestedPageTable | null = null;
   readonly frames: HostFrameAllocator;
+  /** Host memory [blockStagingBase, + BLOCK_STAGING_BYTES): staging for block I/O (wasm-dma.ts). */
+  readonly blockStagingBase: number;
   private u8!: Uint8Array;
   private dv!: DataView;
 
@@ -122,7 +129,10 @@ export class Host {
     }
     // Host frames for page tables (nested now, shadow later) follow RAM and ROM in the pool.
     const tableReserve = Math.ceil(ram / 256 / abi.WASM_PAGE) * abi.WASM_PAGE + 0x40000;
-    const pages = (abi.GUEST_RAM_BASE + ram + rom + tableReserve) / abi.WASM_PAGE;
+    // Then the block data path's staging buffer (the image cache of wasm/blk), shared by the disks:
+    // devices run one request at a time.
+    const pages = (abi.GUEST_RAM_BASE + ram + rom + tableReserve + BLOCK_STAGING_BYTES) / abi.WASM_PAGE;
+    this.blockStagingBase = abi.GUEST_RAM_BASE + ram + rom + tableReserve;
     this.memory = new WebAssembly.Memory({ initial: pages, maximum: 65536 });
     const instance = new WebAssembly.Instance(coreModule(), { env: {
       memory: this.memory,

@@ -24,11 +24,14 @@ import { ApicBus } from '../devices/apic-bus.ts';
 import { LocalApic, APIC_DEFAULT_BASE, APIC_PAGE_SIZE } from '../devices/lapic.ts';
 import { IoApic, IOAPIC_DEFAULT_BASE, IOAPIC_MMIO_SIZE } from '../devices/ioapic.ts';
 import { PciBus, PciHostBridge } from '../devices/pci/host-bridge.ts';
-import { I440fxHostBridge, Piix3IsaBridge } from '../devices/pci/chipset.ts';
+import { I440fxHostBridge, Piix3IsaBridge, PCI_INTX_GSI, PCI_MMIO_WINDOW_END } from '../devices/pci/chipset.ts';
+
+const PCI_WINDOW_ALIGN = 256 << 20;
 import { AcpiPm, ACPI_PM_PORT_COUNT, acpiPmBlocks } from '../devices/acpi-pm.ts';
 import { FwCfg } from '../devices/fw-cfg.ts';
 import { defaultCpuid, type CpuidEntry } from '../cpu/cpuid.ts';
 import type { PageSize } from '../hv/mm/nested-page-table.ts';
+import type { AttachedDrive } from './drives.ts';
 
 export interface MachineOptions {
   ramBytes: number;
@@ -100,6 +103,8 @@ export class Machine {
   readonly pm: AcpiPm;
   readonly pci = new PciBus();
   readonly fwCfg: FwCfg;
+  /** Disks attached with --drive (emu/machine/drives.ts). */
+  drives: AttachedDrive[] = [];
   /** Set by a device that ends the run (power-off, reset). */
   private stopRequest: StopReason | null = null;
   /** Virtual time in ns at the start of the current round of vCPU slices. */
@@ -200,6 +205,8 @@ export class Machine {
       pm: { ...acpiPmBlocks(this.pm.base), sciIrq: 9, resetRegister: { port: 0xcf9, value: 0x06 } },
       hpet: false as const,
       tableBase, rsdpAddress,
+      // BARs go above RAM (rounded up to 256 MiB) and below the IOAPIC.
+      pci: { memoryWindow: { base: Math.ceil(this.host.ramBytes / PCI_WINDOW_ALIGN) * PCI_WINDOW_ALIGN, limit: PCI_MMIO_WINDOW_END }, intxGsi: PCI_INTX_GSI },
     };
   }
 

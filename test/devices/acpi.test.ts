@@ -2,6 +2,10 @@
 // follow the XSDT, check every header and checksum, then read fields at the spec's offsets.
 // And the PM register block (ACPI 4.8): PM timer, fixed events, SCI, soft-off.
 import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { amlPkgLength, buildAcpiTables, PC_ISA_OVERRIDES, type AcpiConfig } from '../../emu/machine/acpi.ts';
 import { ACPI_PM_BASE, AcpiPm, acpiPmBlocks, SLP_TYP_S5 } from '../../emu/devices/acpi-pm.ts';
 import { VirtualClock } from '../../emu/machine/clock.ts';
@@ -165,6 +169,25 @@ describe('ACPI tables', () => {
     const at = aml.findIndex((_, i) => s5.every((b, j) => aml[i + j] === b));
     expect(at).toBeGreaterThanOrEqual(0);
     expect(SLP_TYP_S5).toBe(aml[at + 9]); // the PM device powers off on the SLP_TYP the DSDT names
+  });
+
+  // ACPICA's disassembler (iasl, the tool OS vendors validate tables with) is the oracle for the AML.
+  it.skipIf(spawnSync('iasl', ['-v']).error !== undefined)('DSDT: iasl disassembles \\_SB.PCI0 (PNP0A03) with its _CRS windows and a _PRT of 124 GSI routes', () => {
+    const pci = { memoryWindow: { base: 0x10000000, limit: 0xfebfffff }, intxGsi: 11 };
+    const { mem, bySignature } = walk(config({ pci }));
+    const dsdtAddress = mem.u32(bySignature('FACP').address + 40);
+    const dir = mkdtempSync(join(tmpdir(), 'hvlab-dsdt-'));
+    writeFileSync(join(dir, 'dsdt.dat'), mem.read(dsdtAddress, header(mem, dsdtAddress).length));
+    const r = spawnSync('iasl', ['-d', 'dsdt.dat'], { cwd: dir, encoding: 'utf8' });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    const dsl = readFileSync(join(dir, 'dsdt.dsl'), 'utf8');
+    expect(dsl).toContain('Device (PCI0)');
+    expect(dsl).toContain('EisaId ("PNP0A03")');
+    expect(dsl).toMatch(/WordBusNumber[\s\S]*?0x00FF,\s+\/\/ Range Maximum/);
+    expect(dsl).toMatch(/DWordMemory[\s\S]*?0x10000000,\s+\/\/ Range Minimum\s+0xFEBFFFFF,\s+\/\/ Range Maximum/);
+    const routes = [...dsl.matchAll(/Package \(0x04\)\s*\{\s*0x00([0-9A-F]{2})FFFF,\s*(Zero|One|0x02|0x03),\s*Zero,\s*0x0B\s*\}/g)];
+    expect(routes).toHaveLength(31 * 4);
+    expect(new Set(routes.map((m) => m[1])).size).toBe(31); // slots 1..31, each with pins A-D
   });
 
   it('AML PkgLength counts its own bytes and switches to the multi-byte form past 63 (ACPI 20.2.4)', () => {

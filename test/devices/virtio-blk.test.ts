@@ -2,20 +2,38 @@
 // 5.2 block device), driven the way Linux's virtio_pci_modern.c and virtio_blk.c drive it: find the
 // capabilities by walking the PCI capability list, reset, ACKNOWLEDGE|DRIVER, negotiate features,
 // FEATURES_OK, set up queue 0, DRIVER_OK, then place requests in the rings and notify.
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { MmioBus } from '../../emu/devices/mmio-bus.ts';
 import { VirtioPciFunction } from '../../emu/devices/virtio/pci-transport.ts';
 import { VirtioBlk } from '../../emu/devices/virtio/blk.ts';
 import type { BlockBackend } from '../../emu/devices/virtio/blk.ts';
-import type { GuestMemory } from '../../emu/devices/virtio/virtqueue.ts';
+import type { GuestDma } from '../../emu/devices/virtio/virtqueue.ts';
+import { ReferenceDma } from '../../emu/devices/virtio/reference-dma.ts';
+import { WasmDma } from '../../emu/devices/virtio/wasm-dma.ts';
+import { Host } from '../../emu/machine/host.ts';
 
 // ---- Test doubles --------------------------------------------------------------------------------
 
-/** 1 MiB of guest RAM that fails the test on any access outside it. */
-class FakeMemory implements GuestMemory {
+/** The data path under test: the TypeScript reference or the WebAssembly core (wasm/blk). */
+type DataPath = 'reference' | 'wasm';
+let dataPath: DataPath = 'reference';
+
+/** 1 MiB of guest RAM that fails the test on any access outside it. The data path (chain walks and
+ *  copies) is the engine under test; the rings' fields go through the checked read/write. */
+class FakeMemory implements GuestDma {
   readonly bytes: Uint8Array;
   outOfRange = 0;
-  constructor(readonly size: number) { this.bytes = new Uint8Array(size); }
+  private readonly engine: GuestDma;
+  constructor(readonly size: number) {
+    if (dataPath === 'wasm') {
+      const host = new Host({ ramBytes: size });
+      this.bytes = host.ram();
+      this.engine = new WasmDma(host);
+    } else {
+      this.bytes = new Uint8Array(size);
+      this.engine = new ReferenceDma({ size, read: (gpa, length) => this.read(gpa, length), write: (gpa, data) => this.write(gpa, data) });
+    }
+  }
   private check(gpa: number, length: number): void {
     if (!(gpa >= 0 && length >= 0 && gpa + length <= this.size)) {
       this.outOfRange++;
@@ -24,6 +42,12 @@ class FakeMemory implements GuestMemory {
   }
   read(gpa: number, length: number): Uint8Array { this.check(gpa, length); return this.bytes.slice(gpa, gpa + length); }
   write(gpa: number, data: Uint8Array): void { this.check(gpa, data.length); this.bytes.set(data, gpa); }
+  get view(): DataView { return new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength); }
+  get stagingCapacity(): number { return this.engine.stagingCapacity; }
+  walkChain(tableGpa: number, tableSize: number, head: number, indirect: boolean) { return this.engine.walkChain(tableGpa, tableSize, head, indirect); }
+  staging(length: number): Uint8Array { return this.engine.staging(length); }
+  gather(first: number, count: number, offset: number, length: number): Uint8Array { return this.engine.gather(first, count, offset, length); }
+  scatter(first: number, count: number, offset: number, length: number): void { this.engine.scatter(first, count, offset, length); }
 }
 
 class MemoryDisk implements BlockBackend {
@@ -152,11 +176,11 @@ class Driver {
 
   // ---- Rings ----
   u16(gpa: number): number { return this.memory.bytes[gpa] | (this.memory.bytes[gpa + 1] << 8); }
-  u32(gpa: number): number { return new DataView(this.memory.bytes.buffer).getUint32(gpa, true); }
-  setU16(gpa: number, v: number): void { new DataView(this.memory.bytes.buffer).setUint16(gpa, v, true); }
+  u32(gpa: number): number { return this.memory.view.getUint32(gpa, true); }
+  setU16(gpa: number, v: number): void { this.memory.view.setUint16(gpa, v, true); }
 
   writeDesc(table: number, index: number, addr: number, len: number, flags: number, next = 0): void {
-    const v = new DataView(this.memory.bytes.buffer, table + 16 * index, 16);
+    const v = new DataView(this.memory.bytes.buffer, this.memory.bytes.byteOffset + table + 16 * index, 16);
     v.setBigUint64(0, BigInt(addr), true);
     v.setUint32(8, len, true);
     v.setUint16(12, flags, true);
@@ -196,7 +220,7 @@ class Driver {
 
   /** A request header (struct virtio_blk_outhdr) at `gpa`. */
   header(gpa: number, type: number, sector: number): { addr: number; len: number } {
-    const v = new DataView(this.memory.bytes.buffer, gpa, 16);
+    const v = new DataView(this.memory.bytes.buffer, this.memory.bytes.byteOffset + gpa, 16);
     v.setUint32(0, type, true);
     v.setUint32(4, 0, true);
     v.setBigUint64(8, BigInt(sector), true);
@@ -218,7 +242,9 @@ const sector = (disk: MemoryDisk, n: number, count = 1) => disk.data.slice(n * 5
 
 // ---- PCI identity and capabilities -------------------------------------------------------------
 
-describe('virtio-pci identity (virtio 1.2, 4.1.2 and 4.1.4)', () => {
+const suites: Array<() => void> = [];
+
+suites.push(() => describe('virtio-pci identity (virtio 1.2, 4.1.2 and 4.1.4)', () => {
   it('is a modern virtio-blk function: 1AF4:1042, revision 1, storage class, one 16 KiB 64-bit BAR4', () => {
     const d = new Driver();
     expect(d.cfg(0x00)).toBe(0x10421af4);
@@ -264,11 +290,11 @@ describe('virtio-pci identity (virtio 1.2, 4.1.2 and 4.1.4)', () => {
     expect(d.common(CC.qselect, 2)).toBe(7);
     expect(d.common(CC.qsize, 2)).toBe(0); // no queue 7
   });
-});
+}));
 
 // ---- Initialization -------------------------------------------------------------------------------
 
-describe('device initialization (virtio 1.2, 3.1 and 4.1.4.3)', () => {
+suites.push(() => describe('device initialization (virtio 1.2, 3.1 and 4.1.4.3)', () => {
   it('offers VERSION_1 and the block features, and the configuration Linux reads', () => {
     const d = new Driver();
     d.assignBar();
@@ -334,11 +360,11 @@ describe('device initialization (virtio 1.2, 3.1 and 4.1.4.3)', () => {
     d.commonWrite(CC.gfselect, 4, 1);
     expect(d.common(CC.gf, 4)).toBe(0);
   });
-});
+}));
 
 // ---- Requests ---------------------------------------------------------------------------------------
 
-describe('block requests (virtio 1.2, 5.2.6)', () => {
+suites.push(() => describe('block requests (virtio 1.2, 5.2.6)', () => {
   it('reads sectors into guest memory, returns the used length, raises INTx and the ISR clears on read', () => {
     const d = new Driver();
     d.init(FULL);
@@ -416,7 +442,7 @@ describe('block requests (virtio 1.2, 5.2.6)', () => {
     d.memory.bytes.fill(0xee, 0x30000, 0x30014);
     d.publish(d.chain(id.buffers));
     // Two write-zeroes segments (sector 8 x2, sector 20 x1 with unmap) and one discard segment.
-    const segs = new DataView(d.memory.bytes.buffer, 0x32000, 48);
+    const segs = new DataView(d.memory.bytes.buffer, d.memory.bytes.byteOffset + 0x32000, 48);
     segs.setBigUint64(0, 8n, true); segs.setUint32(8, 2, true); segs.setUint32(12, 0, true);
     segs.setBigUint64(16, 20n, true); segs.setUint32(24, 1, true); segs.setUint32(28, 1, true);
     segs.setBigUint64(32, 40n, true); segs.setUint32(40, 4, true); segs.setUint32(44, 0, true);
@@ -446,7 +472,7 @@ describe('block requests (virtio 1.2, 5.2.6)', () => {
     const unknown = d.request(99, 0, null, 0);
     const beyond = d.request(T.IN, 127, { addr: 0x30000, len: 1024, write: true }, 1);
     const write = d.request(T.OUT, 0, { addr: 0x30000, len: 512 }, 2);
-    const segs = new DataView(d.memory.bytes.buffer, 0x32000, 16);
+    const segs = new DataView(d.memory.bytes.buffer, d.memory.bytes.byteOffset + 0x32000, 16);
     segs.setBigUint64(0, 0n, true); segs.setUint32(8, 1, true); segs.setUint32(12, 0, true);
     const zeroes = d.request(T.WRITE_ZEROES, 0, { addr: 0x32000, len: 16 }, 3);
     const before = d.disk.data.slice();
@@ -482,11 +508,11 @@ describe('block requests (virtio 1.2, 5.2.6)', () => {
     d.kick();
     expect(d.usedIdx()).toBe(1);
   });
-});
+}));
 
 // ---- Notification suppression -------------------------------------------------------------------
 
-describe('interrupt suppression (virtio 1.2, 2.7.7 and 2.7.10)', () => {
+suites.push(() => describe('interrupt suppression (virtio 1.2, 2.7.7 and 2.7.10)', () => {
   const flushOnce = (d: Driver, slot: number) => { d.publish(d.chain(d.request(T.FLUSH, 0, null, slot).buffers)); };
 
   it('without EVENT_IDX honours VIRTQ_AVAIL_F_NO_INTERRUPT', () => {
@@ -526,11 +552,11 @@ describe('interrupt suppression (virtio 1.2, 2.7.7 and 2.7.10)', () => {
     expect(d.line.level).toBe(true);
     expect(d.readIsr()).toBe(1);
   });
-});
+}));
 
 // ---- Malformed guest input ------------------------------------------------------------------------
 
-describe('malformed chains are answered or dropped, counted, and never escape guest memory', () => {
+suites.push(() => describe('malformed chains are answered or dropped, counted, and never escape guest memory', () => {
   function setup(): Driver {
     const d = new Driver();
     d.init(FULL);
@@ -557,7 +583,7 @@ describe('malformed chains are answered or dropped, counted, and never escape gu
     d.publish(head);
     const r2 = d.request(T.OUT, 0, { addr: 0, len: 512 }, 1);
     const head2 = d.chain(r2.buffers);
-    new DataView(d.memory.bytes.buffer).setBigUint64(DESC + 16 * (head2 + 1), 0xfffffffffffff000n, true);
+    d.memory.view.setBigUint64(DESC + 16 * (head2 + 1), 0xfffffffffffff000n, true);
     d.publish(head2);
     expect(() => d.kick()).not.toThrow();
     expect([d.memory.bytes[r.status], d.memory.bytes[r2.status]]).toEqual([S.IOERR, S.IOERR]);
@@ -671,4 +697,11 @@ describe('malformed chains are answered or dropped, counted, and never escape gu
     expect(e.usedIdx()).toBe(1);
     expect(e.blk.malformedCount).toBe(1); // still counted after the reset
   });
-});
+}));
+
+for (const path of ['reference', 'wasm'] as const) {
+  describe(`${path} data path`, () => {
+    beforeAll(() => { dataPath = path; });
+    for (const suite of suites) suite();
+  });
+}

@@ -221,7 +221,8 @@ describe('images written by hvlab pass qemu-img check', () => {
     const disk = openImage(overlay, { backingWritable: true }) as Qcow2Image;
     const model = new Uint8Array(2 * MiB).fill(0x77, 0, 64 * KiB);
     exercise(disk, model, 3, 150);
-    // The same overlay committed by qemu-img is the reference.
+    // The same overlay committed by qemu-img is the reference (flushed first: metadata is written back on flush).
+    disk.flush();
     const baseCopy = path('commit-base-copy.qcow2'), overlayCopy = path('commit-overlay-copy.qcow2');
     writeFileSync(baseCopy, readFileSync(base));
     writeFileSync(overlayCopy, readFileSync(overlay));

@@ -15,6 +15,10 @@ import { PCI_STATUS, PCI_STATUS_WRITE_ONE_TO_CLEAR, PciFunction } from './device
 export const INTEL_VENDOR_ID = 0x8086;
 export const I440FX_DEVICE_ID = 0x1237;
 export const PIIX3_ISA_DEVICE_ID = 0x7000;
+/** Board wiring: every PCI INTx pin reaches this ISA IRQ / GSI (the DSDT's _PRT says so). */
+export const PCI_INTX_GSI = 11;
+/** The BAR window below 4 GiB ends under the IOAPIC (0xFEC00000), as on QEMU's pc. */
+export const PCI_MMIO_WINDOW_END = 0xfebfffff;
 const CLASS_HOST_BRIDGE = 0x060000;
 const CLASS_ISA_BRIDGE = 0x060100;
 /** Fast back-to-back capable, medium DEVSEL timing (82441FX and PIIX3 PCISTS default 0280h). */

@@ -5,7 +5,7 @@
 // notifies; every available chain is taken each time, so the driver may keep many in flight.
 import type { VirtioDevice, VirtioTransport } from './pci-transport.ts';
 import { GuestByteStream, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC } from './virtqueue.ts';
-import type { Chain } from './virtqueue.ts';
+import type { Chain, GuestBuffer } from './virtqueue.ts';
 
 export const VIRTIO_ID_BLOCK = 2;
 export const SECTOR_SIZE = 512;
@@ -49,6 +49,8 @@ export interface BlockBackend {
   readonly size: number;
   readonly readOnly: boolean;
   read(offset: number, length: number): Uint8Array;
+  /** Read straight into `dst` (the data path's staging memory), sparing a copy. */
+  readInto?(offset: number, dst: Uint8Array): void;
   write(offset: number, data: Uint8Array): void;
   writeZeroes(offset: number, length: number): void;
   discard(offset: number, length: number): void;
@@ -67,6 +69,8 @@ export interface VirtioBlkOptions {
 
 export type BlkRequestKind = 'read' | 'write' | 'flush' | 'getId' | 'discard' | 'writeZeroes' | 'unsupported';
 export interface BlkRequestStats { operations: number; bytes: number; errors: number }
+/** Host service time of requests: bucket i counts requests that took [2^(i-1), 2^i) µs (bucket 0: < 1 µs). */
+export const LATENCY_BUCKETS = 24;
 
 const KIND_BY_TYPE: Record<number, BlkRequestKind> = {
   [VIRTIO_BLK_T_IN]: 'read', [VIRTIO_BLK_T_OUT]: 'write', [VIRTIO_BLK_T_FLUSH]: 'flush',
@@ -88,6 +92,8 @@ interface Request {
 interface Completion { status: number; written: number; bytes: number }
 
 const bit = (n: number) => 1n << BigInt(n);
+/** A DataView of exactly these bytes (staging views are windows on a larger memory). */
+const viewOf = (bytes: Uint8Array) => new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 const fail = (status: number): Completion => ({ status, written: 0, bytes: 0 });
 
 export class VirtioBlk implements VirtioDevice {
@@ -97,6 +103,7 @@ export class VirtioBlk implements VirtioDevice {
   readonly queueMaxSizes: readonly number[];
   readonly config = new Uint8Array(BLK_CONFIG_SIZE);
   readonly stats = {} as Record<BlkRequestKind, BlkRequestStats>;
+  readonly latencyHistogram = new Array<number>(LATENCY_BUCKETS).fill(0);
   private transport: VirtioTransport | null = null;
   private readonly serial: Uint8Array;
   private readonly maxSegments: number;
@@ -139,6 +146,7 @@ export class VirtioBlk implements VirtioDevice {
     for (const kind of [...Object.values(KIND_BY_TYPE), 'unsupported'] as BlkRequestKind[]) {
       this.stats[kind] = { operations: 0, bytes: 0, errors: 0 };
     }
+    this.latencyHistogram.fill(0);
   }
 
   attach(transport: VirtioTransport): void { this.transport = transport; }
@@ -160,6 +168,7 @@ export class VirtioBlk implements VirtioDevice {
       return 0;
     }
     const memory = this.transport!.memory;
+    const started = performance.now();
     let result: Completion;
     if (chain.fault) result = fail(VIRTIO_BLK_S_IOERR);
     else {
@@ -175,19 +184,21 @@ export class VirtioBlk implements VirtioDevice {
       }
     }
     memory.write(status.gpa + status.len - 1, new Uint8Array([result.status]));
+    const micros = (performance.now() - started) * 1000;
+    this.latencyHistogram[Math.min(LATENCY_BUCKETS - 1, micros < 1 ? 0 : Math.floor(Math.log2(micros)) + 1)]++;
     return result.written + 1;
   }
 
   /** Split a well-formed chain into a request, or null if it cannot be one (header missing). */
   private parse(chain: Chain): Request | null {
-    const memory = this.transport!.memory;
-    const out = new GuestByteStream(memory, chain.readable);
-    const writable = chain.writable.slice();
-    const last = writable.pop()!;
-    if (last.len > 1) writable.push({ gpa: last.gpa, len: last.len - 1 });
-    const inStream = new GuestByteStream(memory, writable);
+    const dma = this.transport!.memory;
+    const total = (buffers: GuestBuffer[]) => buffers.reduce((n, b) => n + b.len, 0);
+    const readable = chain.readable.length;
+    const out = new GuestByteStream(dma, 0, readable, total(chain.readable));
+    // The status byte ends the last writable buffer (5.2.6): the data stream stops one byte short.
+    const inStream = new GuestByteStream(dma, readable, chain.writable.length, total(chain.writable) - 1);
     if (out.length < REQUEST_HEADER_SIZE) return null;
-    const header = new DataView(out.read(0, REQUEST_HEADER_SIZE).buffer);
+    const header = viewOf(out.read(0, REQUEST_HEADER_SIZE));
     return { type: header.getUint32(0, true), sector: header.getBigUint64(8, true), out, outOffset: REQUEST_HEADER_SIZE, in: inStream };
   }
 
@@ -202,13 +213,27 @@ export class VirtioBlk implements VirtioDevice {
       case VIRTIO_BLK_T_IN: {
         const offset = this.byteRange(r.sector, r.in.length);
         if (offset === null || outLength !== 0) return fail(VIRTIO_BLK_S_IOERR);
-        r.in.write(0, this.backend.read(offset, r.in.length));
+        const dma = this.transport!.memory;
+        // Image → staging (the backend reads straight into it when it can) → guest, a piece at a time.
+        for (let done = 0; done < r.in.length;) {
+          const n = Math.min(dma.stagingCapacity, r.in.length - done);
+          const staging = dma.staging(n);
+          if (this.backend.readInto) this.backend.readInto(offset + done, staging);
+          else staging.set(this.backend.read(offset + done, n));
+          r.in.writeFromStaging(done, n);
+          done += n;
+        }
         return { status: VIRTIO_BLK_S_OK, written: r.in.length, bytes: r.in.length };
       }
       case VIRTIO_BLK_T_OUT: {
         const offset = this.byteRange(r.sector, outLength);
         if (offset === null || r.in.length !== 0 || this.backend.readOnly) return fail(VIRTIO_BLK_S_IOERR);
-        this.backend.write(offset, r.out.read(r.outOffset, outLength));
+        const capacity = this.transport!.memory.stagingCapacity;
+        for (let done = 0; done < outLength;) {
+          const n = Math.min(capacity, outLength - done);
+          this.backend.write(offset + done, r.out.read(r.outOffset + done, n));
+          done += n;
+        }
         return { status: VIRTIO_BLK_S_OK, written: 0, bytes: outLength };
       }
       case VIRTIO_BLK_T_FLUSH:
@@ -234,7 +259,7 @@ export class VirtioBlk implements VirtioDevice {
     if (!Number.isInteger(count) || count < 1 || count > this.maxSegments || this.backend.readOnly) return fail(VIRTIO_BLK_S_IOERR);
     const segments: Array<{ offset: number; length: number }> = [];
     for (let i = 0; i < count; i++) {
-      const s = new DataView(r.out.read(r.outOffset + i * SEGMENT_SIZE, SEGMENT_SIZE).buffer);
+      const s = viewOf(r.out.read(r.outOffset + i * SEGMENT_SIZE, SEGMENT_SIZE));
       const sectors = s.getUint32(8, true), flags = s.getUint32(12, true);
       // The device MUST answer UNSUPP for unmap on discard and for unknown flags on write zeroes.
       if (discard ? flags !== 0 : (flags & ~SEGMENT_FLAG_UNMAP) !== 0) return fail(VIRTIO_BLK_S_UNSUPP);

@@ -10,7 +10,7 @@
 import { PCI_COMMAND_BUS_MASTER, PciFunction } from '../pci/device.ts';
 import type { MmioDevice } from '../mmio-bus.ts';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, Virtqueue } from './virtqueue.ts';
-import type { GuestMemory } from './virtqueue.ts';
+import type { GuestDma } from './virtqueue.ts';
 
 export const VIRTIO_PCI_VENDOR_ID = 0x1af4;
 export const VIRTIO_PCI_DEVICE_ID_BASE = 0x1040;
@@ -63,7 +63,7 @@ const COMMON_FIELDS: ReadonlyArray<readonly [offset: number, size: number]> = [
 
 /** What the transport offers a device model. */
 export interface VirtioTransport {
-  readonly memory: GuestMemory;
+  readonly memory: GuestDma;
   /** Feature bits the driver accepted (valid once FEATURES_OK is set). */
   readonly negotiatedFeatures: bigint;
   /** Queue `index` when the driver enabled it and set DRIVER_OK, else null. */
@@ -111,7 +111,7 @@ export class VirtioPciFunction extends PciFunction implements MmioDevice, Virtio
   private readonly pciCfgCap: number;
   readonly offeredFeatures: bigint;
 
-  constructor(name: string, readonly device: VirtioDevice, readonly memory: GuestMemory) {
+  constructor(name: string, readonly device: VirtioDevice, readonly memory: GuestDma) {
     super(name, {
       vendorId: VIRTIO_PCI_VENDOR_ID, deviceId: VIRTIO_PCI_DEVICE_ID_BASE + device.deviceType,
       classCode: classCodeFor(device.deviceType), revision: 1,

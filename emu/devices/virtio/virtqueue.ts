@@ -4,10 +4,12 @@
 // { le32 id, le32 len } ring[size], le16 avail_event). Indices are free-running 16-bit counters; a
 // ring slot is idx % size (size is a power of two, 2.7.10.1).
 //
-// Everything here is guest input. Every address is checked against guest memory before use
-// (GuestMemory is the only way to reach it), nothing throws for guest input, and each malformed
-// event is counted in `malformedCount`. The chain walk is one function (`walkChain`) so it can move
-// to WebAssembly (wasm/blk/) unchanged in shape.
+// Everything here is guest input. The data path — walking descriptor chains, bounds checks, copying
+// between guest memory and the image cache — is behind `GuestDma`: WebAssembly in the machine
+// (wasm/blk, through wasm-dma.ts), TypeScript in reference-dma.ts (the model the WebAssembly path
+// is tested against, and the baseline of `hvlab bench blk`). Nothing here throws for guest input,
+// and each malformed event is counted in `malformedCount`.
+import * as abi from '../../../wasm/abi.ts';
 
 export const VIRTQ_DESC_F_NEXT = 1;
 export const VIRTQ_DESC_F_WRITE = 2;
@@ -23,11 +25,30 @@ export const VIRTIO_F_VERSION_1 = 32;
 export const VIRTQ_DESC_SIZE = 16;
 const USED_ELEM_SIZE = 8;
 
-/** Guest-physical memory as the device sees it (DMA). Callers bounds-check against `size` first. */
+/** Guest-physical memory as the device sees it, for the rings' small fields. Callers bounds-check
+ *  against `size` first. */
 export interface GuestMemory {
   readonly size: number;
   read(gpa: number, length: number): Uint8Array;
   write(gpa: number, data: Uint8Array): void;
+}
+
+/** The block I/O data path over guest memory. A walk leaves the chain's buffers in the engine as
+ *  numbered segments (readable ones first, then writable ones, as in `Chain`); copies name a range
+ *  of segments and move bytes between it and the staging buffer (the image cache). */
+export interface GuestDma extends GuestMemory {
+  /** Walk the descriptor chain starting at `head` in the table at `tableGpa` of `tableSize` entries
+   *  (2.7.5, 2.7.5.3). The table itself must already be known to lie in guest memory. */
+  walkChain(tableGpa: number, tableSize: number, head: number, indirectAllowed: boolean): Chain;
+  /** Bytes of staging memory; larger transfers are made in pieces. */
+  readonly stagingCapacity: number;
+  /** Staging bytes [0, length): where a backend reads an image into. Valid until the next call. */
+  staging(length: number): Uint8Array;
+  /** Copy `length` bytes of segments [first, first + count) of the last walk, from `offset` bytes
+   *  into their stream, to staging [0, length); returns that staging view. */
+  gather(first: number, count: number, offset: number, length: number): Uint8Array;
+  /** Copy staging [0, length) into the stream of segments [first, first + count) at `offset`. */
+  scatter(first: number, count: number, offset: number, length: number): void;
 }
 
 export function inGuestMemory(memory: GuestMemory, gpa: number, length: number): boolean {
@@ -37,21 +58,28 @@ export function inGuestMemory(memory: GuestMemory, gpa: number, length: number):
 /** One guest buffer, already checked to lie inside guest memory. */
 export interface GuestBuffer { gpa: number; len: number }
 
-export type ChainFault =
-  | 'descriptor index out of range'
-  | 'chain loops or is longer than its table'
-  | 'buffer outside guest memory'
-  | 'device-readable buffer after a device-writable one'
-  | 'indirect descriptor not negotiated'
-  | 'indirect descriptor not alone at the head of the chain'
-  | 'nested indirect descriptor'
-  | 'indirect table length not a nonzero multiple of 16'
-  | 'indirect table outside guest memory';
+/** Chain faults by their wasm/abi.ts code (BLK_FAULT_*). */
+export const CHAIN_FAULTS = [
+  null,
+  'descriptor index out of range',
+  'chain loops or is longer than its table',
+  'buffer outside guest memory',
+  'device-readable buffer after a device-writable one',
+  'indirect descriptor not negotiated',
+  'indirect descriptor not alone at the head of the chain',
+  'nested indirect descriptor',
+  'indirect table length not a nonzero multiple of 16',
+  'indirect table outside guest memory',
+  `chain longer than ${abi.BLK_MAX_CHAIN} descriptors`,
+] as const;
+export type ChainFault = NonNullable<(typeof CHAIN_FAULTS)[number]>;
 
 export interface Chain {
   /** Head descriptor index: the id to return in the used ring. */
   head: number;
+  /** Segments 0 .. readable.length - 1 of the walk. */
   readable: GuestBuffer[];
+  /** Segments readable.length .. readable.length + writable.length - 1. */
   writable: GuestBuffer[];
   /** The first problem found, or null for a well-formed chain. */
   fault: ChainFault | null;
@@ -60,75 +88,31 @@ export interface Chain {
   lastWritable: GuestBuffer | null;
 }
 
-/** Walk the descriptor chain starting at `head` in the table at `tableGpa` of `tableSize` entries
- *  (2.7.5 "The Virtqueue Descriptor Table", 2.7.5.3 "Indirect Descriptors"). The table itself must
- *  already be known to lie in guest memory. Structural faults stop the walk; a buffer outside guest
- *  memory or out of order is left out and the walk goes on, so the last descriptor can still carry a status. */
-export function walkChain(memory: GuestMemory, tableGpa: number, tableSize: number, head: number, indirectAllowed: boolean): Chain {
-  const chain: Chain = { head, readable: [], writable: [], fault: null, lastWritable: null };
-  const fail = (fault: ChainFault) => { chain.fault ??= fault; };
-  const stop = (fault: ChainFault) => { fail(fault); return chain; };
-  let table = tableGpa, entries = tableSize, index = head, visited = 0, indirect = false;
-  for (;;) {
-    if (index >= entries) return stop('descriptor index out of range');
-    if (++visited > entries) return stop('chain loops or is longer than its table');
-    const d = new DataView(memory.read(table + index * VIRTQ_DESC_SIZE, VIRTQ_DESC_SIZE).slice().buffer);
-    const gpa = d.getUint32(0, true) + d.getUint32(4, true) * 2 ** 32;
-    const len = d.getUint32(8, true), flags = d.getUint16(12, true), next = d.getUint16(14, true);
-    if (flags & VIRTQ_DESC_F_INDIRECT) {
-      // 2.7.5.3.1: INDIRECT only if negotiated, never with NEXT, never inside an indirect table.
-      if (indirect) return stop('nested indirect descriptor');
-      if (!indirectAllowed) return stop('indirect descriptor not negotiated');
-      if (visited !== 1 || (flags & VIRTQ_DESC_F_NEXT)) return stop('indirect descriptor not alone at the head of the chain');
-      if (len === 0 || len % VIRTQ_DESC_SIZE !== 0) return stop('indirect table length not a nonzero multiple of 16');
-      if (!inGuestMemory(memory, gpa, len)) return stop('indirect table outside guest memory');
-      table = gpa; entries = len / VIRTQ_DESC_SIZE; index = 0; visited = 0; indirect = true;
-      continue;
-    }
-    const writable = (flags & VIRTQ_DESC_F_WRITE) !== 0;
-    const buffer = { gpa, len };
-    const inside = inGuestMemory(memory, gpa, len);
-    if (!inside) fail('buffer outside guest memory');
-    else if (writable) chain.writable.push(buffer);
-    // 2.7.4.2: the driver places device-writable elements after all device-readable ones.
-    else if (chain.writable.length) fail('device-readable buffer after a device-writable one');
-    else chain.readable.push(buffer);
-    if (!(flags & VIRTQ_DESC_F_NEXT)) {
-      chain.lastWritable = inside && writable && len > 0 ? buffer : null;
-      return chain;
-    }
-    index = next;
-  }
-}
-
-/** A list of guest buffers seen as one byte stream (a request's scatter-gather list). */
+/** A range of the last walk's segments seen as one byte stream (a request's scatter-gather list),
+ *  `length` bytes long (at most the segments' total). */
 export class GuestByteStream {
-  readonly length: number;
-  constructor(private readonly memory: GuestMemory, private readonly buffers: readonly GuestBuffer[]) {
-    this.length = buffers.reduce((n, b) => n + b.len, 0);
-  }
+  constructor(private readonly dma: GuestDma, private readonly first: number, private readonly count: number, readonly length: number) {}
 
-  /** Bytes [offset, offset + length) of the stream; the range must lie inside it. */
+  /** Bytes [offset, offset + length) into staging; the range must lie inside the stream. */
   read(offset: number, length: number): Uint8Array {
-    const out = new Uint8Array(length);
-    this.forEachPiece(offset, length, (gpa, at, n) => out.set(this.memory.read(gpa, n), at));
-    return out;
+    this.check(offset, length);
+    return this.dma.gather(this.first, this.count, offset, length);
   }
 
+  /** Staging [0, length) to bytes [offset, offset + length) of the stream. */
+  writeFromStaging(offset: number, length: number): void {
+    this.check(offset, length);
+    this.dma.scatter(this.first, this.count, offset, length);
+  }
+
+  /** `data` to bytes [offset, ...) of the stream (through staging). */
   write(offset: number, data: Uint8Array): void {
-    this.forEachPiece(offset, data.length, (gpa, at, n) => this.memory.write(gpa, data.subarray(at, at + n)));
+    this.dma.staging(data.length).set(data);
+    this.writeFromStaging(offset, data.length);
   }
 
-  private forEachPiece(offset: number, length: number, piece: (gpa: number, at: number, n: number) => void): void {
-    if (offset < 0 || offset + length > this.length) throw new RangeError('GuestByteStream access beyond its buffers');
-    let skip = offset, done = 0;
-    for (const b of this.buffers) {
-      if (done === length) break;
-      if (skip >= b.len) { skip -= b.len; continue; }
-      const n = Math.min(b.len - skip, length - done);
-      piece(b.gpa + skip, done, n);
-      done += n; skip = 0;
-    }
+  private check(offset: number, length: number): void {
+    if (offset < 0 || offset + length > this.length || length > this.dma.stagingCapacity) throw new RangeError('GuestByteStream access beyond its buffers or staging');
   }
 }
 
@@ -151,7 +135,7 @@ export class Virtqueue {
    *  nothing more is processed until the device is reset (QEMU's virtio_error does the same). */
   broken = false;
 
-  constructor(private readonly memory: GuestMemory, readonly layout: VirtqueueLayout,
+  constructor(private readonly memory: GuestDma, readonly layout: VirtqueueLayout,
     private readonly features: { eventIdx: boolean; indirect: boolean }) {
     const { size, descGpa, driverGpa, deviceGpa } = layout;
     const ringsInside = size > 0 && (size & (size - 1)) === 0
@@ -175,7 +159,7 @@ export class Virtqueue {
       // 2.7.10: with EVENT_IDX the device asks to be notified once the driver passes avail_event.
       if (this.features.eventIdx) this.writeU16(this.layout.deviceGpa + 4 + USED_ELEM_SIZE * size, this.lastAvailIdx);
       if (head >= size) { this.malformedCount++; continue; }
-      const chain = walkChain(this.memory, descGpa, size, head, this.features.indirect);
+      const chain = this.memory.walkChain(descGpa, size, head, this.features.indirect);
       if (chain.fault) this.malformedCount++;
       return chain;
     }

@@ -6,6 +6,8 @@ import { fstatSync, readSync } from 'node:fs';
 export const SECTOR_SIZE = 512;
 
 export interface BlockImage {
+  /** The host file, as it was given when opening (backing files: joined to the overlay's directory). */
+  readonly path: string;
   /** Virtual size in bytes (a multiple of 512). */
   readonly size: number;
   readonly format: 'raw' | 'qcow2';
@@ -13,6 +15,8 @@ export interface BlockImage {
   /** The image unallocated ranges read through to, or null. */
   readonly backing: BlockImage | null;
   read(offset: number, length: number): Uint8Array;
+  /** Read `out.length` bytes at `offset` into `out` (the block data path's staging memory). */
+  readInto(offset: number, out: Uint8Array): void;
   write(offset: number, data: Uint8Array): void;
   /** After this, the range reads as zeros. */
   writeZeroes(offset: number, length: number): void;

@@ -1,7 +1,7 @@
 // Opens a disk image by path: the format comes from the caller or from the qcow2 magic, and
 // qcow2 backing files are opened (read-only) relative to the directory of the image naming them.
 import { closeSync, existsSync, openSync, realpathSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { type BlockImage, ImageError, readAt } from './block-image.ts';
 import { Qcow2Image } from './qcow2.ts';
 import { RawImage } from './raw.ts';
@@ -14,6 +14,8 @@ export interface OpenImageOptions {
   readOnly?: boolean;
   /** Opens the image's direct backing file for writing (for Qcow2Image.commit). */
   backingWritable?: boolean;
+  /** Opens only this image, not its backing file (read-only; unallocated clusters then read as zeros). */
+  noBacking?: boolean;
 }
 
 const QCOW2_MAGIC = [0x51, 0x46, 0x49, 0xfb];
@@ -29,7 +31,18 @@ export function detectFormat(path: string): ImageFormat {
 }
 
 export function openImage(path: string, options: OpenImageOptions = {}): BlockImage {
+  if (options.noBacking) {
+    if (!existsSync(path)) throw new ImageError(path, 'image file does not exist');
+    const format = options.format ?? detectFormat(path);
+    return format === 'raw' ? RawImage.open(path, { readOnly: true }) : Qcow2Image.open(path, { readOnly: true, ignoreBacking: true });
+  }
   return openInChain(path, options.format, options.readOnly ?? false, options.backingWritable ?? false, []);
+}
+
+/** Where a backing file named `name` in the header of `imagePath` is: relative names are relative to the
+ *  image's directory (as QEMU's path_combine; the result stays relative when `imagePath` is). */
+export function backingPath(imagePath: string, name: string): string {
+  return isAbsolute(name) ? name : join(dirname(imagePath), name);
 }
 
 function openInChain(path: string, format: ImageFormat | undefined, readOnly: boolean, backingWritable: boolean, chain: string[]): BlockImage {
@@ -46,8 +59,7 @@ function openInChain(path: string, format: ImageFormat | undefined, readOnly: bo
     openBacking: (name, backingFormat) => {
       if (backingFormat !== null && backingFormat !== 'raw' && backingFormat !== 'qcow2')
         throw new ImageError(path, `unsupported backing file format '${backingFormat}' (backing file '${name}')`);
-      const backingPath = isAbsolute(name) ? name : resolve(dirname(path), name);
-      return openInChain(backingPath, backingFormat ?? undefined, !backingWritable, false, [...chain, real]);
+      return openInChain(backingPath(path, name), backingFormat ?? undefined, !backingWritable, false, [...chain, real]);
     },
   });
 }

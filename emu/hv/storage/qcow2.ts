@@ -2,8 +2,21 @@
 // The guest disk is split in clusters of 2^cluster_bits bytes; a two-level table (L1 -> L2) maps
 // each guest cluster to a host cluster, and every host cluster carries a 16-bit reference count
 // (refcount_order 4) in refcount blocks listed by the refcount table. New clusters are appended at
-// the end of the file. Write ordering keeps a crash from doing worse than leaking clusters:
-// refcount before any pointer to a cluster, data / L2 table before the entry pointing at it.
+// the end of the file (past any cluster with a refcount: freed clusters are not reused).
+//
+// Durability. Guest data goes straight to the file; metadata (refcount blocks and table, L2 tables,
+// L1 table) is changed in memory and written back in dependency order by flush() (and when too many
+// tables are dirty), with an fsync between the levels so that the page cache cannot reorder them on
+// the way to the disk:
+//   data + refcount blocks (increments only) -> fsync -> refcount table -> fsync -> header (when the
+//   table moved) -> fsync -> L2 tables -> fsync -> L1 table -> fsync -> refcount decrements.
+// So a cluster is never referenced from an L2/L1 entry before its refcount is on the disk (a crash
+// leaves clusters whose refcount exceeds their references, i.e. leaks, which qemu-img check -r
+// leaks repairs, never a referenced cluster with refcount 0), a copy-on-write cluster's data is on
+// the disk before the entry that makes it visible (the parts the guest did not write hold data it
+// may have flushed earlier), and a cluster is freed only once no entry on the disk points at it.
+// This is what QEMU's qcow2 cache dependencies do (block/qcow2-cache.c, qcow2_cache_set_dependency:
+// L2 tables depend on refcount blocks; refcount decreases depend on the L2 tables).
 import { closeSync, fsyncSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
 import { type BlockImage, ImageError, SECTOR_SIZE, checkRange, fileSize, readAt, roundUp } from './block-image.ts';
@@ -43,6 +56,8 @@ const OFLAG_ZERO = 1n;                // v3 standard cluster: reads as zeros
 const OFFSET_MASK = 0x00fffffffffffe00n; // bits 9-55
 
 const MAX_CACHED_TABLES = 64;
+/** Dirty tables (L2 + refcount blocks) that trigger a write-back between flushes. */
+const MAX_DIRTY_TABLES = 64;
 
 export interface Qcow2Header {
   version: number; clusterBits: number; size: number; cryptMethod: number;
@@ -61,6 +76,8 @@ export interface Qcow2OpenOptions {
   readOnly?: boolean;
   /** Opens the backing file named in the header (name as stored, format from the header extension or null). */
   openBacking?: (name: string, format: string | null) => BlockImage;
+  /** Opens the image without its backing file (read-only only: what `qemu-img info` shows of one image). */
+  ignoreBacking?: boolean;
 }
 
 function u64(view: DataView, at: number): number {
@@ -159,13 +176,24 @@ export function readQcow2Header(path: string, fd: number): Qcow2Header {
   return header;
 }
 
-/** A bounded map (insertion order eviction) for L2 tables and refcount blocks. */
+/** A bounded map (insertion order eviction) for L2 tables and refcount blocks. Dirty tables (changed in
+ *  memory, not yet written) are never evicted: the image writes them back first (writeBack). */
 class TableCache {
   private readonly tables = new Map<number, Uint8Array>();
+  private readonly dirty = new Set<number>();
   get(offset: number): Uint8Array | undefined { return this.tables.get(offset); }
-  put(offset: number, table: Uint8Array): void {
-    if (this.tables.size >= MAX_CACHED_TABLES) this.tables.delete(this.tables.keys().next().value as number);
+  put(offset: number, table: Uint8Array, dirty = false): void {
     this.tables.set(offset, table);
+    if (dirty) this.dirty.add(offset);
+    if (this.tables.size <= MAX_CACHED_TABLES) return;
+    for (const key of this.tables.keys()) if (!this.dirty.has(key)) { this.tables.delete(key); return; }
+  }
+  markDirty(offset: number): void { this.dirty.add(offset); }
+  get dirtyCount(): number { return this.dirty.size; }
+  /** Passes every dirty table to `write` (in offset order) and marks them clean. */
+  writeDirty(write: (offset: number, table: Uint8Array) => void): void {
+    for (const offset of [...this.dirty].sort((a, b) => a - b)) write(offset, this.tables.get(offset)!);
+    this.dirty.clear();
   }
 }
 
@@ -183,6 +211,14 @@ export class Qcow2Image implements BlockImage {
   private fileEnd: number;
   private readonly l2Cache = new TableCache();
   private readonly refcountBlockCache = new TableCache();
+  // Metadata changed in memory and not yet written (see "Durability" at the top).
+  private readonly dirtyL1 = new Set<number>();
+  private readonly dirtyRefcountTable = new Set<number>();
+  private refcountTableMoved = false;
+  /** Host clusters (offsets) whose refcount drops by one once the entries that pointed at them are on the disk. */
+  private pendingFrees: number[] = [];
+  /** Whether the file was written since the last fsync. */
+  private unsynced = false;
   private lastInflated: { entry: bigint; data: Uint8Array } | null = null;
 
   private constructor(readonly path: string, fd: number, readonly header: Qcow2Header,
@@ -199,6 +235,19 @@ export class Qcow2Image implements BlockImage {
     this.refcountTableOffset = header.refcountTableOffset;
     this.refcountTable = this.readOffsetTable(header.refcountTableOffset, header.refcountTableClusters);
     this.fileEnd = roundUp(fileSize(fd), this.clusterSize);
+    if (!readOnly) this.fileEnd = Math.max(this.fileEnd, this.endOfReferencedClusters());
+  }
+
+  /** The end of the last cluster with a nonzero refcount. A crash can leave refcounts (leaks) for clusters
+   *  past the end of the file; new clusters are appended after them so that none is handed out twice. */
+  private endOfReferencedClusters(): number {
+    for (let t = this.refcountTable.length - 1; t >= 0; t--) {
+      if (this.refcountTable[t] === 0) continue;
+      const view = new DataView(this.refcountBlock(this.refcountTable[t]).buffer);
+      for (let i = this.refcountsPerBlock - 1; i >= 0; i--)
+        if (view.getUint16(i * 2) !== 0) return (t * this.refcountsPerBlock + i + 1) * this.clusterSize;
+    }
+    return 0;
   }
 
   static open(path: string, options: Qcow2OpenOptions = {}): Qcow2Image {
@@ -211,7 +260,8 @@ export class Qcow2Image implements BlockImage {
     try {
       const header = readQcow2Header(path, fd);
       if (!readOnly) Qcow2Image.checkWritable(path, header);
-      if (header.backingFile !== null) {
+      if (options.ignoreBacking && !readOnly) throw new ImageError(path, 'an image opened without its backing file must be read-only');
+      if (header.backingFile !== null && !options.ignoreBacking) {
         if (!options.openBacking) throw new ImageError(path, `has backing file '${header.backingFile}' but no way to open it was given`);
         backing = options.openBacking(header.backingFile, header.backingFormat);
       }
@@ -234,18 +284,22 @@ export class Qcow2Image implements BlockImage {
 
   /** Spec: software that modifies an image must clear the autoclear bits it does not understand (all of them here). */
   private clearAutoclearFeatures(): void {
-    this.writeMetadata(H.autoclearFeatures, new Uint8Array(8));
+    this.writeAll(H.autoclearFeatures, new Uint8Array(8));
     this.header.autoclearFeatures = 0n;
   }
 
   // ---------------------------------------------------------------- BlockImage
 
   read(offset: number, length: number): Uint8Array {
-    checkRange('read', offset, length, this.size);
     const out = new Uint8Array(length);
-    this.forEachClusterSegment(offset, length, (clusterStart, inCluster, pos, len) =>
-      this.readSegment(this.entryOf(clusterStart), clusterStart, inCluster, out.subarray(pos, pos + len)));
+    this.readInto(offset, out);
     return out;
+  }
+
+  readInto(offset: number, out: Uint8Array): void {
+    checkRange('read', offset, out.length, this.size);
+    this.forEachClusterSegment(offset, out.length, (clusterStart, inCluster, pos, len) =>
+      this.readSegment(this.entryOf(clusterStart), clusterStart, inCluster, out.subarray(pos, pos + len)));
   }
 
   write(offset: number, data: Uint8Array): void {
@@ -253,6 +307,7 @@ export class Qcow2Image implements BlockImage {
     checkRange('write', offset, data.length, this.size);
     this.forEachClusterSegment(offset, data.length, (clusterStart, inCluster, pos, len) =>
       this.writeCluster(clusterStart, inCluster, data.subarray(pos, pos + len)));
+    this.limitDirtyTables();
   }
 
   writeZeroes(offset: number, length: number): void {
@@ -265,6 +320,7 @@ export class Qcow2Image implements BlockImage {
       else if (!this.readsAsZeros(this.classify(this.entryOf(clusterStart))))
         this.writeCluster(clusterStart, inCluster, new Uint8Array(len));
     });
+    this.limitDirtyTables();
   }
 
   /** Whole clusters in the range are deallocated and read as zeros afterwards (v3 marks them zero over a
@@ -276,15 +332,40 @@ export class Qcow2Image implements BlockImage {
       const whole = len === this.clusterSize || (inCluster === 0 && clusterStart + len === this.size);
       if (whole) this.replaceEntry(clusterStart, this.backing && this.header.version >= 3 ? OFLAG_ZERO : 0n);
     });
+    this.limitDirtyTables();
   }
 
-  flush(): void { if (!this.readOnly) fsyncSync(this.fd); }
+  /** Writes the metadata back in dependency order and fsyncs: every write completed before the call
+   *  survives a crash (of the process or of the host) after it returns. */
+  flush(): void {
+    if (this.readOnly || this.fd < 0) return;
+    this.writeBack();
+    this.sync();
+  }
 
+  /** Flushes (a writable image) and closes the image and its backing chain. */
   close(): void {
     if (this.fd < 0) return;
-    closeSync(this.fd);
-    this.fd = -1;
-    this.backing?.close();
+    try { this.flush(); } finally {
+      closeSync(this.fd);
+      this.fd = -1;
+      this.backing?.close();
+    }
+  }
+
+  /** Deallocates every cluster of the overlay, so that it reads through to its backing file again (what
+   *  `qemu-img commit` does after committing, unless -d). L2 tables stay allocated (all entries 0). */
+  makeEmpty(): void {
+    this.checkOpenForWriting('makeEmpty');
+    this.l1.forEach((l1Entry, l1Index) => {
+      if ((l1Entry & OFFSET_MASK) === 0n) return;
+      for (let i = 0; i < this.l2Entries; i++) {
+        const clusterStart = (l1Index * this.l2Entries + i) * this.clusterSize;
+        if (clusterStart >= this.size) break;
+        if (this.entryOf(clusterStart) !== 0n) this.replaceEntry(clusterStart, 0n);
+      }
+    });
+    this.flush();
   }
 
   /** Writes every cluster allocated in this overlay (data, compressed or zero) into `target` (by default the
@@ -402,10 +483,12 @@ export class Qcow2Image implements BlockImage {
       this.setL2Entry(l2Offset, clusterStart, BigInt(kind.host) | OFLAG_COPIED);
       return;
     }
-    const host = this.allocateCluster();             // refcount first,
-    this.writeAll(host, cluster);                     // then the data,
-    this.setL2Entry(l2Offset, clusterStart, BigInt(host) | OFLAG_COPIED); // then the pointer,
-    this.release(kind);                               // and the old cluster is freed last.
+    // Refcount (in memory) and data now; writeBack puts the refcount on the disk before the L2 entry,
+    // and the old cluster's refcount drops only after the new entry is on the disk.
+    const host = this.allocateCluster();
+    this.writeAll(host, cluster);
+    this.setL2Entry(l2Offset, clusterStart, BigInt(host) | OFLAG_COPIED);
+    this.release(kind);
   }
 
   /** Points a guest cluster at `entry` (no host cluster: 0 or OFLAG_ZERO) and frees what it pointed at. */
@@ -419,13 +502,14 @@ export class Qcow2Image implements BlockImage {
     this.release(this.classify(old));
   }
 
+  /** Queues the release of the host clusters an entry pointed at (applied by writeBack, after the new entry is on the disk). */
   private release(kind: ClusterKind): void {
-    if (kind.kind === 'normal' || (kind.kind === 'zero' && kind.host !== 0)) this.updateRefcount(kind.host, -1);
+    if (kind.kind === 'normal' || (kind.kind === 'zero' && kind.host !== 0)) this.pendingFrees.push(kind.host);
     if (kind.kind === 'compressed') {
       // Every host cluster the compressed data touches holds one reference (as QEMU frees them).
       const start = kind.host - (kind.host % SECTOR_SIZE);
       const first = start - (start % this.clusterSize), last = start + kind.sectors * SECTOR_SIZE - 1;
-      for (let c = first; c <= last; c += this.clusterSize) this.updateRefcount(c, -1);
+      for (let c = first; c <= last; c += this.clusterSize) this.pendingFrees.push(c);
     }
   }
 
@@ -437,25 +521,23 @@ export class Qcow2Image implements BlockImage {
       if (!(entry & OFLAG_COPIED)) throw new ImageError(this.path, `L2 table at ${offset} is shared (snapshots); writing it is not supported`);
       return offset;
     }
-    const table = new Uint8Array(this.clusterSize);
     const l2Offset = this.allocateCluster();
-    this.writeAll(l2Offset, table);
-    this.l2Cache.put(l2Offset, table);
+    this.l2Cache.put(l2Offset, new Uint8Array(this.clusterSize), true);
     this.l1[index] = BigInt(l2Offset) | OFLAG_COPIED;
-    this.writeU64(this.header.l1TableOffset + index * 8, this.l1[index]);
+    this.dirtyL1.add(index);
     return l2Offset;
   }
 
   private setL2Entry(l2Offset: number, clusterStart: number, entry: bigint): void {
     const index = this.l2Index(clusterStart);
     new DataView(this.l2Table(l2Offset).buffer).setBigUint64(index * 8, entry);
-    this.writeU64(l2Offset + index * 8, entry);
+    this.l2Cache.markDirty(l2Offset);
     if (this.lastInflated) this.lastInflated = null;
   }
 
   // ---------------------------------------------------------------- refcounts
 
-  /** Appends one cluster at the end of the file with refcount 1; the caller writes all of it. */
+  /** Appends one cluster at the end of the file with refcount 1 (in memory); the caller fills all of it. */
   private allocateCluster(): number {
     const offset = this.fileEnd;
     this.fileEnd += this.clusterSize;
@@ -472,7 +554,7 @@ export class Qcow2Image implements BlockImage {
     const value = view.getUint16(index * 2) + delta;
     if (value < 0 || value > 0xffff) throw new ImageError(this.path, `refcount of cluster at ${hostOffset} would become ${value} (corrupt image)`);
     view.setUint16(index * 2, value);
-    this.writeAll(blockOffset + index * 2, block.subarray(index * 2, index * 2 + 2));
+    this.refcountBlockCache.markDirty(blockOffset);
   }
 
   private ensureRefcountBlock(tableIndex: number): number {
@@ -485,16 +567,15 @@ export class Qcow2Image implements BlockImage {
     const selfCluster = blockOffset / this.clusterSize;
     const coversItself = Math.floor(selfCluster / this.refcountsPerBlock) === tableIndex;
     if (coversItself) new DataView(block.buffer).setUint16((selfCluster % this.refcountsPerBlock) * 2, 1);
-    this.writeAll(blockOffset, block);
-    this.refcountBlockCache.put(blockOffset, block);
+    this.refcountBlockCache.put(blockOffset, block, true);
     if (!coversItself) this.updateRefcount(blockOffset, +1); // its refcount lives in another block
     this.refcountTable[tableIndex] = blockOffset;
-    this.writeU64(this.refcountTableOffset + tableIndex * 8, BigInt(blockOffset));
+    this.dirtyRefcountTable.add(tableIndex);
     return blockOffset;
   }
 
-  /** Moves the refcount table to a larger one at the end of the file: the new table (and the blocks
-   *  covering it) are written first, then the header is switched over, then the old table is freed. */
+  /** Moves the refcount table to a larger one at the end of the file (in memory; writeBack puts the new
+   *  table and the blocks covering it on the disk first, then switches the header, then frees the old table). */
   private growRefcountTable(neededIndex: number): void {
     const entriesPerCluster = this.clusterSize / 8;
     const bytesPerTableEntry = this.refcountsPerBlock * this.clusterSize;
@@ -506,20 +587,75 @@ export class Qcow2Image implements BlockImage {
     this.refcountTable.forEach((offset, i) => { table[i] = offset; });
     const newOffset = this.fileEnd;
     this.fileEnd += clusters * this.clusterSize;
-    const bytes = new Uint8Array(clusters * this.clusterSize);
-    const view = new DataView(bytes.buffer);
-    table.forEach((offset, i) => view.setBigUint64(i * 8, BigInt(offset)));
-    this.writeAll(newOffset, bytes);
     this.refcountTable = table;
     this.refcountTableOffset = newOffset;
+    this.refcountTableMoved = true;
     for (let i = 0; i < clusters; i++) this.updateRefcount(newOffset + i * this.clusterSize, +1);
-    const headerFields = new DataView(new ArrayBuffer(12));
-    headerFields.setBigUint64(0, BigInt(newOffset));
-    headerFields.setUint32(8, clusters);
-    this.writeMetadata(H.refcountTableOffset, new Uint8Array(headerFields.buffer));
     this.header.refcountTableOffset = newOffset;
     this.header.refcountTableClusters = clusters;
-    for (let i = 0; i < oldClusters; i++) this.updateRefcount(oldOffset + i * this.clusterSize, -1);
+    for (let i = 0; i < oldClusters; i++) this.pendingFrees.push(oldOffset + i * this.clusterSize);
+  }
+
+  // ---------------------------------------------------------------- write-back
+
+  /** Bounds the dirty tables between flushes (they cannot be evicted from the caches). */
+  private limitDirtyTables(): void {
+    if (this.l2Cache.dirtyCount + this.refcountBlockCache.dirtyCount > MAX_DIRTY_TABLES) this.writeBack();
+  }
+
+  /** Writes the dirty metadata in dependency order (see "Durability" at the top), each level behind an
+   *  fsync of what it depends on. A process killed in the middle leaves a prefix of these writes in the
+   *  page cache, a host crash a prefix of the levels: either way, leaks at most. */
+  private writeBack(): void {
+    const writeTable = (offset: number, table: Uint8Array) => this.writeAll(offset, table);
+    // 1. Refcount blocks. They hold increments only (decrements wait in pendingFrees), so writing
+    //    them early can only make a refcount exceed its references.
+    this.refcountBlockCache.writeDirty(writeTable);
+    // 2. The refcount table entries pointing at new blocks; a moved table is written whole and the
+    //    header switched to it once it is on the disk (spec: refcount_table_offset, _clusters).
+    if (this.refcountTableMoved) {
+      this.sync();
+      const bytes = new Uint8Array(this.header.refcountTableClusters * this.clusterSize);
+      const view = new DataView(bytes.buffer);
+      this.refcountTable.forEach((offset, i) => view.setBigUint64(i * 8, BigInt(offset)));
+      this.writeAll(this.refcountTableOffset, bytes);
+      this.sync();
+      const fields = new DataView(new ArrayBuffer(12));
+      fields.setBigUint64(0, BigInt(this.refcountTableOffset));
+      fields.setUint32(8, this.header.refcountTableClusters);
+      this.writeAll(H.refcountTableOffset, new Uint8Array(fields.buffer));
+      this.refcountTableMoved = false;
+    } else if (this.dirtyRefcountTable.size > 0) {
+      this.sync();
+      for (const i of this.dirtyRefcountTable) this.writeU64(this.refcountTableOffset + i * 8, BigInt(this.refcountTable[i]));
+    }
+    this.dirtyRefcountTable.clear();
+    // 3. L2 tables, once the refcounts of the clusters they point at and the data in them are durable.
+    if (this.l2Cache.dirtyCount > 0) {
+      this.sync();
+      this.l2Cache.writeDirty(writeTable);
+    }
+    // 4. L1 entries, once the (new) L2 tables they point at are durable.
+    if (this.dirtyL1.size > 0) {
+      this.sync();
+      for (const i of [...this.dirtyL1].sort((a, b) => a - b)) this.writeU64(this.header.l1TableOffset + i * 8, this.l1[i]);
+      this.dirtyL1.clear();
+    }
+    // 5. Refcount decrements, once no entry on the disk points at the clusters any more. A crash
+    //    before they reach the disk leaks those clusters.
+    if (this.pendingFrees.length > 0) {
+      this.sync();
+      const frees = this.pendingFrees;
+      this.pendingFrees = [];
+      for (const offset of frees) this.updateRefcount(offset, -1);
+      this.refcountBlockCache.writeDirty(writeTable);
+    }
+  }
+
+  private sync(): void {
+    if (!this.unsynced) return;
+    fsyncSync(this.fd);
+    this.unsynced = false;
   }
 
   // ---------------------------------------------------------------- metadata I/O
@@ -555,9 +691,8 @@ export class Qcow2Image implements BlockImage {
     this.writeAll(offset, bytes);
   }
 
-  private writeMetadata(offset: number, bytes: Uint8Array): void { this.writeAll(offset, bytes); }
-
   private writeAll(offset: number, bytes: Uint8Array): void {
+    this.unsynced = true;
     for (let done = 0; done < bytes.length;) done += writeSync(this.fd, bytes, done, bytes.length - done, offset + done);
   }
 }

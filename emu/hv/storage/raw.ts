@@ -22,10 +22,14 @@ export class RawImage implements BlockImage {
   }
 
   read(offset: number, length: number): Uint8Array {
-    checkRange('read', offset, length, this.size);
     const out = new Uint8Array(length);
-    readAt(this.fd, out, offset);
+    this.readInto(offset, out);
     return out;
+  }
+
+  readInto(offset: number, out: Uint8Array): void {
+    checkRange('read', offset, out.length, this.size);
+    readAt(this.fd, out, offset);
   }
 
   write(offset: number, data: Uint8Array): void {
