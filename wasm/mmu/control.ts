@@ -5,6 +5,7 @@ import { ST_CR0, ST_CR3, ST_CR4, ST_EFER, CR0_PG, CR0_WP, CR0_PE, EFER_LMA, EFER
 import { cpu } from '../cpu/state';
 import { loadPdptes, CR4_PAE, CR4_PSE, CR4_PGE, CR4_PCIDE, CR4_SMEP, CR4_SMAP } from './paging';
 import { tlbFlush, tlbFlushPage, refreshTlbKey, FLUSH_ALL, FLUSH_NONGLOBAL, FLUSH_PCID } from './tlb';
+import { shadowCr3Exit, shadowInvlpgExit } from './shadow';
 
 /** PAE paging outside IA-32e mode is in effect (the PDPTEs are registers then). */
 function paePaging(): bool {
@@ -17,6 +18,9 @@ function paePaging(): bool {
  *  load faulted (#GP raised). */
 export function cr3Written(noFlush: bool): bool {
   const pcide = (load<u64>(cpu + ST_CR4) & CR4_PCIDE) != 0;
+  // Under --mmu shadow a CR3 load exits; the shadow walk then switches to the cached root of the
+  // new CR3 (or builds one) on its next miss, which the TLB flush below guarantees.
+  shadowCr3Exit();
   refreshTlbKey();
   if (!pcide) tlbFlush(FLUSH_NONGLOBAL, 0);
   else if (!noFlush) tlbFlush(FLUSH_PCID, <u32>load<u64>(cpu + ST_CR3) & 0xfff);
@@ -50,6 +54,9 @@ export function eferWritten(old: u64): void {
 
 /** INVLPG: the page's entries for the current PCID, and global ones (4.10.4.1). */
 export function invlpg(lin: u64): void {
+  // Under --mmu shadow INVLPG exits; shadow pages are never out of sync (shadow.ts), so the TLB
+  // flush is all it needs (KVM's invlpg handler re-syncs only unsync pages).
+  shadowInvlpgExit();
   const pcid = (load<u64>(cpu + ST_CR4) & CR4_PCIDE) != 0 ? <u32>load<u64>(cpu + ST_CR3) & 0xfff : 0;
   tlbFlushPage(lin, pcid, false, false);
 }
@@ -57,6 +64,7 @@ export function invlpg(lin: u64): void {
 /** INVPCID types 0-3 (SDM Vol. 2A, INVPCID): individual address, single context, all contexts
  *  including globals, all contexts except globals. The caller checked the #GP conditions. */
 export function invpcid(type: u32, pcid: u32, lin: u64): void {
+  shadowInvlpgExit();
   if (type == 0) tlbFlushPage(lin, pcid, false, true);
   else if (type == 1) tlbFlush(FLUSH_PCID, pcid);
   else if (type == 2) tlbFlush(FLUSH_ALL, 0);
