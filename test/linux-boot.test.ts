@@ -83,13 +83,15 @@ describe('the bundled Linux guest', () => {
     expect(refs(direct)).toBe(0);
   }, 300_000);
 
-  it('brings up two vCPUs through INIT/SIPI and runs on both (--smp 2 --mmu ept)', async () => {
-    const r = await bootScript('ept', 'grep -c processor /proc/cpuinfo; taskset 2 echo on-cpu1; poweroff -f', 2);
-    expect(r.status).toBe(0);
-    expect(r.out).toContain('smp: Brought up 1 node, 2 CPUs');
-    expect(r.out).toMatch(/\n2\r?\n/);
-    expect(r.out).toContain('on-cpu1');
-  });
+  for (const mmu of ['ept', 'shadow'] as const) {
+    it(`brings up two vCPUs through INIT/SIPI and runs on both (--smp 2 --mmu ${mmu})`, async () => {
+      const r = await bootScript(mmu, 'grep -c processor /proc/cpuinfo; taskset 2 echo on-cpu1; poweroff -f', 2);
+      expect(r.status).toBe(0);
+      expect(r.out).toContain('smp: Brought up 1 node, 2 CPUs');
+      expect(r.out).toMatch(/\n2\r?\n/);
+      expect(r.out).toContain('on-cpu1');
+    });
+  }
 
   it.skipIf(!existsSync(STOCK_KERNEL))('a stock distribution kernel boots with the same command line (console=ttyS0)', async () => {
     let out = '';

@@ -13,7 +13,7 @@ import { walk, walkPageShift, setImplicitSupervisor, setPdeCache, flushPdeCache 
 import {
   configureShadow as mmuConfigureShadow, shadowRegionBytes as mmuShadowRegionBytes, shadowZapAll, selectShadow,
   shadowActive, shadowWalk, shadowFault, shadowFaultHpa, shadowFaultGpa, shadowPageShift, shadowRootHpa as mmuShadowRootHpa,
-  ptWritesPending, shadowSyncWrites, SF_INSTALLED, SF_EMULATE,
+  ptWritesPending, shadowSyncWrites, SF_INSTALLED, SF_EMULATE, shadowHostWrote,
 } from './mmu/shadow';
 import { getFlags, setFlags } from './cpu/flags';
 import { flushDecodedCache } from './cpu/decode';
@@ -91,6 +91,9 @@ export function shadowRegionBytes(frames: i32, poolBytes: f64, ramBytes: f64): f
 export function configureShadow(base: f64, frames: i32, poolBytes: f64, ramBytes: f64): void {
   mmuConfigureShadow(<u64>base, <u32>frames, <u64>poolBytes, <u64>ramBytes);
 }
+
+/** The host wrote guest memory [gpa, gpa + bytes) itself: shadow pages of the gfns go. */
+export function hostWroteGuest(gpa: f64, bytes: f64): void { shadowHostWrote(<u64>gpa, <u64>bytes); }
 
 /** Drop every shadow page (they are rebuilt on demand). */
 export function zapShadow(): void { shadowZapAll(); }

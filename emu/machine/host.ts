@@ -25,6 +25,7 @@ export interface WasmCore {
   shadowRegionBytes(frames: number, poolBytes: number, ramBytes: number): number;
   configureShadow(base: number, frames: number, poolBytes: number, ramBytes: number): void;
   zapShadow(): void;
+  hostWroteGuest(gpa: number, bytes: number): void;
   shadowRootHpa(vcpu: number): number;
   readRflags(vcpu: number): number;
   writeRflags(vcpu: number, value: number): void;
@@ -242,6 +243,7 @@ export class Host {
     }
     this.u8.set(data, abi.GUEST_RAM_BASE + addr);
     this.core.invalidateDecoded();
+    if (this.gpaMap) this.core.hostWroteGuest(addr, data.length); // untrapped writes: shadow pages of those gfns go
   }
 
   /** Fill guest RAM [addr, addr + length) with `value`. */
@@ -251,6 +253,7 @@ export class Host {
     }
     this.u8.fill(value, abi.GUEST_RAM_BASE + addr, abi.GUEST_RAM_BASE + addr + length);
     this.core.invalidateDecoded();
+    if (this.gpaMap) this.core.hostWroteGuest(addr, length);
   }
 
   /** Choose the TLB geometry (every vCPU's TLBs are flushed). */

@@ -144,6 +144,41 @@ describe('shadow paging', () => {
     expect(v.mmuCounter(abi.MC_SHADOW_ZAP_ALL)).toBeGreaterThan(0n);
   });
 
+  it('emulates accessed and dirty bits: a read leaves the gpte clean and the spte read-only, the first write faults and sets D', () => {
+    for (const mmu of MMU_MODES) {
+      const { host, v, pt } = kernel(mmu);
+      const pte = entryGpa(host, pt.root, USER_GVA, 1);
+      host.writeGuest(0x1000, [0x49, 0x8b, 0x00, 0xf4, 0x49, 0x89, 0x00, 0xf4]); // mov rax, [r8]; hlt; mov [r8], rax; hlt
+      v.rip = 0x1000n; v.setReg(8, USER_GVA);
+      expect(v.run(100)).toBe(abi.EXIT_HLT);
+      expect(readU64(host, pte) & 0x60n).toBe(0x20n); // A, not D
+      const faults = v.mmuCounter(abi.MC_EXIT_SHADOW_PF);
+      v.rip = 0x1004n;
+      expect(v.run(100)).toBe(abi.EXIT_HLT);
+      expect(readU64(host, pte) & 0x60n).toBe(0x60n);
+      // Under shadow paging the write found a read-only spte: one more exit, which set D.
+      expect(v.mmuCounter(abi.MC_EXIT_SHADOW_PF) - faults).toBe(mmu === 'shadow' ? 1n : 0n);
+    }
+  });
+
+  it('drops the shadow of a guest page table that the host itself rewrites (no trap saw it)', () => {
+    for (const mmu of MMU_MODES) {
+      const { host, v, pt } = kernel(mmu);
+      const pte = entryGpa(host, pt.root, USER_GVA, 1);
+      host.writeGuest(0x1000, [0x49, 0x8b, 0x00, 0xf4]); // mov rax, [r8]; hlt
+      v.rip = 0x1000n; v.setReg(8, USER_GVA);
+      expect(v.run(100)).toBe(abi.EXIT_HLT);
+      expect(v.reg(0) & 0xffffffffn).toBe(0x11111111n);
+      const e = new DataView(new ArrayBuffer(8));
+      e.setBigUint64(0, BigInt(PAGE_B) | 7n, true);
+      host.writeGuest(pte, new Uint8Array(e.buffer)); // as a device's DMA would
+      host.core.flushTlb(0); // (and the guest's invalidation)
+      v.rip = 0x1000n;
+      expect(v.run(100)).toBe(abi.EXIT_HLT);
+      expect(v.reg(0) & 0xffffffffn, mmu).toBe(0x22222222n);
+    }
+  });
+
   it('a guest page table pointing outside RAM reads the open bus, and never reaches host memory', () => {
     for (const mmu of MMU_MODES) {
       const { host, v, pt } = kernel(mmu);

@@ -692,6 +692,32 @@ function syncWrite(gpa: u64, size: i32, rec: i32): void {
   }
 }
 
+/** The host wrote guest memory behind the vCPUs' backs (loading images, fw_cfg DMA): those writes
+ *  were not trapped, so the shadow pages of every shadowed gfn written are zapped. (KVM leaves this
+ *  to the guest, which never hands live page tables to a device; zapping keeps the shadow right.) */
+export function shadowHostWrote(gpa: u64, bytes: u64): void {
+  if (!shadowConfigured || bytes == 0) return;
+  const last = (gpa + bytes - 1) >> 12;
+  for (let gfn = gpa >> 12; gfn <= last && gfn < <u64>ramPages; gfn++) {
+    while (shadowedCount(gfn) != 0) {
+      const sp = findShadowOf(gfn);
+      if (sp < 0) break;
+      zapSp(<u32>sp);
+    }
+  }
+}
+
+/** Some valid indirect shadow page of gfn, or -1. */
+function findShadowOf(gfn: u64): i32 {
+  let i = load<u32>(hashHead(gfn));
+  while (i != 0) {
+    const sp = i - 1;
+    if (spGfn(sp) == gfn && (spRole(sp) & (ROLE_DIRECT | ROLE_VALID)) == ROLE_VALID) return <i32>sp;
+    i = load<u32>(meta(sp), 20);
+  }
+  return -1;
+}
+
 // ---- Exits counted for the control-register and invalidation paths (control.ts) ----
 export function shadowCr3Exit(): void { if (shadowActive()) mmuCount(MC_EXIT_CR3); }
 export function shadowInvlpgExit(): void { if (shadowActive()) mmuCount(MC_EXIT_INVLPG); }
