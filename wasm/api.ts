@@ -140,6 +140,7 @@ export function probeWalk(vcpu: i32, gvaLo: i32, gvaHi: i32, access: i32, cplVal
   let hpa = gpa, hostShift: i32 = 0;
   selectShadow();
   if (paging && shadowActive()) {
+    shadowZapAll(); // a probe is a cold walk: the shadow table is built from the guest's tables now
     // The shadow walk; when it misses, the hypervisor's fault handler builds the sptes (its guest
     // walk gives the gpa) and the walk is made again, as the guest's access would retry.
     hpa = shadowWalk(gva, access);

@@ -4,7 +4,7 @@
 // (about 2 MiB per GiB with 4 KiB pages, 4 MiB with EPT or with shadow tables, 4 KiB per GiB with
 // 2 MiB pages, doubled for EPT and shadow).
 import { describe, it, expect } from 'vitest';
-import { benchPagewalk } from '../../bench/pagewalk.ts';
+import { benchPagewalk, benchChurn } from '../../bench/pagewalk.ts';
 
 describe('hvlab bench pagewalk (counting)', () => {
   it('reproduces the 2D memory-access penalties and footprints from the counters', () => {
@@ -37,5 +37,18 @@ describe('hvlab bench pagewalk (counting)', () => {
     expect(row('shadow', '4k', '4k').build_exits!.page_fault).toBe((1 << 30) / 4096 + 1);
     expect(row('shadow', '2m', '2m').build_exits!.page_fault).toBe(512 + 1);
     expect(row('ept', '4k', '4k').build_exits).toBeUndefined();
+  });
+
+  it('the page-table churn guest: shadow paging exits by cause and loses on the estimate, 2D paging pays in references', () => {
+    const r = benchChurn({ iterations: 200, pages: 16 });
+    const row = (mode: string, h: string | null) => r.rows.find((x) => x.mode === mode && x.host_page === h)!;
+    const sh = row('shadow', '2m'), ept = row('ept', '4k'), native = row('native', null);
+    expect(sh.exits.cr3).toBe(400); // two CR3 loads per address space
+    expect(sh.exits.page_fault).toBeGreaterThanOrEqual(200 * 16); // at least every user page once
+    expect(sh.exits.pt_write).toBeGreaterThan(200);
+    for (const x of [ept, native, row('ept', '2m')]) expect(x.exits).toEqual({ page_fault: 0, pt_write: 0, cr3: 0, invlpg: 0 });
+    expect(ept.pt_refs).toBeGreaterThan(native.pt_refs * 4); // two dimensions per TLB miss
+    expect(sh.est.total_cycles).toBeGreaterThan(10 * ept.est.total_cycles);
+    expect(sh.instructions).toBe(native.instructions);
   });
 });

@@ -50,7 +50,7 @@ import {
 } from './paging';
 import { hostMapTranslate, eptPageShift } from './ept';
 import { pageTableRef, mmuCount, traceEvent } from './accounting';
-import { tlbFlushHostFrame, tlbFlushEverything } from './tlb';
+import { tlbFlushHostFrame, tlbInvalidateAllVcpus } from './tlb';
 
 const SPTE_P: u64 = 0x1, SPTE_RW: u64 = 0x2, SPTE_US: u64 = 0x4, SPTE_A: u64 = 0x20, SPTE_D: u64 = 0x40;
 const SPTE_PS: u64 = 0x80, SPTE_G: u64 = 0x100, SPTE_XD: u64 = 0x8000000000000000;
@@ -464,7 +464,7 @@ export function shadowZapAll(): void {
   if (!shadowConfigured) return;
   resetPools();
   mmuCount(MC_SHADOW_ZAP_ALL);
-  tlbFlushEverything(); // no writable translation may survive its rmap entry
+  tlbInvalidateAllVcpus(); // no writable translation may survive its rmap entry
 }
 
 // ---- The hardware walk of the shadow table ----

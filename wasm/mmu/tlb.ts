@@ -220,6 +220,19 @@ export function tlbFlushEverything(): void {
   memory.fill(TLB_BASE, 0, <usize>TLB_AREA_SIZE * <usize>MAX_VCPUS);
 }
 
+/** Every vCPU, every entry (the configured arrays only, so cheaper than tlbFlushEverything's fill of
+ *  the whole area): the shadow MMU dropped its reverse map. */
+export function tlbInvalidateAllVcpus(): void {
+  flushPdeCache();
+  microFlush();
+  const total = <usize>totalEntries();
+  for (let v = 0; v < MAX_VCPUS; v++) {
+    const base = <usize>TLB_BASE + <usize>v * <usize>TLB_AREA_SIZE;
+    const end = base + total * TLB_ENTRY_SIZE;
+    for (let e = base; e < end; e += TLB_ENTRY_SIZE) store<u32>(e, 0, 8);
+  }
+}
+
 /** Every vCPU: drop the entries that map host frame `hpaPage` (4 KiB aligned), in any page size.
  *  The shadow MMU calls it when that frame becomes a guest page table it write-protects, so no
  *  writable translation of it stays cached (KVM flushes remote TLBs after write-protecting). */
