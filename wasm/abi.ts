@@ -194,9 +194,10 @@ export const ST_SHADOW_ROOT = 0x2c0; // u32
 export const ST_SHADOW_PREV = 0x2c8; // 3 x 16 bytes, up to 0x2f8
 export const SHADOW_PREV_ROOTS = 3;
 export const SHADOW_ENABLE = 0x1;
-// Role of a shadow page (KVM's kvm_mmu_page_role, reduced to what a 4-level guest needs): the level
-// (1-4), direct (it maps a guest large page rather than shadowing a guest table), the access
-// rights of the walk above it, and the paging state it was built under.
+// Role of a shadow page (KVM's kvm_mmu_page_role): the level (1-4), direct (it maps a guest large
+// page, or is one of the two upper levels of a 32-bit or PAE guest, rather than shadowing a guest
+// table), the access rights of the walk above it, the paging state it was built under, and for the
+// guest's 32-bit paging (4-byte gptes) the quadrant: which part of the guest table it shadows.
 export const SP_ROLE_LEVEL = 0x7;
 export const SP_ROLE_DIRECT = 0x8;
 export const SP_ROLE_ACC_W = 0x10;
@@ -204,6 +205,11 @@ export const SP_ROLE_ACC_U = 0x20;
 export const SP_ROLE_ACC_NX = 0x40;
 export const SP_ROLE_CR0_WP = 0x80;
 export const SP_ROLE_EFER_NX = 0x100;
+export const SP_ROLE_QUADRANT_SHIFT = 9; // 2 bits
+export const SP_ROLE_GPTE32 = 0x800; // shadows 32-bit paging (4-byte gptes)
+export const SP_ROLE_PAE = 0x1000; // shadows PAE paging (the PDPTEs are registers)
+export const SP_ROLE_LEGACY_TOP = 0x2000; // levels 4 and 3 of a 32-bit or PAE guest's shadow: no guest table
+export const SP_ROLE_VCPU_SHIFT = 14; // 2 bits: the vCPU whose CR3 (and PDPTE registers) a LEGACY_TOP page follows
 export const SP_ROLE_VALID = 0x80000000;
 export const EPTP_ENABLE = 0x1; // bit 0 of ST_EPTP (the architectural EPTP's low bits hold the walk length)
 

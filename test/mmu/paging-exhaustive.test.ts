@@ -543,8 +543,8 @@ describe('hvlab page walker, exhaustively against the SDM reference model', () =
   let pdpteLoader: PdpteLoader;
   beforeAll(() => {
     // HVLAB_TEST_MMU=shadow runs every probe through the shadow MMU instead (its walk, its fault
-    // handler and A/D emulation against the same model; 4-level paging is shadowed, the legacy modes
-    // are walked as under direct): about five minutes, so not part of `npm test`.
+    // handler and A/D emulation against the same model, each probe from an empty shadow table):
+    // several minutes, so not part of `npm test`.
     const mmu = process.env.HVLAB_TEST_MMU === 'shadow' ? 'shadow' : 'direct';
     host = new Host({ ramBytes: 16 << 20, mmu });
     v = host.vcpu(0);

@@ -179,6 +179,75 @@ describe('shadow paging', () => {
     }
   });
 
+  it('32-bit guest paging: quadrants of the 1024-entry tables, a trapped 4-byte PTE write, as in every mode', () => {
+    const PD = 0x100000, PT = 0x101000, GVA = 0xc0300000; // PD index 768 (quadrant 3), PT index 768 (half 1)
+    const out = MMU_MODES.map((mmu) => {
+      const host = new Host({ ramBytes: 64 << 20, mmu, hostPageSize: '2m' });
+      const v = host.vcpu(0);
+      v.resetArchitectural();
+      const w32 = (gpa: number, val: number) => host.view.setUint32(abi.GUEST_RAM_BASE + gpa, val >>> 0, true);
+      w32(PD, 0x83); // a 4 MiB page at 0: the code and the tables
+      w32(PD + 768 * 4, PT | 7);
+      w32(PT + 768 * 4, PAGE_A | 7);
+      host.writeGuest(PAGE_A, [0x11, 0x11, 0x11, 0x11]);
+      host.writeGuest(PAGE_B, [0x22, 0x22, 0x22, 0x22]);
+      // mov eax, [ebx]; mov [ebx+8], eax; mov [esi], edi; invlpg [ebx]; mov ecx, [ebx]; hlt
+      host.writeGuest(0x1000, [0x8b, 0x03, 0x89, 0x43, 0x08, 0x89, 0x3e, 0x0f, 0x01, 0x3b, 0x8b, 0x0b, 0xf4]);
+      v.cr0 = 0x80010011n;
+      v.setReg64(abi.ST_CR4, 0x10n); // PSE
+      v.setReg64(abi.ST_CR3, BigInt(PD));
+      v.setSegment(abi.SEG_CS, { base: 0n, limit: 0xffffffff, selector: 0x08, attr: 0xc09b });
+      for (const sg of [abi.SEG_DS, abi.SEG_ES, abi.SEG_SS]) v.setSegment(sg, { base: 0n, limit: 0xffffffff, selector: 0x10, attr: 0xc093 });
+      v.rip = 0x1000n; v.setReg(3, BigInt(GVA)); v.setReg(6, BigInt(PT + 768 * 4)); v.setReg(7, BigInt(PAGE_B | 7));
+      v.resetMmuCounters();
+      expect(v.run(100)).toBe(abi.EXIT_HLT);
+      return { mmu, old: v.reg(0) & 0xffffffffn, now: v.reg(1) & 0xffffffffn, pte: host.view.getUint32(abi.GUEST_RAM_BASE + PT + 768 * 4, true), v };
+    });
+    for (const o of out) {
+      expect(o.old, o.mmu).toBe(0x11111111n);
+      expect(o.now, o.mmu).toBe(0x22222222n);
+      expect(o.pte, o.mmu).toBe(PAGE_B | 7 | 0x20);
+    }
+    const sh = out.find((o) => o.mmu === 'shadow')!.v;
+    expect(sh.mmuCounter(abi.MC_EXIT_PT_WRITE)).toBe(1n);
+    expect(sh.mmuCounter(abi.MC_SHADOW_SP_ALLOC)).toBeGreaterThanOrEqual(4n); // two upper levels, the PD quarter, the PT half
+  });
+
+  it('PAE guest paging: the shadow follows the PDPTE registers, reloaded by MOV CR3 and not by writes to the PDPT', () => {
+    // The tables live in the second 2 MiB page, so the code's 2 MiB spte stays and nothing refaults
+    // by chance after the CR3 load: only the PDPTE reload can send the walk to the new directory.
+    const PDPT = 0x200000, PD1 = 0x201000, PD2 = 0x202000, PT1 = 0x203000, PT2 = 0x204000, GVA = 0x400000;
+    const out = MMU_MODES.map((mmu) => {
+      const host = new Host({ ramBytes: 64 << 20, mmu, hostPageSize: '2m' });
+      const v = host.vcpu(0);
+      v.resetArchitectural();
+      const w64 = (gpa: number, val: number) => host.view.setBigUint64(abi.GUEST_RAM_BASE + gpa, BigInt(val), true);
+      w64(PDPT, PD1 | 1);
+      for (const [pd, pt, page] of [[PD1, PT1, PAGE_A], [PD2, PT2, PAGE_B]]) {
+        w64(pd, 0x83); // a 2 MiB page at 0: the code
+        w64(pd + 8, 0x200083); // and one at 2 MiB: the tables
+        w64(pd + 2 * 8, pt | 7);
+        w64(pt, page | 7);
+      }
+      host.writeGuest(PAGE_A, [0x11, 0x11, 0x11, 0x11]);
+      host.writeGuest(PAGE_B, [0x22, 0x22, 0x22, 0x22]);
+      // mov eax, [ebx]; mov [esi], edi (PDPTE 0 -> PD2 in memory); invlpg [ebx]; mov ecx, [ebx];
+      // mov edx, cr3; mov cr3, edx; mov ebp, [ebx]; hlt
+      host.writeGuest(0x1000, [0x8b, 0x03, 0x89, 0x3e, 0x0f, 0x01, 0x3b, 0x8b, 0x0b, 0x0f, 0x20, 0xda, 0x0f, 0x22, 0xda, 0x8b, 0x2b, 0xf4]);
+      v.setReg64(abi.ST_CR4, 0x20n); // PAE
+      v.setReg64(abi.ST_CR3, BigInt(PDPT));
+      v.setReg64(abi.ST_PDPTE, BigInt(PD1 | 1));
+      v.cr0 = 0x80010011n;
+      v.setSegment(abi.SEG_CS, { base: 0n, limit: 0xffffffff, selector: 0x08, attr: 0xc09b });
+      for (const sg of [abi.SEG_DS, abi.SEG_ES, abi.SEG_SS]) v.setSegment(sg, { base: 0n, limit: 0xffffffff, selector: 0x10, attr: 0xc093 });
+      v.rip = 0x1000n; v.setReg(3, BigInt(GVA)); v.setReg(6, BigInt(PDPT)); v.setReg(7, BigInt(PD2 | 1));
+      expect(v.run(100)).toBe(abi.EXIT_HLT);
+      const r = (i: number) => v.reg(i) & 0xffffffffn;
+      return { mmu, first: r(0), afterInvlpg: r(1), afterCr3: r(5) };
+    });
+    for (const o of out) expect(o, o.mmu).toEqual({ mmu: o.mmu, first: 0x11111111n, afterInvlpg: 0x11111111n, afterCr3: 0x22222222n });
+  });
+
   it('a guest page table pointing outside RAM reads the open bus, and never reaches host memory', () => {
     for (const mmu of MMU_MODES) {
       const { host, v, pt } = kernel(mmu);

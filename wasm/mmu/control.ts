@@ -5,7 +5,14 @@ import { ST_CR0, ST_CR3, ST_CR4, ST_EFER, CR0_PG, CR0_WP, CR0_PE, EFER_LMA, EFER
 import { cpu } from '../cpu/state';
 import { loadPdptes, CR4_PAE, CR4_PSE, CR4_PGE, CR4_PCIDE, CR4_SMEP, CR4_SMAP } from './paging';
 import { tlbFlush, tlbFlushPage, refreshTlbKey, FLUSH_ALL, FLUSH_NONGLOBAL, FLUSH_PCID } from './tlb';
-import { shadowCr3Exit, shadowInvlpgExit } from './shadow';
+import { shadowCr3Exit, shadowInvlpgExit, shadowPdptesLoaded } from './shadow';
+
+/** Load the PDPTE registers; under --mmu shadow, the shadow links that follow them are updated. */
+function reloadPdptes(): bool {
+  if (!loadPdptes()) return false;
+  shadowPdptesLoaded();
+  return true;
+}
 
 /** PAE paging outside IA-32e mode is in effect (the PDPTEs are registers then). */
 function paePaging(): bool {
@@ -24,7 +31,7 @@ export function cr3Written(noFlush: bool): bool {
   refreshTlbKey();
   if (!pcide) tlbFlush(FLUSH_NONGLOBAL, 0);
   else if (!noFlush) tlbFlush(FLUSH_PCID, <u32>load<u64>(cpu + ST_CR3) & 0xfff);
-  return paePaging() ? loadPdptes() : true;
+  return paePaging() ? reloadPdptes() : true;
 }
 
 /** CR4 changed from `old`: paging-mode and protection bits flush everything (4.10.4.1). */
@@ -35,7 +42,7 @@ export function cr4Written(old: u64): bool {
     tlbFlush(FLUSH_ALL, 0);
   }
   refreshTlbKey();
-  if ((changed & (CR4_PAE | CR4_PSE | CR4_PGE | CR4_SMEP)) != 0 && paePaging()) return loadPdptes();
+  if ((changed & (CR4_PAE | CR4_PSE | CR4_PGE | CR4_SMEP)) != 0 && paePaging()) return reloadPdptes();
   return true;
 }
 
@@ -43,7 +50,7 @@ export function cr4Written(old: u64): bool {
 export function cr0Written(old: u64): bool {
   const v = load<u64>(cpu + ST_CR0);
   if (((v ^ old) & (CR0_PG | CR0_WP | CR0_PE)) != 0) tlbFlush(FLUSH_ALL, 0);
-  if ((v & CR0_PG) != 0 && (old & CR0_PG) == 0 && paePaging()) return loadPdptes();
+  if ((v & CR0_PG) != 0 && (old & CR0_PG) == 0 && paePaging()) return reloadPdptes();
   return true;
 }
 

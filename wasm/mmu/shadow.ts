@@ -7,10 +7,12 @@
 //   own tables in software (paging.ts walk, KVM's FNAME(walk_addr), which also sets the guest's
 //   A/D bits), reflects a guest #PF, or looks the gpa up in the host's gpa -> hpa map (ept.ts
 //   hostMapTranslate) and installs the sptes (FNAME(fetch)), creating shadow pages (sp) on the way.
-// - A shadow page has a role (level, direct, access, cr0_wp, efer_nx; quadrant is always 0 since
-//   only 4-level guest paging is shadowed), a gfn (the guest table it shadows, or for a direct sp
-//   the first gfn of the guest large page region it maps), parent pointers (the sptes that link to
-//   it) and a root count. Shadow pages live in a hash by gfn, so one guest table reached from many
+// - A shadow page has a role (level, direct, access, cr0_wp, efer_nx, the guest's paging mode, and
+//   for 32-bit guest paging the quadrant: which quarter of a 1024-entry page directory, or half of a
+//   page table, it shadows), a gfn (the guest table it shadows, or for a direct sp the first gfn of
+//   the guest large page region it maps), parent pointers (the sptes that link to it) and a root
+//   count. The shadow table is 4-level for every guest: a 32-bit or PAE guest's gva space (4 GiB)
+//   hangs from two per-vCPU upper pages, the second following the PAE PDPTE registers. Shadow pages live in a hash by gfn, so one guest table reached from many
 //   places (the kernel half of every address space) has one shadow page with many parents.
 // - Every guest table that has an (indirect) shadow page is write-protected: its gfn counts as
 //   shadowed, the writable sptes that map it are found through the reverse map (rmap, per host
@@ -40,13 +42,14 @@ import {
   MC_SHADOW_GUEST_PF, MC_SHADOW_SP_ALLOC, MC_SHADOW_SP_ZAP, MC_SHADOW_FLOODED, MC_SHADOW_ZAP_ALL,
   MC_SHADOW_WRPROT, MC_SHADOW_ROOT_HIT, MC_SHADOW_SPTE_SET, MC_WALKS, TRACE_SHADOW_FAULT, TRACE_SP_ALLOC,
   TRACE_SPTE_SET, TRACE_WRITE_PROTECT, SP_ROLE_LEVEL, SP_ROLE_DIRECT, SP_ROLE_ACC_W, SP_ROLE_ACC_U,
-  SP_ROLE_ACC_NX, SP_ROLE_CR0_WP, SP_ROLE_EFER_NX, SP_ROLE_VALID,
+  SP_ROLE_ACC_NX, SP_ROLE_CR0_WP, SP_ROLE_EFER_NX, SP_ROLE_VALID, SP_ROLE_QUADRANT_SHIFT, SP_ROLE_GPTE32,
+  SP_ROLE_PAE, SP_ROLE_LEGACY_TOP, SP_ROLE_VCPU_SHIFT, ST_PDPTE,
 } from '../abi';
-import { cpu, cpl, rflags } from '../cpu/state';
+import { cpu, cpl, rflags, pagingOn } from '../cpu/state';
 import { faultVector, requestStop } from '../cpu/fault';
 import {
   walk, walkPageShift, walkRights, gwTable, gwEntry, setShadowWalker, implicitSupervisor,
-  RIGHT_W, RIGHT_U, RIGHT_NX, RIGHT_DIRTY, RIGHT_GLOBAL, CR4_SMEP, CR4_SMAP,
+  RIGHT_W, RIGHT_U, RIGHT_NX, RIGHT_DIRTY, RIGHT_GLOBAL, CR4_SMEP, CR4_SMAP, CR4_PAE,
 } from './paging';
 import { hostMapTranslate, eptPageShift } from './ept';
 import { pageTableRef, mmuCount, traceEvent } from './accounting';
@@ -61,6 +64,8 @@ const ROLE_ACC_W: u32 = SP_ROLE_ACC_W, ROLE_ACC_U: u32 = SP_ROLE_ACC_U, ROLE_ACC
 const ROLE_CR0_WP: u32 = SP_ROLE_CR0_WP, ROLE_EFER_NX: u32 = SP_ROLE_EFER_NX;
 const ROLE_VALID: u32 = <u32>SP_ROLE_VALID;
 const ROLE_FREE: u32 = 0x40000000; // (metadata only: the page is on the free list)
+const ROLE_GPTE32: u32 = SP_ROLE_GPTE32, ROLE_PAE: u32 = SP_ROLE_PAE, ROLE_LEGACY_TOP: u32 = SP_ROLE_LEGACY_TOP;
+const ROLE_QUADRANT: u32 = <u32>3 << SP_ROLE_QUADRANT_SHIFT;
 
 /** Writes to a shadowed page without a fault through it in between before it is unshadowed
  *  (KVM's detect_write_flooding). */
@@ -148,11 +153,18 @@ export function selectShadow(): void {
   setShadowWalker(shadowOn);
 }
 
-/** The shadow MMU translates: --mmu shadow with 4-level paging. (32-bit and PAE guest paging are not
- *  shadowed: they are walked as under --mmu direct; KVM would shadow them with quadrants.) */
-@inline export function shadowActive(): bool {
-  return shadowOn && (load<u64>(cpu + ST_EFER) & EFER_LMA) != 0;
+/** The shadow MMU translates (for the running vCPU, when its paging is on). */
+@inline export function shadowActive(): bool { return shadowOn; }
+
+/** The guest's paging mode as role bits: 0 for 4-level paging, GPTE32 for 32-bit paging, PAE.
+ *  The shadow table is always 4-level; for a 32-bit or PAE guest (gva < 4 GiB) its two upper levels
+ *  are LEGACY_TOP pages of the vCPU, as KVM's pae_root and pml4_root, and its level-2 pages shadow
+ *  the guest's page directories: a quarter of a 32-bit one (quadrant), or what a PDPTE points to. */
+@inline function modeBits(): u32 {
+  if ((load<u64>(cpu + ST_EFER) & EFER_LMA) != 0) return 0;
+  return (load<u64>(cpu + ST_CR4) & CR4_PAE) != 0 ? ROLE_PAE : ROLE_GPTE32;
 }
+@inline function vcpuBits(): u32 { return <u32>((cpu - <usize>VCPU_AREA_BASE) / <usize>VCPU_STRIDE) << SP_ROLE_VCPU_SHIFT; }
 
 // ---- Shadow pages ----
 @inline function meta(sp: u32): usize { return metaAt + <usize>sp * SP_META; }
@@ -399,7 +411,7 @@ function currentRole(level: u32): u32 {
   let r: u32 = ROLE_VALID | level;
   if ((load<u64>(cpu + ST_CR0) & CR0_WP) != 0) r |= ROLE_CR0_WP;
   if ((load<u64>(cpu + ST_EFER) & EFER_NXE) != 0) r |= ROLE_EFER_NX;
-  return r;
+  return r | modeBits();
 }
 
 /** The root shadow page for the current CR3 and paging state (KVM's kvm_mmu_load with the cached
@@ -407,11 +419,17 @@ function currentRole(level: u32): u32 {
  *  pool is full. */
 function ensureRoot(): i32 {
   const cr3 = load<u64>(cpu + ST_CR3);
-  const gfn = (cr3 & ADDR & 0xffffffffff) >> 12;
-  const role = currentRole(4) | ROLE_ACC_W | ROLE_ACC_U;
+  const mode = modeBits();
+  let gfn: u64, role = currentRole(4) | ROLE_ACC_W | ROLE_ACC_U;
+  if (mode == 0) gfn = (cr3 & ADDR & 0xffffffffff) >> 12;
+  else {
+    // A 32-bit or PAE guest: the root is the vCPU's, keyed by CR3 (a PAE CR3 is 32-byte aligned).
+    gfn = mode == ROLE_PAE ? (cr3 & 0xffffffe0) >> 5 : (cr3 & 0xfffff000) >> 12;
+    role |= ROLE_DIRECT | ROLE_LEGACY_TOP | vcpuBits();
+  }
   let cur = load<u32>(cpu + ST_SHADOW_ROOT);
   if (cur != 0 && spGfn(cur - 1) == gfn && spRole(cur - 1) == role) return <i32>(cur - 1);
-  if (gfn >= <u64>ramPages) return -1;
+  if (mode == 0 && gfn >= <u64>ramPages) return -1;
   if (cur != 0 && (spRole(cur - 1) & ROLE_VALID) == 0) { releaseRoot(cur - 1); cur = 0; } // zapped while held
   // Look among the previous roots; the current one takes the place of the one chosen.
   let chosen: u32 = 0;
@@ -554,18 +572,27 @@ function fetch(lin: u64, gpa: u64, hpa: u64, guestShift: i32, hostShift: i32, ri
   // A 2 MiB spte: a guest page of at least 2 MiB, a host run of 2 MiB, no shadowed gfn inside.
   const tl: u32 = gl >= 2 && hostShift >= 21 && !lpageDisallowed(gfn) ? 2 : 1;
   let accW = true, accU = true, accNx = false;
+  const mode = modeBits();
   for (let level: u32 = 4; level > tl; level--) {
     const shift = <u64>(12 + 9 * (level - 1));
     const slot = <u32>(lin >> shift) & 511;
     // The child's identity: the guest table at level-1, or a direct page inside a guest large page.
-    if (level >= gl) {
+    // (A 32-bit or PAE guest has gptes at levels 2 and 1 only; a PDPTE has no rights.)
+    if (level >= gl && (mode == 0 || level <= 2)) {
       const g = unchecked(gwEntry[level]);
       accW = accW && (g & SPTE_RW) != 0; accU = accU && (g & SPTE_US) != 0; accNx = accNx || (g & SPTE_XD) != 0;
     }
     let childGfn: u64, role: u32;
-    if (level - 1 >= gl) {
+    if (mode != 0 && level == 4) {
+      // The vCPU's level-3 page above the guest's page directories.
+      childGfn = spGfn(sp);
+      role = (spRole(sp) & ~ROLE_LEVEL) | 3;
+    } else if (level - 1 >= gl) {
       childGfn = unchecked(gwTable[level - 1]) >> 12;
       role = currentRole(level - 1) | (accW ? ROLE_ACC_W : 0) | (accU ? ROLE_ACC_U : 0) | (accNx ? ROLE_ACC_NX : 0);
+      // A 32-bit guest table has 1024 entries: a level-2 page shadows the quarter of the page
+      // directory for this GiB, a level-1 page the half of the page table for this 2 MiB.
+      if (mode == ROLE_GPTE32) role |= <u32>(level - 1 == 2 ? (lin >> 30) & 3 : (lin >> 21) & 1) << SP_ROLE_QUADRANT_SHIFT;
     } else {
       const span = <u64>9 * <u64>(level - 1); // gfns per child, log2
       childGfn = (gfn >> span) << span;
@@ -659,8 +686,6 @@ export function shadowSyncWrites(): void {
 function syncWrite(gpa: u64, size: i32, rec: i32): void {
   const gfn = gpa >> 12;
   const offset = <u32>(gpa & 0xfff);
-  // Misaligned: the write crosses a gpte, unless it is a single byte (Linux's clear_bit uses ANDB).
-  const misaligned = (offset & 7) + <u32>size > 8 && size != 1 || size > 8;
   let n = 0;
   let i = load<u32>(hashHead(gfn));
   while (i != 0 && n < MAX_SPS_PER_GFN) {
@@ -668,14 +693,15 @@ function syncWrite(gpa: u64, size: i32, rec: i32): void {
     if (spGfn(sp) == gfn && (spRole(sp) & ROLE_DIRECT) == 0) unchecked(spsOfGfn[n++] = sp);
     i = load<u32>(meta(sp), 20);
   }
-  const firstSlot = offset >> 3;
-  let lastSlot = (offset + <u32>size - 1) >> 3;
-  if (lastSlot > 511) lastSlot = 511;
   const base = hostGpaPtr(gfn << 12);
   for (let k = 0; k < n; k++) {
     const sp = unchecked(spsOfGfn[k]);
     const m = meta(sp);
-    if ((load<u32>(m, 8) & ROLE_VALID) == 0 || load<u64>(m) != gfn) continue; // zapped by an earlier one
+    const role = load<u32>(m, 8);
+    if ((role & ROLE_VALID) == 0 || load<u64>(m) != gfn) continue; // zapped by an earlier one
+    // Misaligned: the write crosses a gpte, unless it is a single byte (Linux's clear_bit uses ANDB).
+    const es: u32 = (role & ROLE_GPTE32) != 0 ? 4 : 8;
+    const misaligned = (offset & (es - 1)) + <u32>size > es && size != 1;
     const flood = load<u32>(m, 24) + 1;
     store<u32>(m, flood, 24);
     if (flood >= FLOOD_LIMIT || misaligned) {
@@ -683,11 +709,25 @@ function syncWrite(gpa: u64, size: i32, rec: i32): void {
       mmuCount(MC_SHADOW_FLOODED);
       continue;
     }
-    for (let slot = firstSlot; slot <= lastSlot; slot++) {
-      const now = load<u64>(<usize>GUEST_RAM_BASE + <usize>base + <usize>slot * 8);
-      const j = <i32>slot - <i32>firstSlot;
-      if (j < 2 && !misaligned && now == unchecked(pendingOld[rec * 2 + j])) continue; // unchanged
-      clearSpte(sp, slot);
+    const first = offset / es, last = (offset + <u32>size - 1) / es;
+    for (let idx = first; idx <= last && idx < 4096 / es; idx++) {
+      if (es == 8) {
+        const now = load<u64>(<usize>GUEST_RAM_BASE + <usize>base + <usize>idx * 8);
+        const j = <i32>(idx - first);
+        if (j < 2 && now == unchecked(pendingOld[rec * 2 + j])) continue; // unchanged
+        clearSpte(sp, idx);
+        continue;
+      }
+      // 32-bit gptes: entry idx of the guest table is in this page's quadrant or not; a page
+      // directory entry (4 MiB) is two level-2 slots.
+      const q = (role & ROLE_QUADRANT) >> SP_ROLE_QUADRANT_SHIFT;
+      if ((role & ROLE_LEVEL) == 2) {
+        if ((idx >> 8) != q) continue;
+        clearSpte(sp, (idx & 255) * 2); clearSpte(sp, (idx & 255) * 2 + 1);
+      } else {
+        if ((idx >> 9) != q) continue;
+        clearSpte(sp, idx & 511);
+      }
     }
   }
 }
@@ -719,12 +759,31 @@ function findShadowOf(gfn: u64): i32 {
 }
 
 // ---- Exits counted for the control-register and invalidation paths (control.ts) ----
-export function shadowCr3Exit(): void { if (shadowActive()) mmuCount(MC_EXIT_CR3); }
-export function shadowInvlpgExit(): void { if (shadowActive()) mmuCount(MC_EXIT_INVLPG); }
+export function shadowCr3Exit(): void { if (shadowOn && pagingOn) mmuCount(MC_EXIT_CR3); }
+export function shadowInvlpgExit(): void { if (shadowOn && pagingOn) mmuCount(MC_EXIT_INVLPG); }
+
+/** The PAE PDPTE registers were (re)loaded (SDM Vol. 3A, 4.4.1): the links of the vCPU's level-3
+ *  shadow page follow the registers, not the guest's memory, so those that changed go (KVM reloads
+ *  its pae_root on every CR3 load). */
+export function shadowPdptesLoaded(): void {
+  if (!shadowOn || modeBits() != ROLE_PAE) return;
+  const r = ensureRoot();
+  if (r < 0) return;
+  const e = load<u64>(sptePtr(<u32>r, 0));
+  if ((e & SPTE_P) == 0) return;
+  const l3 = childOf(e);
+  for (let q: u32 = 0; q < 4; q++) {
+    const link = load<u64>(sptePtr(l3, q));
+    if ((link & SPTE_P) == 0) continue;
+    const pdpte = load<u64>(cpu + ST_PDPTE + <usize>q * 8);
+    if ((pdpte & SPTE_P) != 0 && spGfn(childOf(link)) == (pdpte & ADDR & 0xffffffffff) >> 12) continue;
+    clearSpte(l3, q);
+  }
+}
 
 /** hpa of the running vCPU's root shadow page, or -1 (for the host's footprint count). */
 export function shadowRootHpa(): u64 {
-  if (!shadowActive()) return <u64>-1;
+  if (!shadowActive() || !pagingOn) return <u64>-1;
   const r = ensureRoot();
   return r < 0 ? <u64>-1 : spFrame(<u32>r);
 }
