@@ -11,13 +11,14 @@ import { boot } from '../emu/cli/boot.ts';
 import { readFileSync } from 'node:fs';
 import { Machine } from '../emu/machine/machine.ts';
 import { bootMultiboot } from '../emu/boot/multiboot.ts';
+import type { MmuMode } from '../emu/machine/host.ts';
 
 let images: Map<string, string>;
 beforeAll(() => { images = buildGuests(); });
 
 const isFirmware = (image: string) => image.endsWith('bios.bin');
 
-async function runHvlab(image: string, extra: { append?: string } = {}) {
+async function runHvlab(image: string, extra: { append?: string; mmu?: MmuMode } = {}) {
   const chunks: number[] = [];
   let errors = '';
   const where = isFirmware(image) ? { bios: image } : { kernel: image };
@@ -100,6 +101,19 @@ describe('bare-metal test kernels', () => {
     expect(r.errors).toBe('');
     expect(r.output).toContain('all XSAVE checks passed');
     expect(r.status).toBe(33);
+  });
+
+  it('every kernel prints the same and exits with the same status under --mmu ept and shadow as under direct', async () => {
+    for (const [name, image] of images) {
+      if (name === 'irq') continue; // (driven by the test below, not by `hvlab boot`)
+      const direct = await runHvlab(image);
+      for (const mmu of ['ept', 'shadow'] as const) {
+        const r = await runHvlab(image, { mmu });
+        expect(r.output, `${name} --mmu ${mmu}`).toBe(direct.output);
+        expect(r.status, `${name} --mmu ${mmu}`).toBe(direct.status);
+        expect(r.errors, `${name} --mmu ${mmu}`).toBe(direct.errors);
+      }
+    }
   });
 
   it('irq: injected external interrupts wait for IF, respect the STI shadow and wake HLT', async () => {

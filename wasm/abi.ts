@@ -81,6 +81,14 @@ export const TLB_ARRAYS = 4;
 export const DIM_GUEST = 0;
 export const DIM_HOST = 1;
 export const DIM_SHADOW = 2;
+// Events of the shadow MMU in the walk trace (the `dim` byte of a record; see accounting.ts): a
+// shadow page fault (gpa = gva), a shadow page created (gpa = its gfn << 12, hpa = its frame,
+// entry = its role), an spte written (hpa = where, entry = the value), a guest page table
+// write-protected (gpa = its gfn << 12, entry = sptes made read-only).
+export const TRACE_SHADOW_FAULT = 3;
+export const TRACE_SP_ALLOC = 4;
+export const TRACE_SPTE_SET = 5;
+export const TRACE_WRITE_PROTECT = 6;
 
 // MMU counters (u64 slots at MMU_COUNTERS_BASE + vcpu * MMU_COUNTER_SLOTS * 8).
 export const MC_TLB_HIT = 0; // + array index (PS_4K, PS_2M, PS_1G, TLB_L2)
@@ -98,6 +106,20 @@ export const MC_MICRO_TLB_HIT = 15; // accesses answered by the micro-TLB (the l
 export const MC_PDE_CACHE_HIT = 14; // guest walks that started at the PTE (the PDE cache had the page table)
 export const MC_REFS = 16; // + dim * 8 + level (1-5): page-table references by dimension and level
 export const MC_TLB_FILL = 48; // + page-size class: TLB entries inserted by size (after splintering)
+// Shadow paging (--mmu shadow, wasm/mmu/shadow.ts): the hypervisor's exits by cause, handled inside
+// the core as KVM handles them in the kernel, and what the shadow MMU did about them.
+export const MC_EXIT_SHADOW_PF = 56; // page faults taken to the hypervisor (spte built, or #PF reflected)
+export const MC_EXIT_PT_WRITE = 57; // guest writes to write-protected guest page tables, emulated
+export const MC_EXIT_CR3 = 58; // MOV to CR3 with paging on
+export const MC_EXIT_INVLPG = 59; // INVLPG and INVPCID
+export const MC_SHADOW_GUEST_PF = 60; // of the page faults: those reflected to the guest as #PF
+export const MC_SHADOW_SP_ALLOC = 61; // shadow pages created
+export const MC_SHADOW_SP_ZAP = 62; // shadow pages zapped (freed)
+export const MC_SHADOW_FLOODED = 63; // of those: unshadowed by the write-flooding heuristic
+export const MC_SHADOW_ZAP_ALL = 64; // the whole shadow MMU dropped (pool full, host map changed)
+export const MC_SHADOW_WRPROT = 65; // writable sptes made read-only because their gfn became a page table
+export const MC_SHADOW_ROOT_HIT = 66; // CR3 loads that found their root among the cached ones
+export const MC_SHADOW_SPTE_SET = 67; // sptes installed (leaf and non-leaf)
 
 
 // ---- vCPU state: byte offsets from the vCPU's base ----
@@ -187,6 +209,32 @@ export const ST_VPID = 0x280; // u32: guest tag of this vCPU's TLB entries (KVM'
 export const ST_PDPTE = 0x288; // 4 x u64: PAE PDPTEs, loaded on MOV CR3 (SDM Vol. 3A, 4.4.1)
 export const ST_UNIMPLEMENTED_LIN = 0x2b0; // u64: linear address of the last instruction hvlab does not implement
 export const ST_IRQ_WINDOW = 0x2a8; // u32: the host asks for EXIT_IRQ_WINDOW as soon as the guest can take an interrupt
+// Shadow paging of a vCPU: ST_SHADOW is the hpa of the host's gpa -> hpa map (EPT format, walked by
+// the shadow MMU in software) | SHADOW_ENABLE, 0 = off. ST_SHADOW_ROOT: index + 1 of the shadow page
+// used as root (0 = none yet); ST_SHADOW_PREV: SHADOW_PREV_ROOTS cached roots (KVM's prev_roots),
+// most recent first, 16 bytes each: u64 reserved, u32 index + 1 (0 = empty), u32 pad.
+export const ST_SHADOW = 0x2b8;
+export const ST_SHADOW_ROOT = 0x2c0; // u32
+export const ST_SHADOW_PREV = 0x2c8; // 3 x 16 bytes, up to 0x2f8
+export const SHADOW_PREV_ROOTS = 3;
+export const SHADOW_ENABLE = 0x1;
+// Role of a shadow page (KVM's kvm_mmu_page_role): the level (1-4), direct (it maps a guest large
+// page, or is one of the two upper levels of a 32-bit or PAE guest, rather than shadowing a guest
+// table), the access rights of the walk above it, the paging state it was built under, and for the
+// guest's 32-bit paging (4-byte gptes) the quadrant: which part of the guest table it shadows.
+export const SP_ROLE_LEVEL = 0x7;
+export const SP_ROLE_DIRECT = 0x8;
+export const SP_ROLE_ACC_W = 0x10;
+export const SP_ROLE_ACC_U = 0x20;
+export const SP_ROLE_ACC_NX = 0x40;
+export const SP_ROLE_CR0_WP = 0x80;
+export const SP_ROLE_EFER_NX = 0x100;
+export const SP_ROLE_QUADRANT_SHIFT = 9; // 2 bits
+export const SP_ROLE_GPTE32 = 0x800; // shadows 32-bit paging (4-byte gptes)
+export const SP_ROLE_PAE = 0x1000; // shadows PAE paging (the PDPTEs are registers)
+export const SP_ROLE_LEGACY_TOP = 0x2000; // levels 4 and 3 of a 32-bit or PAE guest's shadow: no guest table
+export const SP_ROLE_VCPU_SHIFT = 14; // 2 bits: the vCPU whose CR3 (and PDPTE registers) a LEGACY_TOP page follows
+export const SP_ROLE_VALID = 0x80000000;
 export const EPTP_ENABLE = 0x1; // bit 0 of ST_EPTP (the architectural EPTP's low bits hold the walk length)
 
 // Counters: u64 slots from ST_COUNTERS, index with CNT_* * 8.

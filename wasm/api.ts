@@ -10,6 +10,11 @@ import { setHostPoolSize, selectEpt, eptOn, eptTranslate, eptPageShift, setNeste
 import { configureTlb as mmuConfigureTlb, selectTlb, tlbFlush, tlbFlushEverything, FLUSH_ALL, defaultTlbGeometry, setMicroTlb } from './mmu/tlb';
 import { configureCacheModel as mmuConfigureCache, armTrace, selectMmuCounters } from './mmu/accounting';
 import { walk, walkPageShift, setImplicitSupervisor, setPdeCache, flushPdeCache } from './mmu/paging';
+import {
+  configureShadow as mmuConfigureShadow, shadowRegionBytes as mmuShadowRegionBytes, shadowZapAll, selectShadow,
+  shadowActive, shadowWalk, shadowFault, shadowFaultHpa, shadowFaultGpa, shadowPageShift, shadowRootHpa as mmuShadowRootHpa,
+  ptWritesPending, shadowSyncWrites, SF_INSTALLED, SF_EMULATE, shadowHostWrote,
+} from './mmu/shadow';
 import { getFlags, setFlags } from './cpu/flags';
 import { flushDecodedCache } from './cpu/decode';
 import { walkChain as blkWalk, copySegments as blkCopySegments } from './blk/virtqueue';
@@ -70,8 +75,36 @@ export function configureCacheModel(bytes: i32, ways: i32): i32 { return mmuConf
 /** Record every page-table reference of the next walks (MMU_TRACE_*). */
 export function traceWalks(on: i32): void { armTrace(on != 0); }
 
-/** INVEPT (all contexts): the host changed nested mappings; every vCPU's TLB entries go. */
-export function invept(): void { tlbFlushEverything(); flushNestedTlb(); flushDecodedCache(); }
+/** INVEPT (all contexts): the host changed nested mappings; every vCPU's TLB entries go. Under
+ *  --mmu shadow the same call tells the shadow MMU that the gpa -> hpa map changed: every shadow
+ *  page goes (KVM's MMU notifiers would zap only the affected sptes). */
+export function invept(): void { shadowZapAll(); tlbFlushEverything(); flushNestedTlb(); flushDecodedCache(); }
+
+// ---- Shadow paging (wasm/mmu/shadow.ts) ----
+
+/** Bytes of host memory the shadow MMU needs for `frames` shadow pages, a host pool of `poolBytes`
+ *  (the rmap covers it) and `ramBytes` of guest RAM. */
+export function shadowRegionBytes(frames: i32, poolBytes: f64, ramBytes: f64): f64 {
+  return <f64>mmuShadowRegionBytes(<u32>frames, <u64>poolBytes, <u64>ramBytes);
+}
+
+/** Give the shadow MMU its region of host memory at hpa `base` (4 KiB aligned, outside the pool). */
+export function configureShadow(base: f64, frames: i32, poolBytes: f64, ramBytes: f64): void {
+  mmuConfigureShadow(<u64>base, <u32>frames, <u64>poolBytes, <u64>ramBytes);
+}
+
+/** The host wrote guest memory [gpa, gpa + bytes) itself: shadow pages of the gfns go. */
+export function hostWroteGuest(gpa: f64, bytes: f64): void { shadowHostWrote(<u64>gpa, <u64>bytes); }
+
+/** Drop every shadow page (they are rebuilt on demand). */
+export function zapShadow(): void { shadowZapAll(); }
+
+/** hpa of vCPU `vcpu`'s root shadow page for its current CR3, or -1 (not shadowing). */
+export function shadowRootHpa(vcpu: i32): f64 {
+  setCpu(vcpu); selectMmuCounters(vcpu); selectShadow();
+  const r = mmuShadowRootHpa();
+  return r == <u64>-1 ? -1 : <f64>r;
+}
 
 /** The nested TLB (gpa -> hpa of guest page-table pages) on or off. */
 export function configureNestedTlb(on: i32): void { setNestedTlb(on != 0); }
@@ -105,9 +138,27 @@ export function probeWalk(vcpu: i32, gvaLo: i32, gvaHi: i32, access: i32, cplVal
   let gpa = gva;
   let shift: i32 = 0;
   const paging = (load<u64>(cpu + abi.ST_CR0) & abi.CR0_PG) != 0;
-  if (paging) { gpa = walk(gva, access); shift = walkPageShift; }
   let hpa = gpa, hostShift: i32 = 0;
-  if (faultVector < 0 && eptOn) { hpa = eptTranslate(gpa, access, true, gva, true); hostShift = eptPageShift; }
+  selectShadow();
+  if (paging && shadowActive()) {
+    shadowZapAll(); // a probe is a cold walk: the shadow table is built from the guest's tables now
+    // The shadow walk; when it misses, the hypervisor's fault handler builds the sptes (its guest
+    // walk gives the gpa) and the walk is made again, as the guest's access would retry.
+    hpa = shadowWalk(gva, access);
+    if (hpa == <u64>-1) {
+      const r = shadowFault(gva, 1, access);
+      gpa = shadowFaultGpa;
+      if (r == SF_INSTALLED) hpa = shadowWalk(gva, access);
+      else if (r == SF_EMULATE) hpa = shadowFaultHpa;
+      if (ptWritesPending) shadowSyncWrites();
+    } else {
+      gpa = walk(gva, access); // (the spte does not say which gpa it came from: ask the guest tables)
+    }
+    shift = walkPageShift; hostShift = shadowPageShift;
+  } else {
+    if (paging) { gpa = walk(gva, access); shift = walkPageShift; }
+    if (faultVector < 0 && eptOn) { hpa = eptTranslate(gpa, access, true, gva, true); hostShift = eptPageShift; }
+  }
   setImplicitSupervisor(false);
   const vector = faultVector;
   if (vector >= 0) {

@@ -78,8 +78,11 @@ export async function main(argv: string[]): Promise<number> {
     });
 
   bench.command('pagewalk')
-    .description('random reads over a large working set, native and 2D (EPT) with 4K/2M pages: references per walk, TLB miss rate, cache misses per access, page-table footprint')
+    .description('random reads over a large working set, native, shadow and 2D (EPT) with 4K/2M pages: references per walk, TLB miss rate, cache misses per access, page-table footprint, exits')
     .option('--json', 'print one JSON object')
+    .option('--churn', 'instead, a guest that creates and tears down address spaces: exits and estimated cycles per MMU mode')
+    .option('--iterations <n>', 'address spaces created and torn down (--churn)', intArg)
+    .option('--exit-cycles <n>', 'cycles per exit to the hypervisor in the estimate (default by cause: page fault 3000, page-table write 3500, CR3 1500, INVLPG 1500)', intArg)
     .option('--timing', 'measure the extra ns of a load over 512 MiB against 64 KiB instead (cache model off, default TLB)')
     .option('--working-set <MiB>', 'working set in MiB (a power of two)', intArg)
     .option('--loads <n>', 'random loads per measurement', intArg)
@@ -87,12 +90,21 @@ export async function main(argv: string[]): Promise<number> {
     .option('--cache-ways <n>', 'data-cache model associativity', intArg, 4)
     .option('--tlb <preset>', 'TLB geometry preset: skylake or default', 'skylake')
     .action(async (o) => {
-      const { benchPagewalk } = await import('../../bench/pagewalk.ts');
-      const { formatPagewalkRow, formatPagewalkHeader } = await import('./pagewalk-format.ts');
+      const { benchPagewalk, benchChurn } = await import('../../bench/pagewalk.ts');
+      const { formatPagewalkRow, formatPagewalkHeader, formatChurnHeader, formatChurnRow } = await import('./pagewalk-format.ts');
+      const { costWithExitCycles, DEFAULT_COST } = await import('../mmu/exit-cost.ts');
+      const cost = o.exitCycles === undefined ? DEFAULT_COST : costWithExitCycles(o.exitCycles);
       let header = false;
+      if (o.churn) {
+        const r = benchChurn({ iterations: o.iterations, cost, cacheBytes: o.cache << 10, cacheWays: o.cacheWays,
+          onRow: o.json ? undefined : (row) => { if (!header) { console.log(formatChurnHeader()); header = true; } console.log(formatChurnRow(row)); } });
+        if (o.json) { console.log(JSON.stringify(r)); return; }
+        console.log(`${r.iterations} address spaces of ${r.pages} pages created, used and torn down; cost model: exits ${JSON.stringify(r.cost_model.exitCycles)} cycles, cache miss ${r.cost_model.missCycles}, hit ${r.cost_model.hitCycles}`);
+        return;
+      }
       const r = benchPagewalk({
         timing: o.timing, workingSet: o.workingSet ? o.workingSet << 20 : undefined, loads: o.loads,
-        cacheBytes: o.cache << 10, cacheWays: o.cacheWays, tlb: o.tlb,
+        cacheBytes: o.cache << 10, cacheWays: o.cacheWays, tlb: o.tlb, cost,
         onRow: o.json ? undefined : (row) => { if (!header) { console.log(formatPagewalkHeader(!!o.timing)); header = true; } console.log(formatPagewalkRow(row)); },
       });
       if (o.json) { console.log(JSON.stringify(r)); return; }
@@ -126,19 +138,20 @@ export async function main(argv: string[]): Promise<number> {
 
   program.command('walk')
     .description('show one cold page walk step by step (guest and host dimensions) and count its references')
-    .option('--mmu <mode>', 'direct or ept', 'ept')
+    .option('--mmu <mode>', 'direct, ept or shadow', 'ept')
     .option('--guest-page <size>', '4k, 2m or 1g', '4k')
-    .option('--host-page <size>', '4k, 2m or 1g (ept)', '4k')
+    .option('--host-page <size>', '4k, 2m or 1g (ept, shadow)', '4k')
     .option('--gva <addr>', 'guest virtual address (default: inside the mapped working set at 0x7f0000000000)')
+    .option('--explain', 'one sentence per step, in KVM\'s terms')
     .option('--json', 'print one JSON object')
     .action(async (o) => {
       const { walk, formatWalk } = await import('./walk.ts');
       const sizes = ['4k', '2m', '1g'];
-      if (!['direct', 'ept'].includes(o.mmu)) throw new InvalidArgumentError(`--mmu must be direct or ept (got ${o.mmu})`);
+      if (!['direct', 'ept', 'shadow'].includes(o.mmu)) throw new InvalidArgumentError(`--mmu must be direct, ept or shadow (got ${o.mmu})`);
       if (!sizes.includes(o.guestPage) || !sizes.includes(o.hostPage)) throw new InvalidArgumentError('page sizes are 4k, 2m or 1g');
       try {
         const w = walk({ mmu: o.mmu, guestPage: o.guestPage, hostPage: o.hostPage, gva: o.gva === undefined ? undefined : BigInt(o.gva) });
-        console.log(o.json ? JSON.stringify(w) : formatWalk(w));
+        console.log(o.json ? JSON.stringify(w) : formatWalk(w, !!o.explain));
       } catch (e) {
         console.error(`hvlab walk: ${(e as Error).message}`);
         status = 2;
@@ -168,7 +181,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--initrd <files>', 'initramfs for Linux; multiboot modules, comma-separated (as QEMU takes them)')
     .option('--append <cmdline>', 'kernel command line (Linux default: console=ttyS0)')
     .option('-m, --memory <MiB>', 'guest RAM in MiB', intArg, 256)
-    .option('--mmu <mode>', 'direct (gpa = host offset) or ept (two-dimensional walk through a nested page table)', 'direct')
+    .option('--mmu <mode>', 'direct (gpa = host offset), ept (two-dimensional walk through a nested page table) or shadow (shadow page tables)', 'direct')
     .option('--smp <n>', 'virtual CPUs (1-4)', intArg, 1)
     .option('--drive <spec>', 'a virtio-blk disk: file=F[,format=raw|qcow2][,readonly=on] (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--stats', 'at exit, print instructions, virtual and host time and per-drive I/O accounting (on stderr)')
@@ -179,7 +192,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--no-pace', 'run as fast as possible even when interactive')
     .option('--max-instructions <n>', 'stop after this many instructions', intArg)
     .action(async (o) => {
-      if (!['direct', 'ept'].includes(o.mmu)) throw new InvalidArgumentError(`--mmu must be direct or ept (got ${o.mmu})`);
+      if (!['direct', 'ept', 'shadow'].includes(o.mmu)) throw new InvalidArgumentError(`--mmu must be direct, ept or shadow (got ${o.mmu})`);
       const { boot } = await import('./boot.ts');
       status = await boot({
         bios: o.bios, kernel: o.kernel, initrd: o.initrd, append: o.append, memory: o.memory, mmu: o.mmu, smp: o.smp, drives: o.drive, stats: o.stats,

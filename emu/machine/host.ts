@@ -22,6 +22,11 @@ export interface WasmCore {
   configureMicroTlb(on: number): void;
   flushTlb(vcpu: number): void;
   probeWalk(vcpu: number, gvaLo: number, gvaHi: number, access: number, cpl: number, implicit: number): number;
+  shadowRegionBytes(frames: number, poolBytes: number, ramBytes: number): number;
+  configureShadow(base: number, frames: number, poolBytes: number, ramBytes: number): void;
+  zapShadow(): void;
+  hostWroteGuest(gpa: number, bytes: number): void;
+  shadowRootHpa(vcpu: number): number;
   readRflags(vcpu: number): number;
   writeRflags(vcpu: number, value: number): void;
   invalidateDecoded(): void;
@@ -49,9 +54,11 @@ export const EXIT_NAMES: Record<number, string> = {
   [abi.EXIT_EPT_VIOLATION]: 'ept-violation', [abi.EXIT_IRQ_WINDOW]: 'irq-window',
 };
 
-/** How guest-physical memory reaches host memory: `direct` (gpa = host offset) or `ept` (the
- *  two-dimensional walk through a host-owned nested page table). */
-export type MmuMode = 'direct' | 'ept';
+/** How guest-physical memory reaches host memory: `direct` (gpa = host offset), `ept` (the
+ *  two-dimensional walk through a host-owned nested page table) or `shadow` (shadow page tables
+ *  gva -> hpa kept by the hypervisor, wasm/mmu/shadow.ts). */
+export type MmuMode = 'direct' | 'ept' | 'shadow';
+export const MMU_MODES: readonly MmuMode[] = ['direct', 'ept', 'shadow'];
 
 /** TLB geometry: sets x ways for the 4 KiB, 2 MiB and 1 GiB arrays and the second level. */
 export interface TlbGeometry {
@@ -94,11 +101,13 @@ export interface HostOptions {
   cpuid?: CpuidEntry[];
   /** Firmware image mapped so that it ends at 4 GiB (the reset vector is its last 16 bytes). */
   firmware?: Uint8Array;
-  /** `direct` (default) or `ept`. */
+  /** `direct` (default), `ept` or `shadow`. */
   mmu?: MmuMode;
-  /** Leaf size of the nested table's mappings of guest RAM under `ept` (default 2m when RAM is
+  /** Leaf size of the host's mappings of guest RAM under `ept` and `shadow` (default 2m when RAM is
    *  2 MiB-aligned, as a host with transparent huge pages would back it). */
   hostPageSize?: PageSize;
+  /** Shadow pages under `shadow` (default: one per 64 KiB of RAM, at least 512). */
+  shadowPages?: number;
 }
 
 /** Size of the block I/O staging buffer: larger transfers are made in pieces. */
@@ -111,6 +120,11 @@ export class Host {
   readonly mmu: MmuMode;
   /** The nested page table of this host's guest (under --mmu ept). */
   readonly ept: NestedPageTable | null = null;
+  /** Under --mmu shadow: the host's gpa -> hpa map (the same EPT-format table, but walked by the
+   *  shadow MMU in software, never by the hardware: KVM's memslots and host page tables). */
+  readonly gpaMap: NestedPageTable | null = null;
+  /** Under --mmu shadow: the shadow MMU's region of host memory (frames first). */
+  readonly shadowRegion: { hpa: number; frames: number; bytes: number } | null = null;
   readonly frames: HostFrameAllocator;
   /** Host memory [blockStagingBase, + BLOCK_STAGING_BYTES): staging for block I/O (wasm-dma.ts). */
   readonly blockStagingBase: number;
@@ -129,10 +143,7 @@ export class Host {
     }
     // Host frames for page tables (nested now, shadow later) follow RAM and ROM in the pool.
     const tableReserve = Math.ceil(ram / 256 / abi.WASM_PAGE) * abi.WASM_PAGE + 0x40000;
-    // Then the block data path's staging buffer (the image cache of wasm/blk), shared by the disks:
-    // devices run one request at a time.
-    const pages = (abi.GUEST_RAM_BASE + ram + rom + tableReserve + BLOCK_STAGING_BYTES) / abi.WASM_PAGE;
-    this.blockStagingBase = abi.GUEST_RAM_BASE + ram + rom + tableReserve;
+    const pages = (abi.GUEST_RAM_BASE + ram + rom + tableReserve) / abi.WASM_PAGE;
     this.memory = new WebAssembly.Memory({ initial: pages, maximum: 65536 });
     const instance = new WebAssembly.Instance(coreModule(), { env: {
       memory: this.memory,
@@ -144,12 +155,26 @@ export class Host {
       msrWrite: (vcpu: number, index: number) => this.guarded(() => this.msrWrite(vcpu, index >>> 0), 0),
     } });
     this.core = instance.exports as unknown as WasmCore;
+    this.mmu = opts.mmu ?? 'direct';
+    const poolBytes = ram + rom + tableReserve;
+    if (this.mmu === 'shadow') {
+      // The shadow MMU's pages and bookkeeping follow the pool; their size comes from the core.
+      const frames = opts.shadowPages ?? Math.max(512, Math.floor(ram / 0x10000));
+      const bytes = Math.ceil(this.core.shadowRegionBytes(frames, poolBytes, ram) / abi.WASM_PAGE) * abi.WASM_PAGE;
+      if (abi.GUEST_RAM_BASE + poolBytes + bytes > 0xffff0000) throw new Error('hvlab: no room for the shadow MMU under 4 GiB');
+      this.memory.grow(bytes / abi.WASM_PAGE);
+      this.shadowRegion = { hpa: poolBytes, frames, bytes };
+    }
+    // Last, the block data path's staging buffer (the image cache of wasm/blk), shared by the disks:
+    // devices run one request at a time.
+    this.blockStagingBase = this.memory.buffer.byteLength;
+    this.memory.grow(BLOCK_STAGING_BYTES / abi.WASM_PAGE);
     this.refreshViews();
     this.core.setFlatMemory(ram);
-    this.core.setHostPool(ram + rom + tableReserve);
-    this.frames = new HostFrameAllocator(this.dv, ram + rom, ram + rom + tableReserve);
-    this.mmu = opts.mmu ?? 'direct';
-    if (this.mmu === 'ept') {
+    this.core.setHostPool(poolBytes);
+    this.frames = new HostFrameAllocator(this.dv, ram + rom, poolBytes);
+    if (this.shadowRegion) this.core.configureShadow(this.shadowRegion.hpa, this.shadowRegion.frames, poolBytes, ram);
+    if (this.mmu === 'ept' || this.mmu === 'shadow') {
       const ept = new NestedPageTable(this.dv, this.frames);
       const size = opts.hostPageSize ?? (ram % 0x200000 === 0 ? '2m' : '4k');
       // Guest RAM is backed eagerly and at the same offsets (gpa = hpa): every guest page-table
@@ -157,7 +182,7 @@ export class Host {
       ept.map(0, 0, ram - (ram % (size === '1g' ? 0x40000000 : size === '2m' ? 0x200000 : 0x1000)), size);
       const rest = ram % (size === '1g' ? 0x40000000 : size === '2m' ? 0x200000 : 0x1000);
       if (rest) ept.map(ram - rest, ram - rest, rest, '4k');
-      this.ept = ept;
+      if (this.mmu === 'ept') this.ept = ept; else this.gpaMap = ept;
     }
     if (opts.firmware) {
       // The image's last byte sits at 4 GiB - 1; a shorter image is padded at the front with 0xFF.
@@ -229,6 +254,7 @@ export class Host {
     }
     this.u8.set(data, abi.GUEST_RAM_BASE + addr);
     this.core.invalidateDecoded();
+    if (this.gpaMap) this.core.hostWroteGuest(addr, data.length); // untrapped writes: shadow pages of those gfns go
   }
 
   /** Fill guest RAM [addr, addr + length) with `value`. */
@@ -238,6 +264,7 @@ export class Host {
     }
     this.u8.fill(value, abi.GUEST_RAM_BASE + addr, abi.GUEST_RAM_BASE + addr + length);
     this.core.invalidateDecoded();
+    if (this.gpaMap) this.core.hostWroteGuest(addr, length);
   }
 
   /** Choose the TLB geometry (every vCPU's TLBs are flushed). */
@@ -316,6 +343,10 @@ export class Vcpu {
     this.setU64(abi.ST_XCR0, 1n); // XCR0 resets to x87 only (SDM Vol. 1, 13.3)
     // The MMU configuration belongs to the host (the VMCS), not to the guest's architectural state.
     if (this.host.ept) this.setU64(abi.ST_EPTP, this.host.ept.eptp);
+    if (this.host.gpaMap) {
+      this.setU64(abi.ST_SHADOW, BigInt(this.host.gpaMap.root) | BigInt(abi.SHADOW_ENABLE));
+      this.host.core.zapShadow(); // (the roots this vCPU held are forgotten with its state)
+    }
     this.host.core.flushTlb(this.index);
   }
 

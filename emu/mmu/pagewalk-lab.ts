@@ -37,6 +37,17 @@ const RANDOM_READ_LOOP = [
   0xf4, //                          hlt
 ];
 
+// The touch loop: one read per page, so that a shadow MMU has built every spte before a measurement
+// (nasm listing): rdi = start, rsi = stride, rcx = pages.
+const TOUCH_GPA = 0x1800;
+const TOUCH_LOOP = [
+  0x8b, 0x17, //                    .loop: mov edx, [rdi]
+  0x48, 0x01, 0xf7, //                     add rdi, rsi
+  0x48, 0xff, 0xc9, //                     dec rcx
+  0x75, 0xf6, //                           jnz .loop
+  0xf4, //                                 hlt
+];
+
 export interface LabOptions {
   mmu: MmuMode;
   guestPage: PageSize;
@@ -71,6 +82,7 @@ export class PageWalkLab {
     this.guestTableBytes = this.tables.tableBytesWithin(WORKING_SET_GVA, mapped);
     this.mappedBytes = mapped;
     this.host.writeGuest(CODE_GPA, RANDOM_READ_LOOP);
+    this.host.writeGuest(TOUCH_GPA, TOUCH_LOOP);
     v.cr0 = 0x80000011n;
     v.setReg64(abi.ST_CR4, 0x20n);
     v.setReg64(abi.ST_EFER, 0x500n);
@@ -87,6 +99,22 @@ export class PageWalkLab {
     v.setReg(6, BigInt(bytes - 1) & ~3n);
     v.setReg(1, BigInt(loads));
     v.setReg(8, seed);
+    return this.runToHlt();
+  }
+
+  /** Read one word of every guest page of the working set (a shadow MMU then holds every spte). */
+  touchAll(): number {
+    const v = this.vcpu;
+    const step = PAGE_BYTES[this.opts.guestPage];
+    v.rip = BigInt(TOUCH_GPA);
+    v.setReg(7, WORKING_SET_GVA);
+    v.setReg(6, BigInt(Math.min(step, 0x1000)));
+    v.setReg(1, BigInt(this.mappedBytes / Math.min(step, 0x1000)));
+    return this.runToHlt();
+  }
+
+  private runToHlt(): number {
+    const v = this.vcpu;
     let total = 0;
     for (;;) {
       const before = v.counter(abi.CNT_INSTRUCTIONS);
@@ -97,10 +125,34 @@ export class PageWalkLab {
     }
   }
 
-  /** Bytes of page tables per GiB of guest memory mapped, in each dimension. */
-  tableBytesPerGiB(): { guest: number; host: number } {
+  /** Bytes of page tables per GiB of guest memory mapped, in each dimension (the shadow tables
+   *  under --mmu shadow: as many as the guest has touched). */
+  tableBytesPerGiB(): { guest: number; host: number; shadow: number } {
     const perGiB = 2 ** 30 / this.mappedBytes;
     const host = this.host.ept ? this.host.ept.tableBytesWithin(WORKING_SET_GPA, this.mappedBytes) : 0;
-    return { guest: this.guestTableBytes * perGiB, host: host * perGiB };
+    const shadow = this.host.gpaMap ? shadowTableBytesWithin(this.host, WORKING_SET_GVA, this.mappedBytes) : 0;
+    return { guest: this.guestTableBytes * perGiB, host: host * perGiB, shadow: shadow * perGiB };
   }
+}
+
+/** Bytes of the shadow page directories and page tables (levels 2 and 1) that map [gva, gva + bytes)
+ *  in vCPU 0's current shadow table (sptes are x86-64 paging entries). */
+export function shadowTableBytesWithin(host: Host, gva: bigint, bytes: number): number {
+  const root = host.core.shadowRootHpa(0);
+  if (root < 0) return 0;
+  const start = Number(gva);
+  const dv = host.view;
+  const count = (table: number, level: number, base: number): number => {
+    let n = 0;
+    const childSpan = 2 ** (12 + 9 * (level - 1));
+    for (let i = 0; i < 512; i++) {
+      const e = dv.getBigUint64(abi.GUEST_RAM_BASE + table + i * 8, true);
+      if (!(e & 1n) || level === 1 || (e & 0x80n)) continue;
+      const from = base + i * childSpan;
+      if (from + childSpan <= start || from >= start + bytes) continue;
+      n += (level - 1 <= 2 ? 1 : 0) + count(Number(e & 0x000ffffffffff000n), level - 1, from);
+    }
+    return n;
+  };
+  return count(root, 4, 0) * 0x1000;
 }

@@ -12,6 +12,7 @@ import {
 } from '../abi';
 import { ramSize } from '../mmu/translate';
 import { flushDecodedCache } from '../cpu/decode';
+import { shadowHostWrote } from '../mmu/shadow';
 
 const DESC_SIZE: u64 = 16;
 const DESC_F_NEXT: u32 = 1;
@@ -90,7 +91,11 @@ export function copySegments(first: i32, count: i32, offset: u64, staging: usize
     if (!inGuest(gpa, len)) break;
     if (skip >= len) { skip -= len; continue; }
     const n = min(len - skip, length - done);
-    if (toGuest) memory.copy(hostOf(gpa + skip), staging + <usize>done, <usize>n);
+    if (toGuest) {
+      memory.copy(hostOf(gpa + skip), staging + <usize>done, <usize>n);
+      // Under shadow paging a device write to a guest page table is not trapped: drop its shadows.
+      shadowHostWrote(gpa + skip, n);
+    }
     else memory.copy(staging + <usize>done, hostOf(gpa + skip), <usize>n);
     done += n; skip = 0;
   }

@@ -23,6 +23,7 @@ import {
 import { classify, executeFast, H_GENERIC } from './fastpath';
 import { ramSize, bouncePending, flushBounces, dataBreakpointHits, clearDataBreakpointHits, refreshDataBreakpoints } from '../mmu/translate';
 import { selectEpt } from '../mmu/ept';
+import { selectShadow } from '../mmu/shadow';
 import { selectTlb } from '../mmu/tlb';
 import { selectMmuCounters } from '../mmu/accounting';
 import { LOCK_EXT } from './decode-tables.generated';
@@ -363,6 +364,7 @@ export function run(vcpu: i32, budget: i32): i32 {
   setCpu(vcpu);
   selectMmuCounters(vcpu);
   selectEpt();
+  selectShadow();
   selectTlb(vcpu);
   loadState();
   refreshDataBreakpoints();

@@ -86,12 +86,20 @@ function refreshObserved(): void { refObserved = cacheModelOn || traceOn; }
 function observeRef(dim: i32, level: i32, gpa: u64, hpa: u64, entry: u64): void {
   let miss = false;
   if (cacheModelOn) { miss = cacheLookup(hpa); if (miss) mmuCount(MC_PT_MISSES); }
-  if (!traceOn) return;
+  if (traceOn) traceRecord(dim, level, cacheModelOn ? (miss ? 1 : 0) : 2, gpa, hpa, entry);
+}
+
+/** An event of the shadow MMU (TRACE_* in abi.ts) for the walk trace; nothing is counted. */
+export function traceEvent(kind: i32, level: i32, gpa: u64, hpa: u64, entry: u64): void {
+  if (traceOn) traceRecord(kind, level, 2, gpa, hpa, entry);
+}
+
+function traceRecord(dim: i32, level: i32, cache: i32, gpa: u64, hpa: u64, entry: u64): void {
   const n = load<u32>(MMU_TRACE_COUNT);
   if (n >= <u32>MMU_TRACE_MAX) return;
   // Record: u8 dim, u8 level, u8 cache miss (0/1, 2 = model off), u8 pad, u32 pad, u64 gpa, u64 hpa, u64 entry.
   const r = <usize>MMU_TRACE_BASE + <usize>n * 32;
-  store<u8>(r, <u8>dim); store<u8>(r + 1, <u8>level); store<u8>(r + 2, cacheModelOn ? (miss ? 1 : 0) : 2);
+  store<u8>(r, <u8>dim); store<u8>(r + 1, <u8>level); store<u8>(r + 2, <u8>cache);
   store<u64>(r + 8, gpa); store<u64>(r + 16, hpa); store<u64>(r + 24, entry);
   store<u32>(MMU_TRACE_COUNT, n + 1);
 }

@@ -68,6 +68,20 @@ function nestedTlbTranslate(gpa: u64, gva: u64, gvaValid: bool): u64 {
   return hpa;
 }
 
+/** The host's gpa -> hpa map walked in software by the shadow MMU (shadow.ts): the same table
+ *  format and the same violation exit, but no hardware walk, so its references are not counted
+ *  (KVM's gfn_to_pfn looks the memslots and the host's own tables up in software). */
+export function hostMapTranslate(root: u64, gpa: u64, access: i32): u64 {
+  const saved = eptRoot;
+  eptRoot = root;
+  softwareWalk = true;
+  const hpa = eptWalk(gpa, access, true, 0, false);
+  softwareWalk = false;
+  eptRoot = saved;
+  return hpa;
+}
+let softwareWalk: bool = false;
+
 function eptWalk(gpa: u64, access: i32, final: bool, gva: u64, gvaValid: bool): u64 {
   const need: u32 = access == ACC_WRITE ? 2 : access == ACC_FETCH ? 4 : 1;
   let table = eptRoot;
@@ -76,7 +90,7 @@ function eptWalk(gpa: u64, access: i32, final: bool, gva: u64, gvaValid: bool): 
   for (let level = 4; level >= 1; level--) {
     const at = table + (((gpa >> <u64>shift) & 511) << 3);
     const e = at + 8 <= hostPoolSize ? load<u64>(<usize>GUEST_RAM_BASE + <usize>at) : 0;
-    pageTableRef(DIM_HOST, level, gpa, at, e);
+    if (!softwareWalk) pageTableRef(DIM_HOST, level, gpa, at, e);
     rights &= <u32>e & 7;
     if ((<u32>e & 7) == 0) return violation(gpa, need, rights, final, gva, gvaValid);
     const leaf = level == 1 || ((e & EPT_LARGE) != 0 && level <= 3);

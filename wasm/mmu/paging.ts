@@ -115,6 +115,16 @@ export function setPdeCache(on: bool): void { pdeCacheOn = on; flushPdeCache(); 
 export function flushPdeCache(): void {
   for (let i = 0; i < PDE_CACHE_ENTRIES; i++) unchecked(pdeTag[i] = <u64>-1);
 }
+// ---- What the shadow MMU needs from the walk (shadow.ts, KVM's FNAME(walk_addr) guest_walker) ----
+/** Per level (1-4) of the last walk: the gpa of the table read and the gpte found there. */
+export const gwTable = new StaticArray<u64>(6);
+export const gwEntry = new StaticArray<u64>(6);
+/** Under --mmu shadow the walk is the hypervisor's software walk of a shadow page fault: it counts
+ *  its references but is not a hardware walk (MC_WALKS), and it never uses the PDE cache, whose
+ *  stale entries would otherwise be copied into sptes that outlive the guest's invalidation. */
+let shadowWalker: bool = false;
+export function setShadowWalker(on: bool): void { shadowWalker = on; }
+
 /** The running vCPU's TLB tag (PCID and VPID), kept by tlb.ts. */
 let walkTag: u32 = 0;
 export function setWalkTag(tag: u32): void { walkTag = tag; }
@@ -146,7 +156,8 @@ export function walk(lin: u64, access: i32): u64 {
   let rw = true, us = true, xd = false;
   let first = levels;
   const pdeSlot = <i32>(lin >> 21) & (PDE_CACHE_ENTRIES - 1);
-  if (pdeCacheOn && levels == 4) {
+  const pdeCache = pdeCacheOn && levels == 4 && !shadowWalker;
+  if (pdeCache) {
     if (unchecked(pdeTag[pdeSlot]) == (lin >> 21) && unchecked(pdeKey[pdeSlot]) == walkTag) {
       const r = unchecked(pdeRights[pdeSlot]);
       table = unchecked(pdeTable[pdeSlot]);
@@ -161,6 +172,7 @@ export function walk(lin: u64, access: i32): u64 {
     const index = (lin >> shift) & ((<u64>1 << indexBits) - 1);
     const e = readEntry(table + index * (wide ? 8 : 4), wide, level, lin, true);
     if (aborted) return <u64>-1;
+    unchecked(gwTable[level] = table); unchecked(gwEntry[level] = e);
     if ((e & PTE_P) == 0) return pageFault(lin, error);
     // Reserved bits: physical-address bits above MAXPHYADDR, XD without NXE, PS where it is not
     // allowed, and the low address bits of large-page entries that must be zero.
@@ -179,7 +191,7 @@ export function walk(lin: u64, access: i32): u64 {
       if ((e & PTE_A) == 0) writeEntry(wide, e | PTE_A);
       table = wide ? e & PHYS_MASK : e & 0xfffff000;
       shift -= indexBits;
-      if (level == 2 && pdeCacheOn && levels == 4) {
+      if (level == 2 && pdeCache) {
         unchecked(pdeTag[pdeSlot] = lin >> 21); unchecked(pdeKey[pdeSlot] = walkTag); unchecked(pdeTable[pdeSlot] = table);
         unchecked(pdeRights[pdeSlot] = (rw ? RIGHT_W : 0) | (us ? RIGHT_U : 0) | (xd ? RIGHT_NX : 0));
       }
@@ -202,7 +214,7 @@ export function walk(lin: u64, access: i32): u64 {
     walkPageShift = <i32>shift;
     walkRights = (rw ? RIGHT_W : 0) | (us ? RIGHT_U : 0) | (xd && nxe ? RIGHT_NX : 0) | ((nv & PTE_D) != 0 ? RIGHT_DIRTY : 0)
       | ((e & PTE_G) != 0 && (cr4 & CR4_PGE) != 0 ? RIGHT_GLOBAL : 0);
-    mmuCount(MC_WALKS);
+    if (!shadowWalker) mmuCount(MC_WALKS);
     if (!wide && large) {
       // 4 MiB page: bits 31:22 from the PDE, bits 39:32 from PDE bits 20:13 (PSE-36).
       return (e & 0xffc00000) | ((e & 0x1fe000) << 19) | (lin & 0x3fffff);

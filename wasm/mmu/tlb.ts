@@ -220,6 +220,38 @@ export function tlbFlushEverything(): void {
   memory.fill(TLB_BASE, 0, <usize>TLB_AREA_SIZE * <usize>MAX_VCPUS);
 }
 
+/** Every vCPU, every entry (the configured arrays only, so cheaper than tlbFlushEverything's fill of
+ *  the whole area): the shadow MMU dropped its reverse map. */
+export function tlbInvalidateAllVcpus(): void {
+  flushPdeCache();
+  microFlush();
+  const total = <usize>totalEntries();
+  for (let v = 0; v < MAX_VCPUS; v++) {
+    const base = <usize>TLB_BASE + <usize>v * <usize>TLB_AREA_SIZE;
+    const end = base + total * TLB_ENTRY_SIZE;
+    for (let e = base; e < end; e += TLB_ENTRY_SIZE) store<u32>(e, 0, 8);
+  }
+}
+
+/** Every vCPU: drop the entries that map host frame `hpaPage` (4 KiB aligned), in any page size.
+ *  The shadow MMU calls it when that frame becomes a guest page table it write-protects, so no
+ *  writable translation of it stays cached (KVM flushes remote TLBs after write-protecting). */
+export function tlbFlushHostFrame(hpaPage: u64): void {
+  microFlush();
+  const total = <usize>totalEntries();
+  for (let v = 0; v < MAX_VCPUS; v++) {
+    const base = <usize>TLB_BASE + <usize>v * <usize>TLB_AREA_SIZE;
+    const end = base + total * TLB_ENTRY_SIZE;
+    for (let e = base; e < end; e += TLB_ENTRY_SIZE) {
+      if ((load<u32>(e, 8) & KEY_VALID) == 0) continue;
+      const cls = load<u32>(e, 12) >> 8;
+      const size: u64 = cls == <u32>PS_4K ? 0x1000 : cls == <u32>PS_2M ? 0x200000 : 0x40000000;
+      const page = load<u64>(e, 16);
+      if (hpaPage >= page && hpaPage < page + size) store<u32>(e, 0, 8);
+    }
+  }
+}
+
 function totalEntries(): u32 {
   let t: u32 = 0;
   for (let i = 0; i < TLB_ARRAYS; i++) t += unchecked(sets[i]) * unchecked(ways[i]);

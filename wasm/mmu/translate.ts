@@ -19,6 +19,10 @@ import {
 import { eptOn, eptTranslate, eptPageShift, eptRights } from './ept';
 import { tlbLookup, tlbLookupL2, tlbInsert, countTlbMiss, microPage, microHost, microTlbOn } from './tlb';
 import { cacheModelOn, dataAccess, mmuCount } from './accounting';
+import {
+  shadowActive, shadowWalk, shadowFault, shadowPageShift, shadowRights, shadowFaultHpa, shadowFaultGpa,
+  ptWritesPending, shadowSyncWrites, SF_FAULT, SF_UNBACKED, SF_EMULATE,
+} from './shadow';
 
 /** Size of the guest RAM mapped at GUEST_RAM_BASE (set by the host). */
 export let ramSize: u64 = 0;
@@ -182,6 +186,7 @@ function tlbMiss(lin: u64, size: i32, access: i32, kind: u32): usize {
   if (hpa == <u64>-1) {
     countTlbMiss();
     if (pagingOn && mode64 && (!isCanonical(lin) || !isCanonical(lin + <u64>size - 1))) { raiseGP0(); return 0; }
+    if (pagingOn && shadowActive()) return shadowMiss(lin, size, access, kind);
     let gpa: u64 = lin, guestShift: i32 = 30, rights: u32 = RIGHT_W | RIGHT_U | RIGHT_DIRTY;
     if (pagingOn) {
       gpa = walk(lin, access);
@@ -212,6 +217,33 @@ function tlbMiss(lin: u64, size: i32, access: i32, kind: u32): usize {
   return <usize>GUEST_RAM_BASE + <usize>hpa;
 }
 
+/** --mmu shadow: the hardware walks the shadow table (gva -> hpa, one dimension); when it finds no
+ *  usable spte, the hypervisor's page-fault handler (shadow.ts) builds it, reflects a guest #PF, or
+ *  emulates the access (a write to a guest page table is done here and synced after the
+ *  instruction), and the access retries through the shadow walk as the guest would. */
+function shadowMiss(lin: u64, size: i32, access: i32, kind: u32): usize {
+  let hpa = shadowWalk(lin, access);
+  if (hpa == <u64>-1) {
+    const r = shadowFault(lin, size, access);
+    if (r == SF_FAULT) return 0;
+    if (r == SF_UNBACKED) return unbacked(shadowFaultGpa, size, access); // ROM, MMIO: never cached
+    if (r == SF_EMULATE || (hpa = shadowWalk(lin, access)) == <u64>-1) {
+      if (ptWritesPending) bouncePending = true; // the run loop calls flushBounces after the instruction
+      allowedKindsLast = 0;
+      hpa = shadowFaultHpa;
+      if (cacheModelOn) dataAccess(hpa);
+      return <usize>GUEST_RAM_BASE + <usize>hpa;
+    }
+  }
+  const shift = shadowPageShift;
+  const mask: u64 = (<u64>1 << <u64>shift) - 1;
+  allowedKindsLast = allowedKinds(shadowRights, 7);
+  tlbInsert(lin, shift == 12 ? PS_4K : PS_2M, hpa & ~mask, allowedKindsLast, (shadowRights & RIGHT_GLOBAL) != 0);
+  if (cacheModelOn) dataAccess(hpa);
+  if (((allowedKindsLast >> kind) & 1) != 0) remember(kind, lin, hpa);
+  return <usize>GUEST_RAM_BASE + <usize>hpa;
+}
+
 /** Access kinds (bit ACC_* for supervisor, ACC_* + 3 for user) a cached entry may serve without a
  *  walk, under the CR0.WP/CR4.SMEP/SMAP in force (changing them flushes the TLB). Writes need the
  *  dirty bit already set; SMAP-protected supervisor data accesses always walk (RFLAGS.AC decides). */
@@ -234,6 +266,9 @@ function allowedKinds(rights: u32, eptRightsBits: u32): u32 {
 /** Copy staged split writes back to their two pages and hand staged device writes to the host
  *  (when the instruction completed without a fault), then free the slots. */
 export function flushBounces(commit: bool): void {
+  // Emulated writes to shadowed guest page tables: synced whether or not the instruction completed,
+  // since a faulting instruction may already have written some of its bytes.
+  if (ptWritesPending) shadowSyncWrites();
   if (commit) {
     const vcpu = <i32>((cpu - <usize>VCPU_AREA_BASE) / <usize>VCPU_STRIDE);
     for (let i = 0; i < mmioUsed; i++) {
