@@ -3,7 +3,7 @@ import type { PagewalkRow, ChurnRow } from '../../bench/pagewalk.ts';
 import type { ExitCounts } from '../mmu/exit-cost.ts';
 
 export function formatPagewalkHeader(timing: boolean): string {
-  return `mode    guest  host  refs/walk  TLB miss rate  ${timing ? 'extra ns/load' : 'cache misses/access'}  page tables per GiB  exits  est. cycles/access`;
+  return `mode    guest  host  refs/walk  TLB miss rate  ${timing ? 'extra ns/load' : 'cache misses/access'}  page tables per GiB             exits  est. cycles/access`;
 }
 
 function bytes(n: number): string {
@@ -16,7 +16,7 @@ export function formatPagewalkRow(r: PagewalkRow): string {
   const last = r.extra_ns_per_access !== undefined ? r.extra_ns_per_access.toFixed(1).padStart(13) : r.misses_per_access.toFixed(2).padStart(19);
   const tables = r.mode === 'shadow' ? `${bytes(r.pt_bytes_per_gib)} (shadow ${bytes(r.pt_bytes_per_gib_by_table.shadow)})` : bytes(r.pt_bytes_per_gib);
   return `${r.mode.padEnd(6)}  ${r.guest_page.padEnd(5)}  ${(r.host_page ?? '-').padEnd(4)}  ${r.refs_per_walk.toFixed(2).padStart(9)}  `
-    + `${r.tlb_miss_rate.toFixed(3).padStart(13)}  ${last}  ${tables.padEnd(19)}  ${String(exitTotal(r.exits)).padStart(5)}  ${r.est_cycles_per_access.toFixed(0).padStart(18)}`
+    + `${r.tlb_miss_rate.toFixed(3).padStart(13)}  ${last}  ${tables.padEnd(30)}  ${String(exitTotal(r.exits)).padStart(5)}  ${r.est_cycles_per_access.toFixed(0).padStart(18)}`
     + (r.build_exits ? `  (building the shadow tables first: ${exitTotal(r.build_exits)} exits)` : '');
 }
 

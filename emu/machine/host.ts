@@ -106,7 +106,7 @@ export interface HostOptions {
   /** Leaf size of the host's mappings of guest RAM under `ept` and `shadow` (default 2m when RAM is
    *  2 MiB-aligned, as a host with transparent huge pages would back it). */
   hostPageSize?: PageSize;
-  /** Shadow pages under `shadow` (default: one per 64 KiB of RAM, at least 512). */
+  /** Shadow pages under `shadow` (default: one per 64 KiB of RAM, at least 512, at most 32768). */
   shadowPages?: number;
 }
 
@@ -159,7 +159,7 @@ export class Host {
     const poolBytes = ram + rom + tableReserve;
     if (this.mmu === 'shadow') {
       // The shadow MMU's pages and bookkeeping follow the pool; their size comes from the core.
-      const frames = opts.shadowPages ?? Math.max(512, Math.floor(ram / 0x10000));
+      const frames = opts.shadowPages ?? Math.min(32768, Math.max(512, Math.floor(ram / 0x10000)));
       const bytes = Math.ceil(this.core.shadowRegionBytes(frames, poolBytes, ram) / abi.WASM_PAGE) * abi.WASM_PAGE;
       if (abi.GUEST_RAM_BASE + poolBytes + bytes > 0xffff0000) throw new Error('hvlab: no room for the shadow MMU under 4 GiB');
       this.memory.grow(bytes / abi.WASM_PAGE);

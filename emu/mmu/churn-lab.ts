@@ -8,6 +8,7 @@
 import * as abi from '../../wasm/abi.ts';
 import { Host, type MmuMode, type Vcpu } from '../machine/host.ts';
 import { GuestPageTables, PTE_RW } from './guest-page-tables.ts';
+import { runToHlt } from './pagewalk-lab.ts';
 import type { PageSize } from '../hv/mm/nested-page-table.ts';
 
 const CODE_GPA = 0x1000;
@@ -97,14 +98,7 @@ export class ChurnLab {
     v.setReg(2, BigInt(DATA_GPA));
     v.setReg(1, BigInt(iterations));
     v.setReg(9, BigInt(pages));
-    let total = 0;
-    for (;;) {
-      const before = v.counter(abi.CNT_INSTRUCTIONS);
-      const r = v.run(1_000_000);
-      total += Number(v.counter(abi.CNT_INSTRUCTIONS) - before);
-      if (r === abi.EXIT_HLT) return total;
-      if (r !== abi.EXIT_BUDGET) throw new Error(`hvlab: the churn guest stopped with exit ${r} at 0x${v.exit().rip.toString(16)}`);
-    }
+    return runToHlt(v, 'the churn guest');
   }
 
   /** What the guest left in memory: the first word of each user page and whether every table page

@@ -8,6 +8,18 @@ import { Host, type MmuMode, type Vcpu } from '../machine/host.ts';
 import { GuestPageTables, PTE_RW, PTE_US } from './guest-page-tables.ts';
 import { PAGE_BYTES, type PageSize } from '../hv/mm/nested-page-table.ts';
 
+/** Run a lab guest until it halts; returns the instructions it ran. Any other exit is an error. */
+export function runToHlt(v: Vcpu, guest: string): number {
+  let total = 0;
+  for (;;) {
+    const before = v.counter(abi.CNT_INSTRUCTIONS);
+    const r = v.run(1_000_000);
+    total += Number(v.counter(abi.CNT_INSTRUCTIONS) - before);
+    if (r === abi.EXIT_HLT) return total;
+    if (r !== abi.EXIT_BUDGET) throw new Error(`hvlab: ${guest} stopped with exit ${r} at 0x${v.exit().rip.toString(16)}`);
+  }
+}
+
 export const WORKING_SET_GVA = 0x7f0000000000n; // a user-space address, aligned for every page size
 const CODE_GPA = 0x1000;
 const TABLES_GPA = 0x200000; // guest page tables: [2 MiB, 8 MiB)
@@ -113,17 +125,7 @@ export class PageWalkLab {
     return this.runToHlt();
   }
 
-  private runToHlt(): number {
-    const v = this.vcpu;
-    let total = 0;
-    for (;;) {
-      const before = v.counter(abi.CNT_INSTRUCTIONS);
-      const r = v.run(1_000_000);
-      total += Number(v.counter(abi.CNT_INSTRUCTIONS) - before);
-      if (r === abi.EXIT_HLT) return total;
-      if (r !== abi.EXIT_BUDGET) throw new Error(`hvlab: the page-walk guest stopped with exit ${r} at 0x${v.exit().rip.toString(16)}`);
-    }
-  }
+  private runToHlt(): number { return runToHlt(this.vcpu, 'the page-walk guest'); }
 
   /** Bytes of page tables per GiB of guest memory mapped, in each dimension (the shadow tables
    *  under --mmu shadow: as many as the guest has touched). */

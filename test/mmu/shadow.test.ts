@@ -8,6 +8,7 @@ import { Host, MMU_MODES, type MmuMode } from '../../emu/machine/host.ts';
 import { GuestPageTables, PTE_RW, PTE_US } from '../../emu/mmu/guest-page-tables.ts';
 import { ChurnLab } from '../../emu/mmu/churn-lab.ts';
 import { walk } from '../../emu/cli/walk.ts';
+import { WasmDma } from '../../emu/devices/virtio/wasm-dma.ts';
 
 const USER_GVA = 0x8000000000n;
 const PAGE_A = 0x400000, PAGE_B = 0x500000;
@@ -51,6 +52,25 @@ const EDIT_PTE = [
   0x49, 0x8b, 0x18, //       mov rbx, [r8]       ; read through the new mapping
   0xf4, //                   hlt
 ];
+
+/** A kernel that has read its user page once (so shadow paging has built the walk); returns the PTE's gpa. */
+function userPageRead(mmu: MmuMode) {
+  const { host, v, pt } = kernel(mmu);
+  const pte = entryGpa(host, pt.root, USER_GVA, 1);
+  host.writeGuest(0x1000, [0x49, 0x8b, 0x00, 0xf4]); // mov rax, [r8]; hlt
+  v.rip = 0x1000n; v.setReg(8, USER_GVA);
+  expect(v.run(100)).toBe(abi.EXIT_HLT);
+  expect(v.reg(0) & 0xffffffffn).toBe(0x11111111n);
+  return { host, v, pte };
+}
+
+/** After the PTE was rewritten behind the MMU's back (and the TLB flushed), the read sees PAGE_B. */
+function expectRemapped(host: Host, v: ReturnType<Host['vcpu']>, mmu: MmuMode): void {
+  host.core.flushTlb(0); // (and the guest's invalidation)
+  v.rip = 0x1000n;
+  expect(v.run(100)).toBe(abi.EXIT_HLT);
+  expect(v.reg(0) & 0xffffffffn, mmu).toBe(0x22222222n);
+}
 
 function runEditPte(mmu: MmuMode) {
   const { host, v, pt } = kernel(mmu);
@@ -163,19 +183,28 @@ describe('shadow paging', () => {
 
   it('drops the shadow of a guest page table that the host itself rewrites (no trap saw it)', () => {
     for (const mmu of MMU_MODES) {
-      const { host, v, pt } = kernel(mmu);
-      const pte = entryGpa(host, pt.root, USER_GVA, 1);
-      host.writeGuest(0x1000, [0x49, 0x8b, 0x00, 0xf4]); // mov rax, [r8]; hlt
-      v.rip = 0x1000n; v.setReg(8, USER_GVA);
-      expect(v.run(100)).toBe(abi.EXIT_HLT);
-      expect(v.reg(0) & 0xffffffffn).toBe(0x11111111n);
+      const { host, v, pte } = userPageRead(mmu);
       const e = new DataView(new ArrayBuffer(8));
       e.setBigUint64(0, BigInt(PAGE_B) | 7n, true);
       host.writeGuest(pte, new Uint8Array(e.buffer)); // as a device's DMA would
-      host.core.flushTlb(0); // (and the guest's invalidation)
-      v.rip = 0x1000n;
-      expect(v.run(100)).toBe(abi.EXIT_HLT);
-      expect(v.reg(0) & 0xffffffffn, mmu).toBe(0x22222222n);
+      expectRemapped(host, v, mmu);
+    }
+  });
+
+  it('drops the shadow of a guest page table that a virtio device overwrites through the WebAssembly data path', () => {
+    for (const mmu of MMU_MODES) {
+      const { host, v, pte } = userPageRead(mmu);
+      // One device-writable descriptor over the PTE: a disk read landing on a live page table.
+      const table = 0x3000;
+      const d = new DataView(new ArrayBuffer(16));
+      d.setBigUint64(0, BigInt(pte), true); d.setUint32(8, 8, true); d.setUint16(12, 2, true);
+      host.writeGuest(table, new Uint8Array(d.buffer));
+      const dma = new WasmDma(host);
+      expect(dma.walkChain(table, 1, 0, false).fault).toBeNull();
+      new DataView(dma.staging(8).buffer, dma.staging(8).byteOffset, 8).setBigUint64(0, BigInt(PAGE_B) | 7n, true);
+      dma.scatter(0, 1, 0, 8);
+      expect(readU64(host, pte)).toBe(BigInt(PAGE_B) | 7n);
+      expectRemapped(host, v, mmu);
     }
   });
 

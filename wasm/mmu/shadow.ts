@@ -147,6 +147,9 @@ function resetPools(): void {
 export let shadowOn: bool = false;
 let hostMapRoot: u64 = 0;
 export function selectShadow(): void {
+  // A page-table write made outside an instruction (an event delivery's push just before an exit)
+  // is synced before anything else runs.
+  if (ptWritesPending) shadowSyncWrites();
   const s = load<u64>(cpu + ST_SHADOW);
   shadowOn = shadowConfigured && (s & SHADOW_ENABLE) != 0;
   hostMapRoot = s & ~(<u64>0xfff);
