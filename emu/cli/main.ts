@@ -84,6 +84,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--iterations <n>', 'address spaces created and torn down (--churn)', intArg)
     .option('--exit-cycles <n>', 'cycles per exit to the hypervisor in the estimate (default by cause: page fault 3000, page-table write 3500, CR3 1500, INVLPG 1500)', intArg)
     .option('--timing', 'measure the extra ns of a load over 512 MiB against 64 KiB instead (cache model off, default TLB)')
+    .option('--rounds <n>', 'alternating small/large rounds of --timing; the median is reported', intArg)
     .option('--working-set <MiB>', 'working set in MiB (a power of two)', intArg)
     .option('--loads <n>', 'random loads per measurement', intArg)
     .option('--cache <KiB>', 'data-cache model size in KiB', intArg, 256)
@@ -103,7 +104,7 @@ export async function main(argv: string[]): Promise<number> {
         return;
       }
       const r = benchPagewalk({
-        timing: o.timing, workingSet: o.workingSet ? o.workingSet << 20 : undefined, loads: o.loads,
+        timing: o.timing, rounds: o.rounds, workingSet: o.workingSet ? o.workingSet << 20 : undefined, loads: o.loads,
         cacheBytes: o.cache << 10, cacheWays: o.cacheWays, tlb: o.tlb, cost,
         onRow: o.json ? undefined : (row) => { if (!header) { console.log(formatPagewalkHeader(!!o.timing)); header = true; } console.log(formatPagewalkRow(row)); },
       });
