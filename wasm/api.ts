@@ -3,7 +3,7 @@
 // read and written through linear memory at the offsets of wasm/abi.ts.
 import * as abi from './abi';
 import { run as runLoop } from './cpu/execute';
-import { setRamSize, setRomSize } from './mmu/translate';
+import { setRamSize, setRomSize, guestRamWritten } from './mmu/translate';
 import { setCpu, loadState, saveState, cpu, overrideCpl } from './cpu/state';
 import { clearFault, faultVector, faultError } from './cpu/fault';
 import { setHostPoolSize, selectEpt, eptOn, eptTranslate, eptPageShift, setNestedTlb, flushNestedTlb } from './mmu/ept';
@@ -13,7 +13,7 @@ import { walk, walkPageShift, setImplicitSupervisor, setPdeCache, flushPdeCache 
 import {
   configureShadow as mmuConfigureShadow, shadowRegionBytes as mmuShadowRegionBytes, shadowZapAll, selectShadow,
   shadowActive, shadowWalk, shadowFault, shadowFaultHpa, shadowFaultGpa, shadowPageShift, shadowRootHpa as mmuShadowRootHpa,
-  ptWritesPending, shadowSyncWrites, SF_INSTALLED, SF_EMULATE, shadowHostWrote,
+  ptWritesPending, shadowSyncWrites, SF_INSTALLED, SF_EMULATE,
 } from './mmu/shadow';
 import { getFlags, setFlags } from './cpu/flags';
 import { flushDecodedCache } from './cpu/decode';
@@ -93,8 +93,9 @@ export function configureShadow(base: f64, frames: i32, poolBytes: f64, ramBytes
   mmuConfigureShadow(<u64>base, <u32>frames, <u64>poolBytes, <u64>ramBytes);
 }
 
-/** The host wrote guest memory [gpa, gpa + bytes) itself: shadow pages of the gfns go. */
-export function hostWroteGuest(gpa: f64, bytes: f64): void { shadowHostWrote(<u64>gpa, <u64>bytes); }
+/** The host wrote guest memory [gpa, gpa + bytes) itself: decoded instructions and the shadow pages
+ *  of those gfns go (translate.ts guestRamWritten). */
+export function hostWroteGuest(gpa: f64, bytes: f64): void { guestRamWritten(<u64>gpa, <u64>bytes); }
 
 /** Drop every shadow page (they are rebuilt on demand). */
 export function zapShadow(): void { shadowZapAll(); }

@@ -195,7 +195,7 @@ function amlInteger(value: number): number[] {
   if (value === 1) return [AML_ONE_OP];
   if (value <= 0xff) return [AML_BYTE_PREFIX, value];
   if (value <= 0xffff) return [AML_WORD_PREFIX, value & 0xff, value >>> 8];
-  return [AML_DWORD_PREFIX, value & 0xff, (value >>> 8) & 0xff, (value >>> 16) & 0xff, value >>> 24];
+  return amlDword(value);
 }
 
 /** PkgLength (20.2.4) of a body of `contentLength` bytes: the encoded length counts itself. Lead

@@ -253,8 +253,7 @@ export class Host {
       throw new Error(`hvlab: guest write [0x${addr.toString(16)}, +${data.length}) is outside guest RAM`);
     }
     this.u8.set(data, abi.GUEST_RAM_BASE + addr);
-    this.core.invalidateDecoded();
-    if (this.gpaMap) this.core.hostWroteGuest(addr, data.length); // untrapped writes: shadow pages of those gfns go
+    this.core.hostWroteGuest(addr, data.length); // untrapped: decoded code and shadow pages of those gfns go
   }
 
   /** Fill guest RAM [addr, addr + length) with `value`. */
@@ -263,8 +262,7 @@ export class Host {
       throw new Error(`hvlab: guest fill [0x${addr.toString(16)}, +${length}) is outside guest RAM`);
     }
     this.u8.fill(value, abi.GUEST_RAM_BASE + addr, abi.GUEST_RAM_BASE + addr + length);
-    this.core.invalidateDecoded();
-    if (this.gpaMap) this.core.hostWroteGuest(addr, length);
+    this.core.hostWroteGuest(addr, length);
   }
 
   /** Choose the TLB geometry (every vCPU's TLBs are flushed). */

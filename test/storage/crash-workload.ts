@@ -3,6 +3,7 @@
 // Run as a program (node --import tsx crash-workload.ts IMAGE SEED), it applies the
 // operations through the storage layer until it is killed, printing "flushed N" after each completed
 // flush of the first N operations.
+import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import type { BlockImage } from '../../emu/hv/storage/block-image.ts';
 import { openImage } from '../../emu/hv/storage/open.ts';
@@ -23,6 +24,14 @@ export function xorshift(seed: number): () => number {
 
 /** Endless operations on a disk of `size` bytes: mostly writes of 1..64 sectors at random sectors, some
  *  writeZeroes and discards (which free clusters), a flush after about one operation in four. */
+/** A raw base image of `size` pseudo-random bytes (seeded) at `path`; returns its contents. */
+export function writeRandomBase(path: string, size: number, seed: number): Uint8Array {
+  const bytes = new Uint8Array(size), view = new DataView(bytes.buffer), fill = xorshift(seed);
+  for (let i = 0; i < size; i += 4) view.setUint32(i, fill());
+  writeFileSync(path, bytes);
+  return bytes;
+}
+
 export function* operations(seed: number, size: number): Generator<Op> {
   const next = xorshift(seed);
   const sectors = size / 512;

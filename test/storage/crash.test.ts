@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openImage } from '../../emu/hv/storage/open.ts';
 import { createQcow2 } from '../../emu/hv/storage/qcow2.ts';
-import { type Op, applyOp, bytesMatchingNoState, operations, xorshift } from './crash-workload.ts';
+import { type Op, applyOp, bytesMatchingNoState, operations, writeRandomBase, xorshift } from './crash-workload.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'hvlab-crash-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -53,11 +53,7 @@ function opsOf(seed: number, count: number): { flushed: Op[]; maybe: Op[] } {
 describe('a process killed during a write workload', () => {
   it('leaves an image qemu-img check accepts, holding every flushed write (8 seeded rounds)', async () => {
     const base = join(dir, 'base.raw');
-    execFileSync('qemu-img', ['create', '-q', '-f', 'raw', base, String(DISK)]);
-    const baseBytes = new Uint8Array(DISK);
-    const fill = xorshift(0xba5e);
-    for (let i = 0; i < DISK; i += 4) new DataView(baseBytes.buffer).setUint32(i, fill());
-    writeFileSync(base, baseBytes);
+    const baseBytes = writeRandomBase(base, DISK, 0xba5e);
     const baseHash = sha(baseBytes);
 
     const rng = xorshift(20261126);

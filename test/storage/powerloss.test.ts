@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openImage } from '../../emu/hv/storage/open.ts';
 import { createQcow2 } from '../../emu/hv/storage/qcow2.ts';
-import { type Op, applyOp, bytesMatchingNoState, operations, runOp, xorshift } from './crash-workload.ts';
+import { type Op, applyOp, bytesMatchingNoState, operations, runOp, writeRandomBase, xorshift } from './crash-workload.ts';
 
 type JournalEntry = { sync: false; position: number; bytes: Uint8Array } | { sync: true };
 const journal = vi.hoisted(() => ({ recording: false, entries: [] as ({ sync: false; position: number; bytes: Uint8Array } | { sync: true })[] }));
@@ -71,11 +71,7 @@ function crashedFile(initial: Uint8Array, entries: JournalEntry[], cut: number, 
 describe('a host crash during a write workload', () => {
   it('leaves images qemu-img check accepts, holding every flushed write (sector-granular reordering since the last fsync)', () => {
     const base = join(dir, 'base.raw');
-    execFileSync('qemu-img', ['create', '-q', '-f', 'raw', base, String(DISK)]);
-    const baseBytes = new Uint8Array(DISK);
-    const fill = xorshift(7);
-    for (let i = 0; i < DISK; i += 4) new DataView(baseBytes.buffer).setUint32(i, fill());
-    writeFileSync(base, baseBytes);
+    const baseBytes = writeRandomBase(base, DISK, 7);
 
     const clusterBits = 9, clusterSize = 2 ** clusterBits;
     const overlay = join(dir, 'overlay.qcow2');

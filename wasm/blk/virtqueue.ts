@@ -10,9 +10,7 @@ import {
   BLK_FAULT_INDIRECT_NOT_NEGOTIATED, BLK_FAULT_INDIRECT_NOT_ALONE, BLK_FAULT_INDIRECT_NESTED,
   BLK_FAULT_INDIRECT_LENGTH, BLK_FAULT_INDIRECT_OUTSIDE, BLK_FAULT_TOO_LONG,
 } from '../abi';
-import { ramSize } from '../mmu/translate';
-import { flushDecodedCache } from '../cpu/decode';
-import { shadowHostWrote } from '../mmu/shadow';
+import { ramSize, guestRamWritten } from '../mmu/translate';
 
 const DESC_SIZE: u64 = 16;
 const DESC_F_NEXT: u32 = 1;
@@ -93,13 +91,10 @@ export function copySegments(first: i32, count: i32, offset: u64, staging: usize
     const n = min(len - skip, length - done);
     if (toGuest) {
       memory.copy(hostOf(gpa + skip), staging + <usize>done, <usize>n);
-      // Under shadow paging a device write to a guest page table is not trapped: drop its shadows.
-      shadowHostWrote(gpa + skip, n);
+      guestRamWritten(gpa + skip, n);
     }
     else memory.copy(staging + <usize>done, hostOf(gpa + skip), <usize>n);
     done += n; skip = 0;
   }
-  // DMA into guest RAM may overwrite code (a program loaded from disk): drop decoded instructions.
-  if (toGuest && done > 0) flushDecodedCache();
   return done;
 }

@@ -83,16 +83,15 @@ export let shadowConfigured: bool = false;
 let regionHpa: u64 = 0;
 let nFrames: u32 = 0;
 let framesHpa: u64 = 0;
-let metaAt: usize = 0, parentAt: usize = 0, rmapNodeAt: usize = 0, hashAt: usize = 0;
+let metaAt: usize = 0, hashAt: usize = 0;
 let rmap4kAt: usize = 0, rmap2mAt: usize = 0, shadowedAt: usize = 0, disallowAt: usize = 0;
-let nParents: u32 = 0, nRmap: u32 = 0, hashMask: u32 = 0, poolPages: u32 = 0, ramPages: u32 = 0;
-let freeSp: u32 = 0, freeParent: u32 = 0, freeRmap: u32 = 0; // heads: index + 1 / node index
-let nextParent: u32 = 1, nextRmap: u32 = 1, nextSp: u32 = 0;
+let hashMask: u32 = 0, poolPages: u32 = 0, ramPages: u32 = 0;
+let freeSp: u32 = 0, nextSp: u32 = 0; // free list head: index + 1
 
 function layout(base: u64, frames: u32, poolBytes: u64, ramBytes: u64): u64 {
   nFrames = frames;
-  nParents = frames * PARENTS_PER_SP + 1;
-  nRmap = frames * RMAP_PER_SP + 1;
+  unchecked(nodeCount[POOL_PARENT] = frames * PARENTS_PER_SP + 1);
+  unchecked(nodeCount[POOL_RMAP] = frames * RMAP_PER_SP + 1);
   let h: u32 = 1;
   while (h < frames) h <<= 1;
   hashMask = h - 1;
@@ -102,8 +101,9 @@ function layout(base: u64, frames: u32, poolBytes: u64, ramBytes: u64): u64 {
   let at: u64 = base + (<u64>frames << 12);
   const m = <u64>GUEST_RAM_BASE;
   metaAt = <usize>(m + at); at += <u64>frames * SP_META;
-  parentAt = <usize>(m + at); at += <u64>nParents * 8;
-  rmapNodeAt = <usize>(m + at); at += <u64>nRmap * 8;
+  for (let pool = 0; pool < NODE_POOLS; pool++) {
+    unchecked(nodeBase[pool] = <usize>(m + at)); at += <u64>unchecked(nodeCount[pool]) * 8;
+  }
   hashAt = <usize>(m + at); at += <u64>h * 4;
   rmap4kAt = <usize>(m + at); at += <u64>poolPages * 4;
   rmap2mAt = <usize>(m + at); at += (<u64>(poolPages >> 9) + 1) * 4;
@@ -133,8 +133,8 @@ function resetPools(): void {
   memory.fill(hashAt, 0, <usize>(hashMask + 1) * 4);
   memory.fill(rmap4kAt, 0, <usize>poolPages * 4 + <usize>((poolPages >> 9) + 1) * 4);
   memory.fill(shadowedAt, 0, <usize>disallowAt - shadowedAt + <usize>((ramPages >> 9) + 1) * 4);
-  freeSp = 0; freeParent = 0; freeRmap = 0;
-  nextParent = 1; nextRmap = 1; nextSp = 0;
+  freeSp = 0; nextSp = 0;
+  for (let pool = 0; pool < NODE_POOLS; pool++) { unchecked(nodeFree[pool] = 0); unchecked(nodeNext[pool] = 1); }
   for (let v = 0; v < MAX_VCPUS; v++) {
     const c = <usize>VCPU_AREA_BASE + <usize>v * <usize>VCPU_STRIDE;
     store<u32>(c + ST_SHADOW_ROOT, 0);
@@ -230,15 +230,7 @@ function zapSp(sp: u32): void {
     store<u64>(p, 0);
     dropSpte(sp, slot, e, level);
   }
-  let n = load<u32>(m, 12);
-  while (n != 0) {
-    const node = parentAt + <usize>n * 8;
-    store<u64>(refPtr(load<u32>(node)), 0);
-    const next = load<u32>(node, 4);
-    store<u32>(node, freeParent, 4); freeParent = n;
-    n = next;
-  }
-  store<u32>(m, 0, 12);
+  for (let ref = listTake(POOL_PARENT, m + 12); ref >= 0; ref = listTake(POOL_PARENT, m + 12)) store<u64>(refPtr(<u32>ref), 0);
   // Out of the hash chain.
   const gfn = load<u64>(m);
   let at = hashHead(gfn);
@@ -282,72 +274,74 @@ function dropSpte(sp: u32, slot: u32, e: u64, level: u32): void {
   dropSpte(sp, slot, e, spRole(sp) & ROLE_LEVEL);
 }
 
-// ---- Parent pointers (KVM's parent_ptes) ----
-/** A node from a pool (0 when it is exhausted). */
-function allocNode(isParent: bool): u32 {
-  if (isParent) {
-    if (freeParent != 0) { const n = freeParent; freeParent = load<u32>(parentAt + <usize>n * 8, 4); return n; }
-    if (nextParent < nParents) return nextParent++;
-  } else {
-    if (freeRmap != 0) { const n = freeRmap; freeRmap = load<u32>(rmapNodeAt + <usize>n * 8, 4); return n; }
-    if (nextRmap < nRmap) return nextRmap++;
-  }
-  return 0;
+// ---- Lists of sptes: parent pointers (KVM's parent_ptes) and the reverse map ----
+// Two pools of list nodes { u32 ref, u32 next } (ref = sp << 9 | slot; node 0 ends a list), each with
+// a free list. A list head is a u32 holding its first node.
+const POOL_PARENT = 0, POOL_RMAP = 1, NODE_POOLS = 2;
+const nodeBase = new StaticArray<usize>(NODE_POOLS);
+const nodeCount = new StaticArray<u32>(NODE_POOLS);
+const nodeNext = new StaticArray<u32>(NODE_POOLS); // never-used nodes start here
+const nodeFree = new StaticArray<u32>(NODE_POOLS); // free list head
+
+@inline function nodeAt(pool: i32, n: u32): usize { return unchecked(nodeBase[pool]) + <usize>n * 8; }
+
+function releaseNode(pool: i32, n: u32): void {
+  store<u32>(nodeAt(pool, n), unchecked(nodeFree[pool]), 4);
+  unchecked(nodeFree[pool] = n);
 }
 
-function parentAdd(child: u32, ref: u32): bool {
-  const n = allocNode(true);
-  if (n == 0) return false;
-  const node = parentAt + <usize>n * 8;
-  const m = meta(child);
-  store<u32>(node, ref); store<u32>(node, load<u32>(m, 12), 4);
-  store<u32>(m, n, 12);
-  return true;
-}
-
-function parentRemove(child: u32, ref: u32): void {
-  let at = meta(child) + 12;
-  let n = load<u32>(at);
-  while (n != 0) {
-    const node = parentAt + <usize>n * 8;
-    if (load<u32>(node) == ref) {
-      store<u32>(at, load<u32>(node, 4));
-      store<u32>(node, freeParent, 4); freeParent = n;
-      return;
-    }
-    at = node + 4; n = load<u32>(at);
-  }
-}
-
-// ---- Reverse map of writable leaf sptes, per host frame (4 KiB sptes) or 2 MiB run ----
-@inline function rmapHead(hfn: u64, large: bool): usize {
-  return large ? rmap2mAt + <usize>(hfn >> 9) * 4 : rmap4kAt + <usize>hfn * 4;
-}
-
-function rmapAdd(hfn: u64, ref: u32, large: bool): bool {
-  if (hfn >= <u64>poolPages) return false;
-  const n = allocNode(false);
-  if (n == 0) return false;
-  const head = rmapHead(hfn, large);
-  const node = rmapNodeAt + <usize>n * 8;
+/** Put `ref` at the front of the list at `head`; false when the pool is exhausted. */
+function listPush(pool: i32, head: usize, ref: u32): bool {
+  let n = unchecked(nodeFree[pool]);
+  if (n != 0) unchecked(nodeFree[pool] = load<u32>(nodeAt(pool, n), 4));
+  else if (unchecked(nodeNext[pool]) < unchecked(nodeCount[pool])) n = unchecked(nodeNext[pool]++);
+  else return false;
+  const node = nodeAt(pool, n);
   store<u32>(node, ref); store<u32>(node, load<u32>(head), 4);
   store<u32>(head, n);
   return true;
 }
 
-function rmapRemove(hfn: u64, ref: u32, large: bool): void {
-  if (hfn >= <u64>poolPages) return;
-  let at = rmapHead(hfn, large);
-  let n = load<u32>(at);
-  while (n != 0) {
-    const node = rmapNodeAt + <usize>n * 8;
-    if (load<u32>(node) == ref) {
-      store<u32>(at, load<u32>(node, 4));
-      store<u32>(node, freeRmap, 4); freeRmap = n;
-      return;
-    }
-    at = node + 4; n = load<u32>(at);
+/** Remove `ref` from the list at `head` (if it is there). */
+function listRemove(pool: i32, head: usize, ref: u32): void {
+  let at = head;
+  for (let n = load<u32>(at); n != 0; n = load<u32>(at)) {
+    const node = nodeAt(pool, n);
+    if (load<u32>(node) == ref) { store<u32>(at, load<u32>(node, 4)); releaseNode(pool, n); return; }
+    at = node + 4;
   }
+}
+
+/** Remove the first ref of the list at `head` and return it, or -1 when the list is empty. */
+function listTake(pool: i32, head: usize): i64 {
+  const n = load<u32>(head);
+  if (n == 0) return -1;
+  const node = nodeAt(pool, n);
+  store<u32>(head, load<u32>(node, 4));
+  releaseNode(pool, n);
+  return <i64>load<u32>(node);
+}
+
+/** First ref of the list at `head` (left in it), or -1. */
+function listFirst(pool: i32, head: usize): i64 {
+  const n = load<u32>(head);
+  return n == 0 ? -1 : <i64>load<u32>(nodeAt(pool, n));
+}
+
+function parentAdd(child: u32, ref: u32): bool { return listPush(POOL_PARENT, meta(child) + 12, ref); }
+function parentRemove(child: u32, ref: u32): void { listRemove(POOL_PARENT, meta(child) + 12, ref); }
+
+// Reverse map of writable leaf sptes, per host frame (4 KiB sptes) or 2 MiB run.
+@inline function rmapHead(hfn: u64, large: bool): usize {
+  return large ? rmap2mAt + <usize>(hfn >> 9) * 4 : rmap4kAt + <usize>hfn * 4;
+}
+
+function rmapAdd(hfn: u64, ref: u32, large: bool): bool {
+  return hfn < <u64>poolPages && listPush(POOL_RMAP, rmapHead(hfn, large), ref);
+}
+
+function rmapRemove(hfn: u64, ref: u32, large: bool): void {
+  if (hfn < <u64>poolPages) listRemove(POOL_RMAP, rmapHead(hfn, large), ref);
 }
 
 // ---- Shadowed gfns: write protection and the large-page restriction ----
@@ -384,24 +378,17 @@ function writeProtect(gfn: u64): void {
   if (hpa == <u64>-1) return;
   const hfn = hpa >> 12;
   let changed: u64 = 0;
-  let n = load<u32>(rmapHead(hfn, false));
-  store<u32>(rmapHead(hfn, false), 0);
-  while (n != 0) {
-    const node = rmapNodeAt + <usize>n * 8;
-    const p = refPtr(load<u32>(node));
-    store<u64>(p, load<u64>(p) & ~(SPTE_RW | SPTE_D));
-    changed++;
-    const next = load<u32>(node, 4);
-    store<u32>(node, freeRmap, 4); freeRmap = n;
-    n = next;
-  }
   if (hfn < <u64>poolPages) {
-    let head = load<u32>(rmapHead(hfn, true));
-    while (head != 0) {
-      const ref = load<u32>(rmapNodeAt + <usize>head * 8);
-      clearSpte(ref >> 9, ref & 511); // removes the node
+    const head4k = rmapHead(hfn, false);
+    for (let ref = listTake(POOL_RMAP, head4k); ref >= 0; ref = listTake(POOL_RMAP, head4k)) {
+      const p = refPtr(<u32>ref);
+      store<u64>(p, load<u64>(p) & ~(SPTE_RW | SPTE_D));
       changed++;
-      head = load<u32>(rmapHead(hfn, true));
+    }
+    const head2m = rmapHead(hfn, true);
+    for (let ref = listFirst(POOL_RMAP, head2m); ref >= 0; ref = listFirst(POOL_RMAP, head2m)) {
+      clearSpte(<u32>ref >> 9, <u32>ref & 511); // removes the node
+      changed++;
     }
   }
   mmuCount(MC_SHADOW_WRPROT, changed);

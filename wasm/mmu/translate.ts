@@ -21,12 +21,20 @@ import { tlbLookup, tlbLookupL2, tlbInsert, countTlbMiss, microPage, microHost, 
 import { cacheModelOn, dataAccess, mmuCount } from './accounting';
 import {
   shadowActive, shadowWalk, shadowFault, shadowPageShift, shadowRights, shadowFaultHpa, shadowFaultGpa,
-  ptWritesPending, shadowSyncWrites, SF_FAULT, SF_UNBACKED, SF_EMULATE,
+  ptWritesPending, shadowSyncWrites, shadowHostWrote, SF_FAULT, SF_UNBACKED, SF_EMULATE,
 } from './shadow';
 
 /** Size of the guest RAM mapped at GUEST_RAM_BASE (set by the host). */
 export let ramSize: u64 = 0;
 export function setRamSize(size: u64): void { ramSize = size; setPhysLimit(size); }
+
+/** Guest RAM [gpa, gpa + bytes) was written behind the vCPUs' backs (the host loading code, a device's
+ *  DMA): no write was trapped, so decoded instructions go, and under --mmu shadow the shadow pages of
+ *  those gfns (a write into a live guest page table must not leave stale sptes). */
+export function guestRamWritten(gpa: u64, bytes: u64): void {
+  flushDecodedCache();
+  shadowHostWrote(gpa, bytes);
+}
 
 /** Host address of [lin, lin + size) for `access`, or 0 with a fault raised. An access that
  *  straddles two pages mapped to discontiguous frames is staged in a bounce slot and, for writes,
