@@ -72,7 +72,7 @@ function outcome(v: Vcpu, host: Host, codeLength: number): number {
   if (ip === CODE + codeLength + 1) return -1;
   const vector = ip - HANDLERS - 1;
   expect(vector >= 0 && vector < 32, `stopped at ${ip.toString(16)}`).toBe(true);
-  expect(host.view.getUint16(abi.GUEST_RAM_BASE + STACK - 6, true)).toBe(CODE); // pushed IP
+  expect(host.view.getUint16(abi.HOST_POOL_BASE + STACK - 6, true)).toBe(CODE); // pushed IP
   return vector;
 }
 
@@ -128,7 +128,7 @@ describe('CR0/CR4 rules for MMX, SSE and SSE2 (architectural vCPU, real mode)', 
     const { v, host } = realMode(MOVNTI, { cr0: CR0_BASE | CR0_TS | CR0_EM, cr4: 0n });
     v.setReg(0, 0xdeadbeefn);
     expect(outcome(v, host, MOVNTI.length)).toBe(-1);
-    expect(host.view.getUint32(abi.GUEST_RAM_BASE + DATA, true)).toBe(0xdeadbeef);
+    expect(host.view.getUint32(abi.HOST_POOL_BASE + DATA, true)).toBe(0xdeadbeef);
   });
 
   it('a pending unmasked x87 exception (FSW.ES) makes MMX instructions take #MF, not SSE ones', () => {
@@ -179,10 +179,10 @@ describe('CR0/CR4 rules for MMX, SSE and SSE2 (architectural vCPU, real mode)', 
     expect(run([0xf2, 0x0f, 0x10, 0x46, 0xfc])).toBe(abi.VEC_SS); // movsd xmm0, [bp-4]: 8 bytes
     const ldmxcsr = [0x0f, 0xae, 0x16, DATA & 0xff, DATA >> 8]; // ldmxcsr [0x3000]
     const bad = realMode(ldmxcsr);
-    bad.host.view.setUint32(abi.GUEST_RAM_BASE + DATA, 0x11f80, true);
+    bad.host.view.setUint32(abi.HOST_POOL_BASE + DATA, 0x11f80, true);
     expect(outcome(bad.v, bad.host, ldmxcsr.length)).toBe(abi.VEC_GP);
     const good = realMode(ldmxcsr);
-    good.host.view.setUint32(abi.GUEST_RAM_BASE + DATA, 0x7f40, true);
+    good.host.view.setUint32(abi.HOST_POOL_BASE + DATA, 0x7f40, true);
     expect(outcome(good.v, good.host, ldmxcsr.length)).toBe(-1);
     expect(good.host.view.getUint32(good.fx + abi.FX_MXCSR, true)).toBe(0x7f40);
   });

@@ -5,27 +5,70 @@
 // Keep it that way: no types, no expressions that the two languages could evaluate differently.
 
 // ---- Host linear memory map (byte offsets in the one WebAssembly.Memory) ----
-export const VCPU_AREA_BASE = 0x4000; // vCPU states live below asc's memoryBase (64 KiB)
-export const VCPU_STRIDE = 0x2000;
-export const MAX_VCPUS = 4;
+// One instance is one host (ARCHITECTURE.md, section 1): below HOST_POOL_BASE lie the core's own
+// areas (VM control blocks, vCPU states, TLBs, caches); from HOST_POOL_BASE on, the host frame pool
+// (the host's "physical RAM": guest frames, nested tables, shadow pages); after the pool, the frame
+// table (FRAME_* below) and the block staging buffer. An hpa is an offset into the pool.
+export const OPEN_BUS_BASE = 0x1000; // 64 bytes of 0xFF: what reads of unbacked physical addresses see
+export const BOUNCE_BASE = 0x1100; // staging for accesses split across two discontiguous pages
+export const BOUNCE_SLOTS = 4; // 64 bytes each: 16 data, then u64 phys1, u64 phys2, u32 n1, u32 size
+export const MMIO_STAGE_BASE = 0x1300; // MMIO_STAGE_SLOTS x 32 bytes: data of device (MMIO) accesses
+export const MMIO_STAGE_SLOTS = 8;
+export const MSR_DATA = 0x1400; // u64: the value of an MSR access handed to the host (env.msrRead/msrWrite)
+export const ZERO_PAGE_BASE = 0x2000; // 4 KiB of zeros, never written: what device reads of untouched guest RAM see
 export const CPUID_TABLE_BASE = 0xc010; // configurable CPUID table, written by the host
 export const CPUID_ENTRY_SIZE = 24; // leaf, subleaf, eax, ebx, ecx, edx (u32 each)
 export const CPUID_MAX_ENTRIES = 64;
 export const CPUID_COUNT_ADDR = 0xc000; // u32: number of valid CPUID entries
-export const OPEN_BUS_BASE = 0x1000; // 64 bytes of 0xFF: what reads of unbacked physical addresses see
-export const BOUNCE_BASE = 0x1100; // staging for accesses split across two discontiguous pages
-export const BOUNCE_SLOTS = 4; // 64 bytes each: 16 data, then u64 phys1, u64 phys2, u32 n1, u32 size
-export const MMIO_STAGE_BASE = 0x1300; // MMIO_STAGE_SLOTS x 16 bytes: data of device (MMIO) accesses
-export const MMIO_STAGE_SLOTS = 8;
-export const MSR_DATA = 0x1400; // u64: the value of an MSR access handed to the host (env.msrRead/msrWrite)
 export const STATIC_DATA_BASE = 0x10000; // asc memoryBase: decode tables and other static data
 export const DECODED_CACHE_BASE = 0x400000; // decoded-instruction cache (see wasm/cpu/decode.ts)
 export const DECODED_CACHE_ENTRIES = 65536; // direct-mapped by the low bits of RIP
 export const DECODED_ENTRY_SIZE = 64;
 export const CODE_PAGE_MAP_BASE = 0x810000; // one byte per 4 KiB guest page: 1 = holds decoded code
 export const CODE_PAGE_MAP_SIZE = 0x100000;
-export const GUEST_RAM_BASE = 0x1000000; // 16 MiB: guest RAM starts here in host memory
 export const WASM_PAGE = 0x10000;
+
+// ---- VM control blocks (KVM's struct kvm, the per-VM part of a VMCS): one per guest ----
+// run(vcpu) finds the vCPU's VM (ST_VM) and loads what is per VM from its block (wasm/vm.ts).
+export const VM_AREA_BASE = 0xd000;
+export const VM_STRIDE = 0x100;
+export const MAX_VMS = 16;
+export const VM_RAM_SIZE = 0x00; // u64: guest RAM [0, size) in guest-physical space
+export const VM_ROM_SIZE = 0x08; // u64: firmware ROM ending at 4 GiB (0 = none)
+export const VM_ROM_HPA = 0x10; // u64: hpa of the ROM's first byte (contiguous in the pool)
+export const VM_DIRECT_HPA = 0x18; // u64: --mmu direct: hpa of gpa 0 (RAM is one contiguous run)
+export const VM_HOST_MAP = 0x20; // u64: hpa of the VM's gpa -> hpa map (EPT PML4), 0 = none (direct)
+export const VM_VCPU_FIRST = 0x28; // u32: index of the VM's first vCPU (its vCPUs are consecutive)
+export const VM_VCPU_COUNT = 0x2c; // u32
+export const VM_FLAGS = 0x30; // u32: VMF_* below
+export const VMF_DEMAND = 0x1; // guest RAM is allocated on first touch (device DMA asks env.guestFrameFault)
+export const VM_SHADOW_CONTEXT = 0x40; // the shadow MMU's state of this VM while another VM runs (wasm/mmu/shadow.ts)
+export const VM_SHADOW_CONTEXT_SIZE = 0xc0;
+
+// ---- The host area: what describes the pool ----
+export const HOST_AREA_BASE = 0xe000;
+export const HOST_POOL_BYTES = 0xe000; // u64: size of the frame pool
+export const HOST_FRAME_TABLE = 0xe008; // u64: linear address of the frame table (after the pool)
+export const HOST_FRAME_COUNT = 0xe010; // u32: frames in the pool
+
+// ---- The frame table: one entry per host frame of the pool (emu/hv/mm/frame-pool.ts keeps it) ----
+// u8 state (FRAME_*), u8 flags, u16 owner (VM index + 1, 0 = the host), u32 gfn of the first
+// mapping, u32 reference count (mappings: dedup shares frames), u32 index + 1 of the next reverse-map
+// node (further (vm, gfn) mappings of a shared frame; 0 = none).
+export const FRAME_ENTRY_SIZE = 16;
+export const FRAME_STATE = 0;
+export const FRAME_FLAGS = 1;
+export const FRAME_OWNER = 2;
+export const FRAME_GFN = 4;
+export const FRAME_REFCOUNT = 8;
+export const FRAME_RMAP_NEXT = 12;
+export const FRAME_FREE = 0;
+export const FRAME_GUEST = 1; // guest RAM of its owner, mapped at gfn
+export const FRAME_NESTED_TABLE = 2; // a page of the owner's nested (EPT) table
+export const FRAME_SHADOW = 3; // the owner's shadow MMU region (shadow pages and their bookkeeping)
+export const FRAME_ROM = 4; // the owner's firmware ROM
+export const FRAME_RESERVED = 5; // held for a VM's 2 MiB reservation, not yet handed out
+export const FRAME_STATE_NAMES = 6;
 
 // ---- The MMU's host memory (wasm/mmu): walk trace, counters, data-cache model, TLBs ----
 export const MMU_TRACE_BASE = 0x910000; // MMU_TRACE_MAX records of 32 bytes (see wasm/mmu/accounting.ts)
@@ -45,17 +88,25 @@ export const TLB_AREA_SIZE = 0x140000;
 export const TLB_ENTRY_SIZE = 32;
 export const TLB_MAX_ENTRIES = 0xa000; // TLB_AREA_SIZE / TLB_ENTRY_SIZE
 
-// ---- The block I/O data path (wasm/blk): after the TLB areas of MAX_VCPUS vCPUs ----
+// ---- vCPU states: after the TLB areas of MAX_VCPUS vCPUs ----
+export const MAX_VCPUS = 16;
+export const VCPU_AREA_BASE = 0x1e30000;
+export const VCPU_STRIDE = 0x2000;
+export const HOST_POOL_BASE = 0x2000000; // 32 MiB: the host frame pool starts here (hpa 0)
+
+// ---- The block I/O data path (wasm/blk) ----
 // walkChain writes the buffers of one descriptor chain here, in chain order, each checked to lie in
 // guest RAM: { u64 gpa, u32 len, u32 flags (BLK_SEG_WRITABLE) } (virtio 1.2, 2.7.5).
-export const BLK_SEG_LIST_BASE = 0xf20000;
+export const BLK_SEG_LIST_BASE = 0x1e20000;
 export const BLK_SEG_SIZE = 16;
 export const BLK_SEG_WRITABLE = 1;
 /** Descriptors one chain may have (QEMU's VIRTQUEUE_MAX_SIZE): a longer chain is a fault. */
 export const BLK_MAX_CHAIN = 1024;
 /** Outcome of the last walk: i32 fault (BLK_FAULT_*), i32 index of the status segment or -1,
  *  i32 readable count (the first segments), i32 writable count (the rest). */
-export const BLK_WALK_RESULT = 0xf24000;
+export const BLK_WALK_RESULT = 0x1e24000;
+/** 16 bytes: the descriptor being read (copied out of guest memory, which may split it across pages). */
+export const BLK_DESC_SCRATCH = 0x1e24100;
 // Chain faults, in the order walkChain can find them (emu/devices/virtio/virtqueue.ts names them).
 export const BLK_FAULT_NONE = 0;
 export const BLK_FAULT_INDEX = 1;
@@ -199,6 +250,9 @@ export const ST_IO_PENDING_IN = 0x260; // u32: 1 while an IN waits for the host'
 export const ST_IRQ_VECTOR = 0x264; // i32: pending external interrupt vector, or -1
 export const ST_NMI_PENDING = 0x268; // u32
 export const ST_INTERRUPTED = 0x26c; // u32: interrupts delivered (a counter the host may read)
+export const ST_VM = 0x2f8; // u32: index of the vCPU's VM (its control block at VM_AREA_BASE + vm * VM_STRIDE)
+export const ST_VM_VCPU = 0x2fc; // u32: the vCPU's index within its VM (0 = the bootstrap processor)
+export const ST_INTERRUPT_SHADOW = 0x2ac; // u32: 1 = an STI or MOV SS shadow covers the next instruction
 export const IO_OUT = 0;
 export const IO_IN = 1;
 

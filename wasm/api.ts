@@ -3,10 +3,12 @@
 // read and written through linear memory at the offsets of wasm/abi.ts.
 import * as abi from './abi';
 import { run as runLoop } from './cpu/execute';
-import { setRamSize, setRomSize, guestRamWritten } from './mmu/translate';
+import { guestRamWritten } from './mmu/translate';
+import { currentVm } from './mem/memory-map';
+import { selectVm, selectVmOfCpu, reloadVm } from './vm';
 import { setCpu, loadState, saveState, cpu, overrideCpl } from './cpu/state';
 import { clearFault, faultVector, faultError } from './cpu/fault';
-import { setHostPoolSize, selectEpt, eptOn, eptTranslate, eptPageShift, setNestedTlb, flushNestedTlb } from './mmu/ept';
+import { selectEpt, eptOn, eptTranslate, eptPageShift, setNestedTlb, flushNestedTlb } from './mmu/ept';
 import { configureTlb as mmuConfigureTlb, selectTlb, tlbFlush, tlbFlushEverything, FLUSH_ALL, defaultTlbGeometry, setMicroTlb } from './mmu/tlb';
 import { configureCacheModel as mmuConfigureCache, armTrace, selectMmuCounters } from './mmu/accounting';
 import { walk, walkPageShift, setImplicitSupervisor, setPdeCache, flushPdeCache } from './mmu/paging';
@@ -22,13 +24,17 @@ import { walkChain as blkWalk, copySegments as blkCopySegments } from './blk/vir
 /** Execute vCPU `vcpu` until an exit or `budget` instructions (like KVM_RUN). Returns EXIT_*. */
 export function run(vcpu: i32, budget: i32): i32 { return runLoop(vcpu, budget); }
 
-/** Map `bytes` of guest RAM at GUEST_RAM_BASE, flat (linear = guest-physical = offset). */
-export function setFlatMemory(bytes: f64): void {
-  setRamSize(<u64>bytes); setHostPoolSize(<u64>bytes); defaultTlbGeometry(); setNestedTlb(true); setPdeCache(true);
-}
+/** The MMU's defaults for running guests: the large TLB geometry, the nested TLB and the PDE cache
+ *  (the host may choose others: configureTlb, configureNestedTlb, configurePdeCache). */
+export function mmuDefaults(): void { defaultTlbGeometry(); setNestedTlb(true); setPdeCache(true); }
 
-/** Map `bytes` of firmware ROM (stored in host memory right after guest RAM) ending at 4 GiB. */
-export function setFirmwareRom(bytes: f64): void { setRomSize(<u64>bytes); }
+/** The host wrote VM `vm`'s control block (its memory map): take it up if that VM is loaded. */
+export function vmConfigured(vm: i32): void { reloadVm(vm); }
+
+/** Run `f` with VM `vm` selected, then give the previous VM back (host calls made from inside a
+ *  device access of the running VM leave it as it was). */
+@inline function withVm(vm: i32): i32 { const prev = currentVm; selectVm(vm); return prev; }
+@inline function restoreVm(prev: i32): void { if (prev >= 0) selectVm(prev); }
 
 /** A checksum over the ABI constants as this module was compiled with them; the TypeScript side
  *  computes the same from its own import (test/abi.test.ts), proving the two agree. */
@@ -37,7 +43,7 @@ export function abiChecksum(): i32 {
   h = h * 31 + abi.VCPU_AREA_BASE; h = h * 31 + abi.VCPU_STRIDE; h = h * 31 + abi.ST_RIP;
   h = h * 31 + abi.ST_RFLAGS; h = h * 31 + abi.ST_LAZY_OP; h = h * 31 + abi.ST_EXIT_REASON;
   h = h * 31 + abi.ST_EXIT_VECTOR; h = h * 31 + abi.ST_EXIT_RIP; h = h * 31 + abi.ST_COUNTERS;
-  h = h * 31 + abi.ST_UD_BY_OPCODE; h = h * 31 + abi.GUEST_RAM_BASE; h = h * 31 + abi.CPUID_TABLE_BASE;
+  h = h * 31 + abi.ST_UD_BY_OPCODE; h = h * 31 + abi.HOST_POOL_BASE; h = h * 31 + abi.VM_AREA_BASE; h = h * 31 + abi.ST_VM; h = h * 31 + abi.CPUID_TABLE_BASE;
   h = h * 31 + abi.CPUID_COUNT_ADDR; h = h * 31 + abi.EXIT_HLT; h = h * 31 + abi.EXIT_EXCEPTION;
   h = h * 31 + abi.ST_FS_BASE; h = h * 31 + abi.ST_GS_BASE; h = h * 31 + abi.ST_TSC_OFFSET;
   return h;
@@ -63,9 +69,6 @@ export function invalidateDecoded(): void { flushDecodedCache(); }
 
 // ---- The MMU: geometry, accounting, probes (wasm/mmu) ----
 
-/** Size of the host frame pool (guest RAM, ROM and host-owned tables): EPT entries must stay inside. */
-export function setHostPool(bytes: f64): void { setHostPoolSize(<u64>bytes); }
-
 /** TLB geometry of array PS_4K/PS_2M/PS_1G/TLB_L2: `sets` (power of two, 0 = off) x `ways`. */
 export function configureTlb(array: i32, sets: i32, ways: i32): i32 { return mmuConfigureTlb(array, <u32>sets, <u32>ways) ? 1 : 0; }
 
@@ -78,7 +81,11 @@ export function traceWalks(on: i32): void { armTrace(on != 0); }
 /** INVEPT (all contexts): the host changed nested mappings; every vCPU's TLB entries go. Under
  *  --mmu shadow the same call tells the shadow MMU that the gpa -> hpa map changed: every shadow
  *  page goes (KVM's MMU notifiers would zap only the affected sptes). */
-export function invept(): void { shadowZapAll(); tlbFlushEverything(); flushNestedTlb(); flushDecodedCache(); }
+export function invept(vm: i32): void {
+  const prev = withVm(vm);
+  shadowZapAll(); tlbFlushEverything(); flushNestedTlb(); flushDecodedCache();
+  restoreVm(prev);
+}
 
 // ---- Shadow paging (wasm/mmu/shadow.ts) ----
 
@@ -89,20 +96,26 @@ export function shadowRegionBytes(frames: i32, poolBytes: f64, ramBytes: f64): f
 }
 
 /** Give the shadow MMU its region of host memory at hpa `base` (4 KiB aligned, outside the pool). */
-export function configureShadow(base: f64, frames: i32, poolBytes: f64, ramBytes: f64): void {
+export function configureShadow(vm: i32, base: f64, frames: i32, poolBytes: f64, ramBytes: f64): void {
+  const prev = withVm(vm);
   mmuConfigureShadow(<u64>base, <u32>frames, <u64>poolBytes, <u64>ramBytes);
+  restoreVm(prev);
 }
 
 /** The host wrote guest memory [gpa, gpa + bytes) itself: decoded instructions and the shadow pages
  *  of those gfns go (translate.ts guestRamWritten). */
-export function hostWroteGuest(gpa: f64, bytes: f64): void { guestRamWritten(<u64>gpa, <u64>bytes); }
+export function hostWroteGuest(vm: i32, gpa: f64, bytes: f64): void {
+  const prev = withVm(vm);
+  guestRamWritten(<u64>gpa, <u64>bytes);
+  restoreVm(prev);
+}
 
-/** Drop every shadow page (they are rebuilt on demand). */
-export function zapShadow(): void { shadowZapAll(); }
+/** Drop every shadow page of VM `vm` (they are rebuilt on demand). */
+export function zapShadow(vm: i32): void { const prev = withVm(vm); shadowZapAll(); restoreVm(prev); }
 
 /** hpa of vCPU `vcpu`'s root shadow page for its current CR3, or -1 (not shadowing). */
 export function shadowRootHpa(vcpu: i32): f64 {
-  setCpu(vcpu); selectMmuCounters(vcpu); selectShadow();
+  setCpu(vcpu); selectVmOfCpu(); selectMmuCounters(vcpu); selectShadow();
   const r = mmuShadowRootHpa();
   return r == <u64>-1 ? -1 : <f64>r;
 }
@@ -128,6 +141,7 @@ export function flushTlb(vcpu: i32): void {
  *  as the hardware walk does. */
 export function probeWalk(vcpu: i32, gvaLo: i32, gvaHi: i32, access: i32, cplValue: i32, implicit: i32): i32 {
   setCpu(vcpu);
+  selectVmOfCpu();
   selectMmuCounters(vcpu);
   selectEpt();
   loadState();
@@ -177,11 +191,17 @@ export function probeWalk(vcpu: i32, gvaLo: i32, gvaHi: i32, access: i32, cplVal
 // ---- The block I/O data path (wasm/blk) ----
 
 /** Walk one virtqueue descriptor chain into the segment list (BLK_SEG_LIST_BASE, BLK_WALK_RESULT). */
-export function blkWalkChain(tableGpa: f64, tableSize: i32, head: i32, indirectAllowed: i32): i32 {
-  return blkWalk(<u64>tableGpa, <u32>tableSize, <u32>head, indirectAllowed != 0);
+export function blkWalkChain(vm: i32, tableGpa: f64, tableSize: i32, head: i32, indirectAllowed: i32): i32 {
+  const prev = withVm(vm);
+  const n = blkWalk(<u64>tableGpa, <u32>tableSize, <u32>head, indirectAllowed != 0);
+  restoreVm(prev);
+  return n;
 }
 
 /** Copy between host staging memory and segments [first, first + count) of the last walk. */
-export function blkCopy(first: i32, count: i32, offset: f64, staging: f64, length: f64, toGuest: i32): f64 {
-  return <f64>blkCopySegments(first, count, <u64>offset, <usize>staging, <u64>length, toGuest != 0);
+export function blkCopy(vm: i32, first: i32, count: i32, offset: f64, staging: f64, length: f64, toGuest: i32): f64 {
+  const prev = withVm(vm);
+  const n = blkCopySegments(first, count, <u64>offset, <usize>staging, <u64>length, toGuest != 0);
+  restoreVm(prev);
+  return <f64>n;
 }

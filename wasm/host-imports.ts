@@ -20,3 +20,9 @@ export declare function hostMsrRead(vcpu: i32, index: i32): i32;
 /** WRMSR of a host-owned MSR with the value at MSR_DATA: 1 done, 0 for #GP, -1 not the host's. */
 @external("env", "msrWrite")
 export declare function hostMsrWrite(vcpu: i32, index: i32): i32;
+
+/** A device (or the core for one) needs guest RAM at gfn (lo, hi) of VM `vm` that has no frame yet
+ *  (demand paging): the host maps one, as a first touch would (KVM's gfn_to_pfn faulting the page
+ *  in). 1 done, 0 when the host cannot (out of memory, or not RAM). */
+@external("env", "guestFrameFault")
+export declare function hostGuestFrameFault(vm: i32, gfnLo: i32, gfnHi: i32, write: i32): i32;

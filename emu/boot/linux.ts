@@ -200,7 +200,7 @@ const overlaps = (a: Range, b: Range) => a.start < b.end && b.start < a.end;
 /** Load `kernelFile` into the guest and set the vCPU up at the kernel's entry point. */
 export function bootLinux(target: Machine | Vcpu, kernelFile: Uint8Array, opts: LinuxBootOptions = {}): LinuxBootResult {
   const vcpu = 'vcpu' in target ? target.vcpu : target;
-  const host = vcpu.host;
+  const host = vcpu.vm; // the guest's memory (loads go through its gpa -> hpa map)
   const image = parseBzImage(kernelFile);
   const h = image.header;
   const ram = opts.ramBytes ?? host.ramBytes;

@@ -44,11 +44,11 @@ function findHeader(kernel: Uint8Array): Header {
 /** Copy [offset, offset + size) of the file to guest-physical `addr`, after checking both ranges. */
 function place(m: Machine, kernel: Uint8Array, offset: number, size: number, addr: number, memSize: number): void {
   if (offset < 0 || offset + size > kernel.length) throw new BootError(`kernel file too short: needs bytes ${offset}..${offset + size}`);
-  if (addr < 0x1000 || addr + memSize > m.host.ramBytes) {
-    throw new BootError(`kernel segment [0x${addr.toString(16)}, 0x${(addr + memSize).toString(16)}) is outside guest RAM (${m.host.ramBytes >> 20} MiB)`);
+  if (addr < 0x1000 || addr + memSize > m.vm.ramBytes) {
+    throw new BootError(`kernel segment [0x${addr.toString(16)}, 0x${(addr + memSize).toString(16)}) is outside guest RAM (${m.vm.ramBytes >> 20} MiB)`);
   }
-  m.host.writeGuest(addr, kernel.subarray(offset, offset + size));
-  if (memSize > size) m.host.fillGuest(addr + size, memSize - size, 0);
+  m.vm.writeGuest(addr, kernel.subarray(offset, offset + size));
+  if (memSize > size) m.vm.fillGuest(addr + size, memSize - size, 0);
 }
 
 /** Load an ELF32 i386 image; returns [entry, highest address loaded]. */
@@ -93,7 +93,7 @@ export function bootMultiboot(m: Machine, kernel: Uint8Array, cmdline = '', modu
   }
 
   // Modules, command lines and the information structure go above the kernel, page aligned.
-  const ram = m.host.ramBytes;
+  const ram = m.vm.ramBytes;
   let next = (top + 0xfff) & ~0xfff;
   const alloc = (size: number, align = 4096): number => {
     const at = (next + align - 1) & ~(align - 1);
@@ -104,12 +104,12 @@ export function bootMultiboot(m: Machine, kernel: Uint8Array, cmdline = '', modu
   const putString = (s: string): number => {
     const bytes = new TextEncoder().encode(s + '\0');
     const at = alloc(bytes.length, 1);
-    m.host.writeGuest(at, bytes);
+    m.vm.writeGuest(at, bytes);
     return at;
   };
   const modEntries = modules.map((mod) => {
     const start = alloc(mod.data.length);
-    m.host.writeGuest(start, mod.data);
+    m.vm.writeGuest(start, mod.data);
     return { start, end: start + mod.data.length, name: putString(mod.name) };
   });
   const mods = alloc(16 * Math.max(1, modEntries.length), 4);
@@ -118,7 +118,7 @@ export function bootMultiboot(m: Machine, kernel: Uint8Array, cmdline = '', modu
     modView.setUint32(i * 16, e.start, true); modView.setUint32(i * 16 + 4, e.end, true);
     modView.setUint32(i * 16 + 8, e.name, true);
   });
-  m.host.writeGuest(mods, new Uint8Array(modView.buffer));
+  m.vm.writeGuest(mods, new Uint8Array(modView.buffer));
   const cmd = putString(cmdline);
   const loader = putString('hvlab');
   // BIOS-style memory map: conventional memory, the EBDA/ROM hole, then RAM above 1 MiB.
@@ -131,7 +131,7 @@ export function bootMultiboot(m: Machine, kernel: Uint8Array, cmdline = '', modu
     mmapView.setUint32(i * 24 + 20, type, true);
   });
   const mmap = alloc(mmapView.byteLength, 4);
-  m.host.writeGuest(mmap, new Uint8Array(mmapView.buffer));
+  m.vm.writeGuest(mmap, new Uint8Array(mmapView.buffer));
 
   const info = new DataView(new ArrayBuffer(88));
   info.setUint32(0, 0x1 | 0x4 | 0x8 | 0x40 | 0x200, true); // mem, cmdline, mods, mmap, loader name
@@ -144,7 +144,7 @@ export function bootMultiboot(m: Machine, kernel: Uint8Array, cmdline = '', modu
   info.setUint32(48, mmap, true);
   info.setUint32(64, loader, true);
   const infoAddress = alloc(88, 4);
-  m.host.writeGuest(infoAddress, new Uint8Array(info.buffer));
+  m.vm.writeGuest(infoAddress, new Uint8Array(info.buffer));
 
   // Machine state of section 3.2: flat 32-bit code and data segments, paging off, IF = 0.
   const v = m.vcpu;

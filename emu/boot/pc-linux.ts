@@ -14,8 +14,8 @@ export const ACPI_RSDP_ADDRESS = 0xf0000;
 
 export function bootPcLinux(m: Machine, kernel: Uint8Array, opts: { cmdline: string; initrd?: Uint8Array }): LinuxBootResult {
   const acpi = buildAcpiTables({ ...m.acpiConfig(ACPI_TABLE_BASE, ACPI_RSDP_ADDRESS), isaOverrides: PC_ISA_OVERRIDES });
-  for (const blob of acpi.blobs) m.host.writeGuest(blob.address, blob.bytes);
-  const e820 = buildE820(m.host.ramBytes, [{ addr: acpi.reclaimRange.address, size: acpi.reclaimRange.length, type: E820_ACPI }]);
+  for (const blob of acpi.blobs) m.vm.writeGuest(blob.address, blob.bytes);
+  const e820 = buildE820(m.vm.ramBytes, [{ addr: acpi.reclaimRange.address, size: acpi.reclaimRange.length, type: E820_ACPI }]);
   m.lapic.enterVirtualWireMode();
   return bootLinux(m, kernel, { cmdline: opts.cmdline, initrd: opts.initrd, e820, acpiRsdp: ACPI_RSDP_ADDRESS });
 }

@@ -7,7 +7,8 @@ import { readFileSync, existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Machine, type RunResult } from '../machine/machine.ts';
-import type { MmuMode } from '../machine/host.ts';
+import type { Host, MmuMode } from '../machine/host.ts';
+import { GuestConsole, SHELL_PROMPT } from './guest-console.ts';
 import { bootMultiboot, BootError } from '../boot/multiboot.ts';
 import { bootPcLinux, isBzImage } from '../boot/pc-linux.ts';
 import { attachDrive, driveStatsReport, parseDrive } from '../machine/drives.ts';
@@ -37,14 +38,17 @@ export interface BootOptions {
    *  takes five seconds). The run stays deterministic in what the guest computes; only its speed
    *  against the wall clock changes. Default: on when interactive. */
   pace?: boolean;
+  /** Build the guest on this host (one of many guests, its RAM allocated on first touch). */
+  host?: Host;
+  /** The guest's name (messages of a many-guest host). */
+  name?: string;
 }
 
 const GUEST_DIR = fileURLToPath(new URL('../../guest-images/', import.meta.url));
 export const BUNDLED_KERNEL = `${GUEST_DIR}bzImage`;
 export const BUNDLED_INITRD = `${GUEST_DIR}initramfs.cpio.gz`;
 export const DEFAULT_CMDLINE = 'console=ttyS0';
-/** The bundled guest's shell prompt (guest-images/init sets PS1). */
-export const SHELL_PROMPT = '~ # ';
+export { SHELL_PROMPT };
 
 export function readGuestFile(path: string, what: string): Uint8Array {
   if (!existsSync(path)) throw new BootError(`${what} ${path} does not exist`);
@@ -69,7 +73,8 @@ const defaultIo: BootIo = {
 export function prepare(opts: BootOptions, serialOut: (b: number) => void): Machine {
   const firmware = opts.bios ? readGuestFile(opts.bios, 'firmware') : undefined;
   if (opts.smp !== undefined && !(opts.smp >= 1 && opts.smp <= 4)) throw new BootError(`--smp must be 1 to 4 (got ${opts.smp})`);
-  const machine = new Machine({ ramBytes: opts.memory << 20, serialOut, firmware, mmu: opts.mmu, smp: opts.smp });
+  const machine = new Machine({ ramBytes: opts.memory << 20, serialOut, firmware, mmu: opts.mmu, smp: opts.smp,
+    host: opts.host, demand: opts.host !== undefined, name: opts.name });
   try {
     machine.drives = (opts.drives ?? []).map((spec, i) => attachDrive(machine, parseDrive(spec), i));
   } catch (e) {
@@ -101,27 +106,16 @@ function exitStatus(r: RunResult, io: BootIo, tail: string): number {
 
 /** Boot and run; resolves to the process exit status. */
 export async function boot(opts: BootOptions, io: BootIo = defaultIo): Promise<number> {
-  let output = '';
-  const decoder = new TextDecoder();
   let machine: Machine;
-  const pendingInput: number[] = [];
-  let typed = opts.script === undefined;
+  const console = new GuestConsole((b) => io.out(b), opts.script);
+  const pendingInput = console.pendingInput;
   try {
-    machine = prepare(opts, (b) => {
-      io.out(Uint8Array.of(b));
-      output += decoder.decode(Uint8Array.of(b), { stream: true });
-      if (output.length > 16384) output = output.slice(-8192);
-      // The prompt may be followed by a terminal query (busybox ash sends ESC [6n): look for it anywhere.
-      if (!typed && output.includes(SHELL_PROMPT)) {
-        typed = true;
-        for (const c of new TextEncoder().encode(`${opts.script}\n`)) pendingInput.push(c);
-      }
-    });
+    machine = prepare(opts, console.onByte);
   } catch (e) {
     if (e instanceof BootError) { io.err(`hvlab boot: ${e.message}\n`); return 2; }
     throw e;
   }
-  const tail = () => output.split('\n').slice(-15).join('\n');
+  const tail = () => console.tail();
 
   let quit = false;
   let restoreTerminal = () => {};
@@ -148,7 +142,7 @@ export async function boot(opts: BootOptions, io: BootIo = defaultIo): Promise<n
   let left = opts.maxInstructions ?? Infinity;
   try {
     for (;;) {
-      if (pendingInput.length && machine.com1.rxSpace > 0) machine.com1.receive(pendingInput.splice(0, machine.com1.rxSpace));
+      console.feed(machine);
       const r = machine.run(Math.min(SLICE_INSTRUCTIONS, left));
       left -= Number(r.instructions);
       if (r.reason !== 'idle' && r.reason !== 'instruction-limit') return exitStatus(r, io, opts.script !== undefined ? tail() : '');

@@ -202,6 +202,36 @@ export async function main(argv: string[]): Promise<number> {
       });
     });
 
+  program.command('host')
+    .description('one host, many guests: N copies of the bundled guest (or --config FILE) on one frame pool, RAM allocated on first touch, vCPUs sharing the host CPUs')
+    .option('--guests <n>', 'copies of the bundled guest', intArg, 1)
+    .option('-m, --memory <MiB>', 'guest RAM in MiB, per guest', intArg, 256)
+    .option('--smp <n>', 'virtual CPUs per guest (1-4)', intArg, 1)
+    .option('--host-memory <MiB>', 'the host frame pool in MiB (a multiple of 2)', intArg, 1024)
+    .option('--host-cpus <n>', 'simulated host CPUs the vCPUs share (default: one per vCPU)', intArg)
+    .option('--mmu <mode>', 'ept (two-dimensional walk) or shadow (shadow page tables)', 'ept')
+    .option('--config <file>', 'JSON: {"host": {"memory", "cpus", "mmu"}, "guests": [{"name", "kernel", "initrd", "append", "memory", "smp", "drives", "script"}]}')
+    .option('--script <commands>', 'type these commands at each guest\'s shell prompt')
+    .option('--timeout <seconds>', 'give up on guests still running after this many seconds (their exit status 124)', intArg)
+    .option('--console-dir <dir>', 'write each guest\'s console to DIR/NAME.log instead of the terminal')
+    .option('--json', 'print the host and every guest as one JSON object at the end')
+    .action(async (o) => {
+      const { runHost, hostGuests, HostConfigError } = await import('./host.ts');
+      let cfg;
+      try { cfg = hostGuests({ guests: o.guests, memory: o.memory, smp: o.smp, script: o.script, config: o.config }); } catch (e) {
+        if (e instanceof HostConfigError || (e as NodeJS.ErrnoException).code === 'ENOENT') { console.error(`hvlab host: ${(e as Error).message}`); status = 2; return; }
+        throw e;
+      }
+      const mmu = cfg.host.mmu ?? o.mmu;
+      if (mmu !== 'ept' && mmu !== 'shadow') throw new InvalidArgumentError(`--mmu must be ept or shadow (got ${mmu}): a host of many guests maps each through its own gpa -> hpa table`);
+      for (const g of cfg.guests) if (!(g.smp >= 1 && g.smp <= 4)) throw new InvalidArgumentError(`--smp must be 1 to 4 (got ${g.smp})`);
+      const r = await runHost({
+        guests: cfg.guests, hostMemory: cfg.host.memory ?? o.hostMemory, hostCpus: cfg.host.cpus ?? o.hostCpus, mmu,
+        timeout: o.timeout ?? (o.script !== undefined || o.config ? 600 : undefined), json: o.json, consoleDir: o.consoleDir,
+      });
+      status = r.status;
+    });
+
   await program.parseAsync(argv);
   return status;
 }

@@ -37,7 +37,7 @@ export interface AttachedDrive { option: DriveOption; image: BlockImage; blk: Vi
 
 export function attachDrive(m: Machine, drive: DriveOption, index: number): AttachedDrive {
   const image = openImage(drive.file, { format: drive.format, readOnly: drive.readOnly });
-  const memory = new WasmDma(m.host);
+  const memory = new WasmDma(m.vm);
   const blk = new VirtioBlk(image, { serial: `hvlab-disk${index}` });
   const fn = new VirtioPciFunction(`virtio-blk${index}`, blk, memory);
   fn.irq = new WiredIrq([{ sink: m.pic, line: PCI_INTX_GSI }, { sink: m.ioapic, line: PCI_INTX_GSI, activeLow: true }]);

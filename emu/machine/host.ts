@@ -1,37 +1,40 @@
 // One WebAssembly instance is one host: its linear memory holds the vCPU states, the CPUID table and
-// guest RAM (ARCHITECTURE.md, section 1). This module loads wasm/ ("kvm.ko") and gives the VMM typed
-// access to a vCPU's registers and exit record through the offsets of wasm/abi.ts.
+// the host frame pool that backs every guest's RAM (ARCHITECTURE.md, section 1). A Host runs any
+// number of VMs (createVm); `new Host({ ramBytes })` is the one-guest host of the labs and tests.
+// This module loads wasm/ ("kvm.ko") and gives the VMM typed access to a VM's memory and a vCPU's
+// registers and exit record through the offsets of wasm/abi.ts.
 import { readFileSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as abi from '../../wasm/abi.ts';
 import { defaultCpuid, writeCpuidTable, type CpuidEntry } from '../cpu/cpuid.ts';
-import { HostFrameAllocator, NestedPageTable, type PageSize } from '../hv/mm/nested-page-table.ts';
+import { NestedPageTable, type PageSize } from '../hv/mm/nested-page-table.ts';
+import { FramePool, FRAME_BYTES, OutOfHostMemory } from '../hv/mm/frame-pool.ts';
+import { GuestMemory } from './guest-memory.ts';
 
 export interface WasmCore {
   run(vcpu: number, budget: number): number;
-  setFlatMemory(bytes: number): void;
-  setFirmwareRom(bytes: number): void;
+  mmuDefaults(): void;
+  vmConfigured(vm: number): void;
   abiChecksum(): number;
-  setHostPool(bytes: number): void;
   configureTlb(array: number, sets: number, ways: number): number;
   configureCacheModel(bytes: number, ways: number): number;
   traceWalks(on: number): void;
-  invept(): void;
+  invept(vm: number): void;
   configureNestedTlb(on: number): void;
   configurePdeCache(on: number): void;
   configureMicroTlb(on: number): void;
   flushTlb(vcpu: number): void;
   probeWalk(vcpu: number, gvaLo: number, gvaHi: number, access: number, cpl: number, implicit: number): number;
   shadowRegionBytes(frames: number, poolBytes: number, ramBytes: number): number;
-  configureShadow(base: number, frames: number, poolBytes: number, ramBytes: number): void;
-  zapShadow(): void;
-  hostWroteGuest(gpa: number, bytes: number): void;
+  configureShadow(vm: number, base: number, frames: number, poolBytes: number, ramBytes: number): void;
+  zapShadow(vm: number): void;
+  hostWroteGuest(vm: number, gpa: number, bytes: number): void;
   shadowRootHpa(vcpu: number): number;
   readRflags(vcpu: number): number;
   writeRflags(vcpu: number, value: number): void;
   invalidateDecoded(): void;
-  blkWalkChain(tableGpa: number, tableSize: number, head: number, indirectAllowed: number): number;
-  blkCopy(first: number, count: number, offset: number, staging: number, length: number, toGuest: number): number;
+  blkWalkChain(vm: number, tableGpa: number, tableSize: number, head: number, indirectAllowed: number): number;
+  blkCopy(vm: number, first: number, count: number, offset: number, staging: number, length: number, toGuest: number): number;
 }
 
 const WASM_PATH = fileURLToPath(new URL('../../build/wasm/hvlab.wasm', import.meta.url));
@@ -95,8 +98,10 @@ export interface HostDevices {
   msrWrite?(vcpu: number, index: number, value: bigint): boolean | undefined;
 }
 
+/** A one-guest host (`new Host({ ramBytes, ... })`): one VM (index 0) that owns every vCPU slot, its
+ *  RAM backed eagerly at the start of the pool (gpa = hpa), as the labs and tests expect. */
 export interface HostOptions {
-  /** Guest RAM in bytes (flat mode: linear = guest-physical = offset). */
+  /** Guest RAM in bytes. */
   ramBytes: number;
   cpuid?: CpuidEntry[];
   /** Firmware image mapped so that it ends at 4 GiB (the reset vector is its last 16 bytes). */
@@ -110,41 +115,172 @@ export interface HostOptions {
   shadowPages?: number;
 }
 
+/** A host of many guests: a frame pool of `poolBytes` and no VM until createVm. */
+export interface HostPoolOptions {
+  poolBytes: number;
+  cpuid?: CpuidEntry[];
+}
+
+export interface VmOptions {
+  ramBytes: number;
+  /** vCPU slots of the VM (consecutive host vCPU indices). */
+  vcpus: number;
+  mmu?: MmuMode;
+  firmware?: Uint8Array;
+  hostPageSize?: PageSize;
+  shadowPages?: number;
+  /** Guest RAM allocated on first touch (ept and shadow only); default false: backed eagerly. */
+  demand?: boolean;
+  name?: string;
+}
+
 /** Size of the block I/O staging buffer: larger transfers are made in pieces. */
 export const BLOCK_STAGING_BYTES = 4 << 20;
+const TWO_MIB = 0x200000;
+const roundUp = (n: number, to: number) => Math.ceil(n / to) * to;
+/** The largest pool one instance can address (wasm32: 4 GiB of linear memory). */
+export const MAX_POOL_BYTES = 0xf0000000 - abi.HOST_POOL_BASE;
+
+/** A guest of the host (KVM's struct kvm): its memory, its vCPU slots, its device handlers. */
+export class Vm {
+  readonly memory: GuestMemory;
+  /** The nested page table (under --mmu ept). */
+  readonly ept: NestedPageTable | null = null;
+  /** Under --mmu shadow: the host's gpa -> hpa map (the same EPT-format table, walked by the shadow
+   *  MMU in software, never by the hardware: KVM's memslots and host page tables). */
+  readonly gpaMap: NestedPageTable | null = null;
+  /** Under --mmu shadow: the shadow MMU's region of the pool. */
+  readonly shadowRegion: { hpa: number; frames: number; bytes: number } | null = null;
+  /** Device memory and device MSRs of this guest (the board installs its handlers). */
+  devices: HostDevices = {};
+  /** EPT violations (and shadow host-map faults) this VM's vCPUs took. */
+  eptViolations = 0;
+  /** Set when the host could not give the VM a frame it needed (the VMM stops it). */
+  outOfMemory = false;
+  readonly name: string;
+
+  constructor(readonly host: Host, readonly index: number, readonly mmu: MmuMode, readonly ramBytes: number,
+    readonly vcpuFirst: number, readonly vcpuCount: number, opts: VmOptions) {
+    this.name = opts.name ?? `vm${index}`;
+    const pool = host.pool;
+    const demand = !!opts.demand && mmu !== 'direct';
+    const frames = (bytes: number) => Math.ceil(bytes / FRAME_BYTES);
+    let contiguousHpa = -1;
+    if (!demand) {
+      // Eager backing: RAM as one run (2 MiB-aligned when it can use 2 MiB leaves).
+      contiguousHpa = pool.allocContiguous(index, frames(ramBytes), abi.FRAME_GUEST, ramBytes % TWO_MIB === 0 ? 512 : 1, 0) * FRAME_BYTES;
+    }
+    let map: NestedPageTable | null = null;
+    if (mmu !== 'direct') {
+      map = new NestedPageTable(host.view, {
+        allocate: () => {
+          const f = pool.allocTableFrame(index);
+          if (f < 0) throw new OutOfHostMemory('no host frame left for a nested page table');
+          return f * FRAME_BYTES;
+        },
+        release: (hpa) => pool.free(hpa / FRAME_BYTES),
+      });
+      if (mmu === 'ept') this.ept = map; else this.gpaMap = map;
+    }
+    this.memory = new GuestMemory(host, index, ramBytes, map, contiguousHpa, demand);
+    if (map && !demand) this.memory.mapContiguous(opts.hostPageSize ?? (ramBytes % TWO_MIB === 0 ? '2m' : '4k'));
+    let romBytes = 0, romHpa = 0;
+    if (opts.firmware) {
+      if (opts.firmware.length === 0 || opts.firmware.length > 16 << 20) {
+        throw new Error(`hvlab: a firmware image must be between 1 byte and 16 MiB (got ${opts.firmware.length})`);
+      }
+      romBytes = roundUp(opts.firmware.length, abi.WASM_PAGE);
+      romHpa = pool.allocContiguous(index, frames(romBytes), abi.FRAME_ROM) * FRAME_BYTES;
+      // The image's last byte sits at 4 GiB - 1; a shorter image is padded at the front with 0xFF.
+      const at = abi.HOST_POOL_BASE + romHpa;
+      host.bytes.fill(0xff, at, at + romBytes);
+      host.bytes.set(opts.firmware, at + romBytes - opts.firmware.length);
+    }
+    // The control block: what run() loads when it switches to this VM.
+    const b = abi.VM_AREA_BASE + index * abi.VM_STRIDE;
+    const dv = host.view;
+    host.bytes.fill(0, b, b + abi.VM_STRIDE);
+    dv.setBigUint64(b + abi.VM_RAM_SIZE, BigInt(ramBytes), true);
+    dv.setBigUint64(b + abi.VM_ROM_SIZE, BigInt(romBytes), true);
+    dv.setBigUint64(b + abi.VM_ROM_HPA, BigInt(romHpa), true);
+    dv.setBigUint64(b + abi.VM_DIRECT_HPA, BigInt(Math.max(0, contiguousHpa)), true);
+    dv.setBigUint64(b + abi.VM_HOST_MAP, BigInt(map ? map.root : 0), true);
+    dv.setUint32(b + abi.VM_VCPU_FIRST, vcpuFirst, true);
+    dv.setUint32(b + abi.VM_VCPU_COUNT, vcpuCount, true);
+    dv.setUint32(b + abi.VM_FLAGS, demand ? abi.VMF_DEMAND : 0, true);
+    host.core.vmConfigured(index);
+    if (mmu === 'shadow') {
+      const shadowFrames = opts.shadowPages ?? Math.min(32768, Math.max(512, Math.floor(ramBytes / 0x10000)));
+      const bytes = roundUp(host.core.shadowRegionBytes(shadowFrames, pool.poolBytes, ramBytes), FRAME_BYTES);
+      const hpa = pool.allocContiguous(index, frames(bytes), abi.FRAME_SHADOW) * FRAME_BYTES;
+      this.shadowRegion = { hpa, frames: shadowFrames, bytes };
+      host.core.configureShadow(index, hpa, shadowFrames, pool.poolBytes, ramBytes);
+    }
+    if (opts.firmware && ramBytes >= 0x100000) {
+      // Like a PC's shadowed BIOS, the last 128 KiB are also at 0xE0000-0xFFFFF in low memory.
+      const low = opts.firmware.subarray(Math.max(0, opts.firmware.length - 0x20000));
+      this.memory.write(0x100000 - low.length, low);
+    }
+  }
+
+  /** vCPU `i` of this VM (0 = the bootstrap processor). */
+  vcpu(i: number): Vcpu {
+    if (!(i >= 0 && i < this.vcpuCount)) throw new Error(`hvlab: ${this.name} has no vCPU ${i}`);
+    return this.host.vcpu(this.vcpuFirst + i);
+  }
+
+  /** Host frames charged to this VM: guest RAM, nested tables, shadow region, ROM. */
+  get chargedBytes(): number { return this.host.pool.charged4k(this.index) * FRAME_BYTES; }
+  /** Of those, guest RAM frames (the guest's resident set). */
+  get rssBytes(): number { return this.host.pool.held(this.index, abi.FRAME_GUEST) * FRAME_BYTES; }
+  get tableBytes(): number { return this.host.pool.held(this.index, abi.FRAME_NESTED_TABLE) * FRAME_BYTES; }
+
+  /** The host changed nested mappings of this VM: drop every cached translation (INVEPT). */
+  commitNestedMappings(): void { this.host.core.invept(this.index); }
+
+  /** An EPT violation (or shadow host-map fault) at `gpa` with exit qualification `q`: a first
+   *  touch gets a zeroed frame (the instruction restarts); anything else is a host error. */
+  handleEptViolation(gpa: bigint, q: number): 'mapped' | 'out-of-memory' | 'error' {
+    this.eptViolations++;
+    const gfn = Number(gpa >> 12n);
+    if (gpa >= BigInt(this.ramBytes) || this.memory.frameOf(gfn) >= 0) return 'error';
+    try { this.memory.fault(gfn); } catch (e) {
+      if (e instanceof OutOfHostMemory) { this.outOfMemory = true; return 'out-of-memory'; }
+      throw e;
+    }
+    void q;
+    return 'mapped';
+  }
+
+  /** The sentence the VMM prints when this VM could not get a frame. */
+  outOfMemoryMessage(): string {
+    return `guest ${this.name}: out of host memory (pool ${this.host.pool.poolBytes >> 20} MiB, ${this.name} holds ${Math.round(this.chargedBytes / 2 ** 20)} MiB)`;
+  }
+
+  /** Give every frame back to the pool (the VM ended). Its vCPU slots stay allocated. */
+  destroy(): void { this.host.pool.releaseOwner(this.index); this.destroyed = true; }
+  destroyed = false;
+
+  // ---- The one-guest conveniences (same names as on Host) ----
+  writeGuest(addr: number, data: ArrayLike<number>): void { this.memory.write(addr, data); }
+  fillGuest(addr: number, length: number, value: number): void { this.memory.fill(addr, length, value); }
+}
 
 export class Host {
   readonly memory: WebAssembly.Memory;
   readonly core: WasmCore;
-  readonly ramBytes: number;
-  readonly mmu: MmuMode;
-  /** The nested page table of this host's guest (under --mmu ept). */
-  readonly ept: NestedPageTable | null = null;
-  /** Under --mmu shadow: the host's gpa -> hpa map (the same EPT-format table, but walked by the
-   *  shadow MMU in software, never by the hardware: KVM's memslots and host page tables). */
-  readonly gpaMap: NestedPageTable | null = null;
-  /** Under --mmu shadow: the shadow MMU's region of host memory (frames first). */
-  readonly shadowRegion: { hpa: number; frames: number; bytes: number } | null = null;
-  readonly frames: HostFrameAllocator;
+  readonly pool: FramePool;
+  readonly vms: Vm[] = [];
   /** Host memory [blockStagingBase, + BLOCK_STAGING_BYTES): staging for block I/O (wasm-dma.ts). */
   readonly blockStagingBase: number;
+  private nextVcpu = 0;
+  private readonly vcpuVm: Int32Array = new Int32Array(abi.MAX_VCPUS).fill(-1);
   private u8!: Uint8Array;
   private dv!: DataView;
 
-  constructor(opts: HostOptions) {
-    const ram = opts.ramBytes;
-    if (!(ram > 0) || ram % abi.WASM_PAGE !== 0 || abi.GUEST_RAM_BASE + ram > 0xffff0000) {
-      throw new Error(`hvlab: guest RAM must be a positive multiple of 64 KiB below ~4 GiB (got ${ram})`);
-    }
-    this.ramBytes = ram;
-    const rom = opts.firmware ? (opts.firmware.length + 0xffff) & ~0xffff : 0;
-    if (opts.firmware && (opts.firmware.length === 0 || opts.firmware.length > 16 << 20)) {
-      throw new Error(`hvlab: a firmware image must be between 1 byte and 16 MiB (got ${opts.firmware.length})`);
-    }
-    // Host frames for page tables (nested now, shadow later) follow RAM and ROM in the pool.
-    const tableReserve = Math.ceil(ram / 256 / abi.WASM_PAGE) * abi.WASM_PAGE + 0x40000;
-    const pages = (abi.GUEST_RAM_BASE + ram + rom + tableReserve) / abi.WASM_PAGE;
-    this.memory = new WebAssembly.Memory({ initial: pages, maximum: 65536 });
+  constructor(opts: HostOptions | HostPoolOptions) {
+    // The instance first (it tells the shadow MMU's size), then the memory grown to hold the pool.
+    this.memory = new WebAssembly.Memory({ initial: abi.HOST_POOL_BASE / abi.WASM_PAGE, maximum: 65536 });
     const instance = new WebAssembly.Instance(coreModule(), { env: {
       memory: this.memory,
       // A device that throws must not unwind through the core: the error is kept for the VMM, which
@@ -153,52 +289,89 @@ export class Host {
       mmioWrite: (vcpu: number, lo: number, hi: number, size: number, src: number) => this.guarded(() => this.mmioWrite(vcpu, lo, hi, size, src), undefined),
       msrRead: (vcpu: number, index: number) => this.guarded(() => this.msrRead(vcpu, index >>> 0), 0),
       msrWrite: (vcpu: number, index: number) => this.guarded(() => this.msrWrite(vcpu, index >>> 0), 0),
+      guestFrameFault: (vm: number, lo: number, hi: number) => this.guarded(() => this.guestFrameFault(vm, lo, hi), 0),
     } });
     this.core = instance.exports as unknown as WasmCore;
-    this.mmu = opts.mmu ?? 'direct';
-    const poolBytes = ram + rom + tableReserve;
-    if (this.mmu === 'shadow') {
-      // The shadow MMU's pages and bookkeeping follow the pool; their size comes from the core.
-      const frames = opts.shadowPages ?? Math.min(32768, Math.max(512, Math.floor(ram / 0x10000)));
-      const bytes = Math.ceil(this.core.shadowRegionBytes(frames, poolBytes, ram) / abi.WASM_PAGE) * abi.WASM_PAGE;
-      if (abi.GUEST_RAM_BASE + poolBytes + bytes > 0xffff0000) throw new Error('hvlab: no room for the shadow MMU under 4 GiB');
-      this.memory.grow(bytes / abi.WASM_PAGE);
-      this.shadowRegion = { hpa: poolBytes, frames, bytes };
+    const single = 'ramBytes' in opts ? opts : null;
+    let poolBytes: number;
+    if (single) {
+      const ram = single.ramBytes;
+      if (!(ram > 0) || ram % abi.WASM_PAGE !== 0 || ram > MAX_POOL_BYTES) {
+        throw new Error(`hvlab: guest RAM must be a positive multiple of 64 KiB below ~4 GiB (got ${ram})`);
+      }
+      poolBytes = this.oneGuestPool(single);
+    } else {
+      poolBytes = (opts as HostPoolOptions).poolBytes;
+      if (!(poolBytes >= TWO_MIB && poolBytes % TWO_MIB === 0 && poolBytes <= MAX_POOL_BYTES)) {
+        throw new Error(`hvlab: host memory must be a multiple of 2 MiB between 2 MiB and ${MAX_POOL_BYTES >> 20} MiB (got ${poolBytes})`);
+      }
     }
-    // Last, the block data path's staging buffer (the image cache of wasm/blk), shared by the disks:
-    // devices run one request at a time.
-    this.blockStagingBase = this.memory.buffer.byteLength;
-    this.memory.grow(BLOCK_STAGING_BYTES / abi.WASM_PAGE);
+    const frameTable = roundUp(poolBytes / FRAME_BYTES * abi.FRAME_ENTRY_SIZE, abi.WASM_PAGE);
+    const total = abi.HOST_POOL_BASE + poolBytes + frameTable + BLOCK_STAGING_BYTES;
+    if (total > 0xffff0000) throw new Error('hvlab: the host does not fit in 4 GiB of linear memory');
+    this.memory.grow(total / abi.WASM_PAGE - this.memory.buffer.byteLength / abi.WASM_PAGE);
     this.refreshViews();
-    this.core.setFlatMemory(ram);
-    this.core.setHostPool(poolBytes);
-    this.frames = new HostFrameAllocator(this.dv, ram + rom, poolBytes);
-    if (this.shadowRegion) this.core.configureShadow(this.shadowRegion.hpa, this.shadowRegion.frames, poolBytes, ram);
-    if (this.mmu === 'ept' || this.mmu === 'shadow') {
-      const ept = new NestedPageTable(this.dv, this.frames);
-      const size = opts.hostPageSize ?? (ram % 0x200000 === 0 ? '2m' : '4k');
-      // Guest RAM is backed eagerly and at the same offsets (gpa = hpa): every guest page-table
-      // reference and data access still goes through the nested walk.
-      ept.map(0, 0, ram - (ram % (size === '1g' ? 0x40000000 : size === '2m' ? 0x200000 : 0x1000)), size);
-      const rest = ram % (size === '1g' ? 0x40000000 : size === '2m' ? 0x200000 : 0x1000);
-      if (rest) ept.map(ram - rest, ram - rest, rest, '4k');
-      if (this.mmu === 'ept') this.ept = ept; else this.gpaMap = ept;
-    }
-    if (opts.firmware) {
-      // The image's last byte sits at 4 GiB - 1; a shorter image is padded at the front with 0xFF.
-      const romBase = abi.GUEST_RAM_BASE + ram;
-      this.u8.fill(0xff, romBase, romBase + rom);
-      this.u8.set(opts.firmware, romBase + rom - opts.firmware.length);
-      this.core.setFirmwareRom(rom);
-      // Like a PC's shadowed BIOS, the last 128 KiB are also at 0xE0000-0xFFFFF in low memory.
-      const low = opts.firmware.subarray(Math.max(0, opts.firmware.length - 0x20000));
-      if (ram >= 0x100000) this.u8.set(low, abi.GUEST_RAM_BASE + 0x100000 - low.length);
-    }
+    this.blockStagingBase = abi.HOST_POOL_BASE + poolBytes + frameTable;
+    this.pool = new FramePool(this.dv, poolBytes, abi.HOST_POOL_BASE + poolBytes);
+    this.core.mmuDefaults();
     writeCpuidTable(this.dv, opts.cpuid ?? defaultCpuid());
+    if (single) this.createVm({ ...single, vcpus: abi.MAX_VCPUS, demand: false });
   }
 
-  /** Device memory and device MSRs: the machine installs its handlers here (default: nothing there). */
-  devices: HostDevices = {};
+  /** The pool of a one-guest host: RAM, ROM, table frames and the shadow region, in 2 MiB. */
+  private oneGuestPool(o: HostOptions): number {
+    const ram = roundUp(o.ramBytes, TWO_MIB);
+    const rom = o.firmware ? roundUp(o.firmware.length, abi.WASM_PAGE) : 0;
+    const tables = roundUp(o.ramBytes / 256, abi.WASM_PAGE) + 0x40000;
+    let pool = roundUp(ram + rom + tables, TWO_MIB);
+    if ((o.mmu ?? 'direct') === 'shadow') {
+      const frames = o.shadowPages ?? Math.min(32768, Math.max(512, Math.floor(o.ramBytes / 0x10000)));
+      // The shadow region's reverse map covers the pool that holds it: grow until it fits.
+      for (let i = 0; i < 4; i++) {
+        const need = roundUp(ram + rom + tables + this.core.shadowRegionBytes(frames, pool, o.ramBytes) + FRAME_BYTES, TWO_MIB);
+        if (need <= pool) break;
+        pool = need;
+      }
+    }
+    return pool;
+  }
+
+  /** A new guest with `vcpus` vCPU slots. Throws OutOfHostMemory when the pool cannot hold what
+   *  must be there from the start (eager RAM, ROM, the shadow region). */
+  createVm(opts: VmOptions): Vm {
+    const index = this.vms.length;
+    if (index >= abi.MAX_VMS) throw new Error(`hvlab: a host runs at most ${abi.MAX_VMS} guests`);
+    if (!(Number.isInteger(opts.vcpus) && opts.vcpus >= 1 && this.nextVcpu + opts.vcpus <= abi.MAX_VCPUS)) {
+      throw new Error(`hvlab: no room for ${opts.vcpus} more vCPUs (the host has ${abi.MAX_VCPUS} slots, ${this.nextVcpu} taken)`);
+    }
+    if (!(opts.ramBytes > 0 && opts.ramBytes % abi.WASM_PAGE === 0)) throw new Error(`hvlab: guest RAM must be a positive multiple of 64 KiB (got ${opts.ramBytes})`);
+    const vm = new Vm(this, index, opts.mmu ?? 'direct', opts.ramBytes, this.nextVcpu, opts.vcpus, opts);
+    this.vcpuVm.fill(index, this.nextVcpu, this.nextVcpu + opts.vcpus);
+    this.nextVcpu += opts.vcpus;
+    this.vms.push(vm);
+    return vm;
+  }
+
+  /** The VM of vCPU slot `index`. */
+  vmOfVcpu(index: number): Vm {
+    const vm = this.vcpuVm[index];
+    if (vm === undefined || vm < 0) throw new Error(`hvlab: vCPU ${index} belongs to no VM`);
+    return this.vms[vm];
+  }
+
+  /** The one guest of a one-guest host (Host({ ramBytes })): the conveniences below act on it. */
+  get vm0(): Vm {
+    if (this.vms.length !== 1) throw new Error('hvlab: this host runs several guests: name the VM (host.vms[i])');
+    return this.vms[0];
+  }
+  get ramBytes(): number { return this.vm0.ramBytes; }
+  get mmu(): MmuMode { return this.vm0.mmu; }
+  get ept(): NestedPageTable | null { return this.vm0.ept; }
+  get gpaMap(): NestedPageTable | null { return this.vm0.gpaMap; }
+  get shadowRegion(): { hpa: number; frames: number; bytes: number } | null { return this.vm0.shadowRegion; }
+  get devices(): HostDevices { return this.vm0.devices; }
+  set devices(d: HostDevices) { this.vm0.devices = d; }
+
   /** The first error a device handler threw during a host call (the VMM reports it and stops). */
   deviceError: Error | null = null;
 
@@ -211,30 +384,42 @@ export class Host {
 
   private mmioRead(vcpu: number, lo: number, hi: number, size: number, dst: number): void {
     const gpa = (hi >>> 0) * 2 ** 32 + (lo >>> 0);
-    const v = this.devices.mmioRead ? this.devices.mmioRead(vcpu, gpa, size) : size === 8 ? -1n : 0xffffffff;
+    const devices = this.vmOfVcpu(vcpu).devices;
+    const v = devices.mmioRead ? devices.mmioRead(vcpu, gpa, size) : size === 8 ? -1n : 0xffffffff;
     const big = BigInt.asUintN(64, typeof v === 'bigint' ? v : BigInt(v >>> 0));
     for (let i = 0; i < size; i++) this.u8[dst + i] = Number((big >> BigInt(8 * i)) & 0xffn);
   }
   private mmioWrite(vcpu: number, lo: number, hi: number, size: number, src: number): void {
-    if (!this.devices.mmioWrite) return;
+    const devices = this.vmOfVcpu(vcpu).devices;
+    if (!devices.mmioWrite) return;
     const gpa = (hi >>> 0) * 2 ** 32 + (lo >>> 0);
     const value = size === 8 ? this.dv.getBigUint64(src, true)
       : size === 4 ? this.dv.getUint32(src, true) : size === 2 ? this.dv.getUint16(src, true) : this.u8[src];
-    this.devices.mmioWrite(vcpu, gpa, size, value);
+    devices.mmioWrite(vcpu, gpa, size, value);
   }
   private msrRead(vcpu: number, index: number): number {
-    const v = this.devices.msrRead?.(vcpu, index);
+    const v = this.vmOfVcpu(vcpu).devices.msrRead?.(vcpu, index);
     if (v === undefined) return -1;
     if (v === null) return 0;
     this.dv.setBigUint64(abi.MSR_DATA, BigInt.asUintN(64, v), true);
     return 1;
   }
   private msrWrite(vcpu: number, index: number): number {
-    const r = this.devices.msrWrite?.(vcpu, index, this.dv.getBigUint64(abi.MSR_DATA, true));
+    const r = this.vmOfVcpu(vcpu).devices.msrWrite?.(vcpu, index, this.dv.getBigUint64(abi.MSR_DATA, true));
     return r === undefined ? -1 : r ? 1 : 0;
   }
+  /** The core's device data path needs a frame for an untouched gfn (demand paging). */
+  private guestFrameFault(vmIndex: number, lo: number, hi: number): number {
+    const vm = this.vms[vmIndex];
+    const gfn = (hi >>> 0) * 2 ** 32 + (lo >>> 0);
+    if (!vm || gfn * FRAME_BYTES >= vm.ramBytes) return 0;
+    try { vm.memory.fault(gfn); return 1; } catch (e) {
+      if (e instanceof OutOfHostMemory) { vm.outOfMemory = true; return 0; }
+      throw e;
+    }
+  }
 
-  /** Typed views are detached when memory grows; the host never grows it after construction. */
+  /** Typed views are detached when memory grows; the host grows it only in its constructor. */
   private refreshViews(): void {
     this.u8 = new Uint8Array(this.memory.buffer);
     this.dv = new DataView(this.memory.buffer);
@@ -243,27 +428,20 @@ export class Host {
   get bytes(): Uint8Array { return this.u8; }
   get view(): DataView { return this.dv; }
 
-  /** Guest RAM as a byte array (offset = guest-physical address), for reading. Writes must go
-   *  through writeGuest/fillGuest so that decoded instructions of the changed bytes are dropped. */
-  ram(): Uint8Array { return this.u8.subarray(abi.GUEST_RAM_BASE, abi.GUEST_RAM_BASE + this.ramBytes); }
-
-  /** Copy bytes into guest RAM at guest-physical `addr`. */
-  writeGuest(addr: number, data: ArrayLike<number>): void {
-    if (!(addr >= 0 && addr + data.length <= this.ramBytes)) {
-      throw new Error(`hvlab: guest write [0x${addr.toString(16)}, +${data.length}) is outside guest RAM`);
-    }
-    this.u8.set(data, abi.GUEST_RAM_BASE + addr);
-    this.core.hostWroteGuest(addr, data.length); // untrapped: decoded code and shadow pages of those gfns go
+  /** The one guest's RAM as a byte array (offset = guest-physical address), for reading, when it is
+   *  one run of the pool. Writes must go through writeGuest/fillGuest so that decoded instructions
+   *  of the changed bytes are dropped. */
+  ram(): Uint8Array {
+    const r = this.vm0.memory.contiguous();
+    if (!r) throw new Error('hvlab: this guest\'s RAM is not one run of host memory: use vm.memory.read');
+    return r;
   }
 
-  /** Fill guest RAM [addr, addr + length) with `value`. */
-  fillGuest(addr: number, length: number, value: number): void {
-    if (!(addr >= 0 && addr + length <= this.ramBytes)) {
-      throw new Error(`hvlab: guest fill [0x${addr.toString(16)}, +${length}) is outside guest RAM`);
-    }
-    this.u8.fill(value, abi.GUEST_RAM_BASE + addr, abi.GUEST_RAM_BASE + addr + length);
-    this.core.hostWroteGuest(addr, length);
-  }
+  /** Copy bytes into the one guest's RAM at guest-physical `addr`. */
+  writeGuest(addr: number, data: ArrayLike<number>): void { this.vm0.memory.write(addr, data); }
+
+  /** Fill the one guest's RAM [addr, addr + length) with `value`. */
+  fillGuest(addr: number, length: number, value: number): void { this.vm0.memory.fill(addr, length, value); }
 
   /** Choose the TLB geometry (every vCPU's TLBs are flushed). */
   configureTlb(g: TlbGeometry): void {
@@ -282,8 +460,8 @@ export class Host {
     if (!this.core.configureCacheModel(bytes, ways)) throw new Error(`hvlab: a ${bytes}-byte ${ways}-way cache model is not possible`);
   }
 
-  /** The host changed nested mappings: drop every cached translation (INVEPT). */
-  commitNestedMappings(): void { this.core.invept(); }
+  /** The one guest's nested mappings changed: drop every cached translation (INVEPT). */
+  commitNestedMappings(): void { this.vm0.commitNestedMappings(); }
 
   /** The page-table references recorded since tracing was armed: dimension, level, gpa, hpa, entry, cache miss. */
   walkTrace(): Array<{ dim: number; level: number; gpa: bigint; hpa: bigint; entry: bigint; cacheMiss: boolean | null }> {
@@ -301,6 +479,24 @@ export class Host {
   vcpu(index: number): Vcpu {
     if (!(index >= 0 && index < abi.MAX_VCPUS)) throw new Error(`hvlab: vCPU index ${index} out of range`);
     return new Vcpu(this, index);
+  }
+
+  /** The host's invariants: the frame table agrees with its counters and free + used = pool; every
+   *  mapped gfn's frame is owned by that VM; no frame is mapped by two VMs (none is shared yet:
+   *  sharing read-only is the dedup issue's). Returns the problems found (none: []). */
+  checkInvariants(): string[] {
+    const problems = this.pool.checkInvariants();
+    const mappedBy = new Map<number, number>();
+    for (const vm of this.vms) {
+      if (vm.destroyed) continue;
+      problems.push(...vm.memory.checkInvariants());
+      for (const [, f] of vm.memory.frames()) {
+        const other = mappedBy.get(f);
+        if (other !== undefined && other !== vm.index) problems.push(`frame ${f} is mapped by vm ${other} and vm ${vm.index}`);
+        mappedBy.set(f, vm.index);
+      }
+    }
+    return problems;
   }
 }
 
@@ -320,8 +516,11 @@ export interface ExitInfo {
 
 export class Vcpu {
   readonly base: number;
+  /** The VM this vCPU slot belongs to. */
+  readonly vm: Vm;
   constructor(readonly host: Host, readonly index: number) {
     this.base = abi.VCPU_AREA_BASE + index * abi.VCPU_STRIDE;
+    this.vm = host.vmOfVcpu(index);
   }
 
   private u64(off: number): bigint { return this.host.view.getBigUint64(this.base + off, true); }
@@ -332,6 +531,11 @@ export class Vcpu {
    *  MXCSR get their initialized values (FNINIT: 0x037F; MXCSR: 0x1F80, SDM Vol. 1, 8.1.5 and 10.2.3). */
   reset(): void {
     this.host.bytes.fill(0, this.base, this.base + abi.VCPU_STRIDE);
+    // Which VM it runs in, its index there (the APIC ID), and a VPID of its own (KVM gives each vCPU
+    // one), so no TLB or paging-structure-cache entry of another vCPU can ever match.
+    this.host.view.setUint32(this.base + abi.ST_VM, this.vm.index, true);
+    this.host.view.setUint32(this.base + abi.ST_VM_VCPU, this.index - this.vm.vcpuFirst, true);
+    this.host.view.setUint32(this.base + abi.ST_VPID, this.index + 1, true);
     this.rflags = 0x202n;
     const fx = this.base + abi.ST_FXSAVE;
     this.host.view.setUint16(fx + abi.FX_FCW, 0x037f, true);
@@ -340,10 +544,10 @@ export class Vcpu {
     this.host.view.setInt32(this.base + abi.ST_IRQ_VECTOR, -1, true);
     this.setU64(abi.ST_XCR0, 1n); // XCR0 resets to x87 only (SDM Vol. 1, 13.3)
     // The MMU configuration belongs to the host (the VMCS), not to the guest's architectural state.
-    if (this.host.ept) this.setU64(abi.ST_EPTP, this.host.ept.eptp);
-    if (this.host.gpaMap) {
-      this.setU64(abi.ST_SHADOW, BigInt(this.host.gpaMap.root) | BigInt(abi.SHADOW_ENABLE));
-      this.host.core.zapShadow(); // (the roots this vCPU held are forgotten with its state)
+    if (this.vm.ept) this.setU64(abi.ST_EPTP, this.vm.ept.eptp);
+    if (this.vm.gpaMap) {
+      this.setU64(abi.ST_SHADOW, BigInt(this.vm.gpaMap.root) | BigInt(abi.SHADOW_ENABLE));
+      this.host.core.zapShadow(this.vm.index); // (the roots this vCPU held are forgotten with its state)
     }
     this.host.core.flushTlb(this.index);
   }

@@ -7,7 +7,8 @@
 // virtual time: time follows the instruction count and HLT skips to the next timer event, so a run
 // repeats exactly.
 import * as abi from '../../wasm/abi.ts';
-import { Host, type Vcpu, opcodeName, type MmuMode } from './host.ts';
+import { Host, type Vcpu, type Vm, opcodeName, type MmuMode } from './host.ts';
+import { RoundRobinScheduler, type SchedGuest } from '../hv/sched/round-robin.ts';
 import { VirtualClock } from './clock.ts';
 import { PortBus } from '../devices/port-bus.ts';
 import { MmioBus } from '../devices/mmio-bus.ts';
@@ -46,11 +47,18 @@ export interface MachineOptions {
   /** End the run when a vCPU meets an instruction hvlab does not implement (default true); the guest
    *  gets its #UD either way. */
   stopOnUnimplemented?: boolean;
+  /** Build the board on a VM of this host (many guests on one host) instead of a host of its own;
+   *  the host must have been made with pcCpuid(). */
+  host?: Host;
+  /** Guest RAM allocated on first touch (with `host`; ept and shadow). */
+  demand?: boolean;
+  /** The guest's name in messages. */
+  name?: string;
 }
 
 /** 'halted': nothing can ever wake the vCPU (HLT with IF = 0 or no timer left); 'idle': halted,
  *  waiting for an interrupt, when the run's budget of virtual time ran out (input may wake it). */
-export type StopReason = 'debug-exit' | 'halted' | 'idle' | 'shutdown' | 'exception' | 'instruction-limit' | 'poweroff' | 'reset' | 'stopped' | 'unimplemented';
+export type StopReason = 'debug-exit' | 'halted' | 'idle' | 'shutdown' | 'exception' | 'instruction-limit' | 'poweroff' | 'reset' | 'stopped' | 'unimplemented' | 'out-of-memory' | 'timeout';
 
 export interface RunResult {
   reason: StopReason;
@@ -61,8 +69,6 @@ export interface RunResult {
   message: string;
 }
 
-/** Instructions per call into the core: returning regularly lets V8 tier the module up. */
-const SLICE = 1_000_000;
 
 /** ISA IRQ -> IOAPIC GSI: IRQ 0 is wired to pin 2 (the MADT says so with an override). */
 const isaGsi = (irq: number) => (irq === 0 ? 2 : irq);
@@ -71,7 +77,7 @@ const apicBaseOf = (l: LocalApic) => Number(l.apicBase & 0xfffff000n);
 
 /** The CPUID of a PC with a local APIC: APIC, x2APIC and TSC-deadline on top of the core's table,
  *  and the initial APIC ID in leaf 1 EBX[31:24]. */
-function pcCpuid(): CpuidEntry[] {
+export function pcCpuid(): CpuidEntry[] {
   return defaultCpuid().map((e) => (e.leaf === 1
     ? { ...e, edx: (e.edx | (1 << 9)) >>> 0, ecx: (e.ecx | (1 << 21) | (1 << 24)) >>> 0, ebx: (e.ebx & 0x00ffffff) | (1 << 16) }
     : e));
@@ -81,8 +87,13 @@ function pcCpuid(): CpuidEntry[] {
  *  waiting for a start-up IPI (SDM Vol. 3A, 9.4 and 11.6.1). */
 type VcpuState = 'running' | 'halted' | 'wait-for-sipi';
 
-export class Machine {
+/** Why a vCPU slice ended the guest's run. */
+export interface GuestEnd { reason: StopReason; message: string }
+
+export class Machine implements SchedGuest<GuestEnd> {
   readonly host: Host;
+  /** The guest this board is built on: its memory, its vCPU slots. */
+  readonly vm: Vm;
   /** The bootstrap processor. */
   readonly vcpu: Vcpu;
   readonly vcpus: Vcpu[] = [];
@@ -113,20 +124,27 @@ export class Machine {
   private instructionsAtStart = 0n;
   private userStop = false;
   private readonly stopOnUnimplemented: boolean;
-  /** The vCPU whose address space the decoded-instruction cache holds (it is keyed by linear address). */
-  private lastRun = -1;
+  /** A one-guest host's scheduler (run): one host CPU per vCPU. */
+  private scheduler: RoundRobinScheduler<GuestEnd> | null = null;
 
   constructor(opts: MachineOptions) {
     const cpus = opts.smp ?? 1;
     this.stopOnUnimplemented = opts.stopOnUnimplemented ?? true;
     if (!(Number.isInteger(cpus) && cpus >= 1 && cpus <= abi.MAX_VCPUS)) throw new Error(`hvlab: --smp must be 1 to ${abi.MAX_VCPUS} (got ${cpus})`);
-    this.host = new Host({ ramBytes: opts.ramBytes, firmware: opts.firmware, mmu: opts.mmu, hostPageSize: opts.hostPageSize, cpuid: pcCpuid() });
+    if (opts.host) {
+      this.host = opts.host;
+      this.vm = opts.host.createVm({ ramBytes: opts.ramBytes, vcpus: cpus, mmu: opts.mmu, firmware: opts.firmware,
+        hostPageSize: opts.hostPageSize, demand: opts.demand, name: opts.name });
+    } else {
+      this.host = new Host({ ramBytes: opts.ramBytes, firmware: opts.firmware, mmu: opts.mmu, hostPageSize: opts.hostPageSize, cpuid: pcCpuid() });
+      this.vm = this.host.vm0;
+    }
 
     // Interrupt controllers: ISA lines go to both the 8259s and the IOAPIC (the guest picks one);
     // one local APIC per vCPU, all on the APIC bus; the 8259's INTR reaches every LINT0.
     this.ioapic = new IoApic(this.apicBus);
     for (let i = 0; i < cpus; i++) {
-      const v = this.host.vcpu(i);
+      const v = this.vm.vcpu(i);
       v.resetArchitectural();
       const lapic = new LocalApic(i, this.clock, this.apicBus, { bsp: i === 0, maxPhysAddrBits: 40 });
       this.apicBus.attach(lapic);
@@ -171,28 +189,26 @@ export class Machine {
     this.pm = new AcpiPm(this.clock, isa(9), () => { this.stopRequest = 'poweroff'; });
     this.bus.register(this.pm.base, ACPI_PM_PORT_COUNT, this.pm);
     this.fwCfg = new FwCfg({
-      read: (gpa, len) => {
-        if (!(gpa >= 0 && gpa + len <= this.host.ramBytes)) throw new RangeError('outside RAM');
-        return this.host.ram().slice(gpa, gpa + len);
-      },
-      write: (gpa, bytes) => this.host.writeGuest(gpa, bytes),
+      read: (gpa, len) => this.vm.memory.read(gpa, len),
+      write: (gpa, bytes) => this.vm.memory.write(gpa, bytes),
     }, { cpus, ramSize: opts.ramBytes });
     this.fwCfg.attach(this.bus);
 
-    // The core asks the host for device memory and device MSRs.
+    // The core asks the host for device memory and device MSRs (by host vCPU slot).
     // Each vCPU sees its own local APIC at the APIC base.
-    this.host.devices = {
+    const first = this.vm.vcpuFirst;
+    this.vm.devices = {
       mmioRead: (vcpu, gpa, size) => {
-        const l = this.lapics[vcpu];
+        const l = this.lapics[vcpu - first];
         return this.apicPage(l, gpa) ? l.read(gpa - apicBaseOf(l), size) : this.mmio.read(gpa, size);
       },
       mmioWrite: (vcpu, gpa, size, value) => {
-        const l = this.lapics[vcpu];
+        const l = this.lapics[vcpu - first];
         if (this.apicPage(l, gpa)) l.write(gpa - apicBaseOf(l), size, value);
         else this.mmio.write(gpa, size, value);
       },
-      msrRead: (vcpu, index) => (LocalApic.isApicMsr(index) ? this.lapics[vcpu].readMsr(index) : undefined),
-      msrWrite: (vcpu, index, value) => (LocalApic.isApicMsr(index) ? this.lapics[vcpu].writeMsr(index, value) : undefined),
+      msrRead: (vcpu, index) => (LocalApic.isApicMsr(index) ? this.lapics[vcpu - first].readMsr(index) : undefined),
+      msrWrite: (vcpu, index, value) => (LocalApic.isApicMsr(index) ? this.lapics[vcpu - first].writeMsr(index, value) : undefined),
     };
   }
 
@@ -206,7 +222,7 @@ export class Machine {
       hpet: false as const,
       tableBase, rsdpAddress,
       // BARs go above RAM (rounded up to 256 MiB) and below the IOAPIC.
-      pci: { memoryWindow: { base: Math.ceil(this.host.ramBytes / PCI_WINDOW_ALIGN) * PCI_WINDOW_ALIGN, limit: PCI_MMIO_WINDOW_END }, intxGsi: PCI_INTX_GSI },
+      pci: { memoryWindow: { base: Math.ceil(this.vm.ramBytes / PCI_WINDOW_ALIGN) * PCI_WINDOW_ALIGN, limit: PCI_MMIO_WINDOW_END }, intxGsi: PCI_INTX_GSI },
     };
   }
 
@@ -260,57 +276,58 @@ export class Machine {
   }
 
   /** Run until something ends the run or `maxInstructions` of virtual time have passed (1 ns per
-   *  instruction; the time halted vCPUs skip counts too). The vCPUs take turns in rounds: in each
-   *  round every running vCPU executes the same number of instructions (up to the next timer event),
-   *  then virtual time moves on by that much — deterministic, and the TSCs of all vCPUs agree. */
+   *  instruction; the time halted vCPUs skip counts too). This board is then a one-guest host: the
+   *  host's scheduler gives every vCPU a host CPU, so in each round every running vCPU executes the
+   *  same number of instructions (up to the next timer event), then virtual time moves on by that
+   *  much — deterministic, and the TSCs of all vCPUs agree. */
   run(maxInstructions = 10_000_000_000): RunResult {
-    const startNs = this.nowNs;
     const startInstr = this.instructions;
-    const done = (reason: StopReason, message: string): RunResult => ({
-      reason, status: this.debugExit.status, instructions: this.instructions - startInstr, message,
-    });
     this.userStop = false;
-    for (;;) {
-      const used = Math.floor((this.nowNs - startNs) / this.clock.nsPerInstruction);
-      if (this.stopRequest) { const r = this.stopRequest; this.stopRequest = null; return done(r, r === 'poweroff' ? 'the guest powered off' : 'the guest reset the machine'); }
-      if (this.userStop) return done('stopped', 'stopped');
-      for (let i = 0; i < this.vcpus.length; i++) if (this.states[i] === 'halted' && this.wakeable(i)) this.states[i] = 'running';
-      const running = this.states.some((st) => st === 'running');
-      if (!running && (this.clock.nextDeadline() === Infinity || !this.vcpus.some((v, i) => this.states[i] === 'halted' && v.interruptsEnabled))) {
-        return done('halted', `the guest halted at 0x${this.vcpu.rip.toString(16)} with nothing to wake it`);
-      }
-      if (used >= maxInstructions) {
-        return running ? done('instruction-limit', `stopped after ${used} instructions`)
-          : done('idle', 'the guest is idle (halted, waiting for an interrupt)');
-      }
-      const untilEvent = Math.ceil((this.clock.nextDeadline() - this.nowNs) / this.clock.nsPerInstruction);
-      const budget = Math.max(1, Math.min(SLICE, maxInstructions - used, untilEvent));
-      if (!running) {
-        // Every vCPU waits: skip virtual time to the next timer event (the TSCs follow).
-        this.nowNs += budget * this.clock.nsPerInstruction;
-        this.clock.advanceTo(this.nowNs);
-        continue;
-      }
-      for (let i = 0; i < this.vcpus.length; i++) {
-        if (this.states[i] !== 'running') continue;
-        const end = this.runSlice(i, budget);
-        if (end) return done(end.reason, end.message);
-        if (this.stopRequest || this.userStop) break;
-      }
-      this.nowNs += budget * this.clock.nsPerInstruction;
-      this.clock.advanceTo(this.nowNs);
-    }
+    this.scheduler ??= new RoundRobinScheduler<GuestEnd>([this]);
+    this.scheduler.nowNs = this.nowNs;
+    let end: GuestEnd | null = null;
+    this.scheduler.run(maxInstructions * this.clock.nsPerInstruction, (_g, r) => { end = r; });
+    const ended = end as GuestEnd | null;
+    // A guest that ended can run again (a test may reset it): the next run starts a new scheduler.
+    if (ended) this.scheduler = null;
+    return this.result(ended ?? (this.states.some((st) => st === 'running')
+      ? { reason: 'instruction-limit', message: `stopped after ${maxInstructions} instructions` }
+      : { reason: 'idle', message: 'the guest is idle (halted, waiting for an interrupt)' }), startInstr);
   }
+
+  /** A run's result, with the instructions retired since `startInstr`. */
+  result(end: GuestEnd, startInstr = 0n): RunResult {
+    return { reason: end.reason, status: this.debugExit.status, instructions: this.instructions - startInstr, message: end.message };
+  }
+
+  // ---- The scheduler's view of this guest (emu/hv/sched) ----
+  get vcpuCount(): number { return this.vcpus.length; }
+  pollStop(): GuestEnd | null {
+    if (this.stopRequest) {
+      const r = this.stopRequest;
+      this.stopRequest = null;
+      return { reason: r, message: r === 'poweroff' ? 'the guest powered off' : 'the guest reset the machine' };
+    }
+    if (this.userStop) return { reason: 'stopped', message: 'stopped' };
+    return null;
+  }
+  wakeHalted(): void {
+    for (let i = 0; i < this.vcpus.length; i++) if (this.states[i] === 'halted' && this.wakeable(i)) this.states[i] = 'running';
+  }
+  isRunnable(i: number): boolean { return this.states[i] === 'running'; }
+  stuck(): GuestEnd | null {
+    if (this.states.some((st) => st === 'running')) return null;
+    if (this.clock.nextDeadline() !== Infinity && this.vcpus.some((v, i) => this.states[i] === 'halted' && v.interruptsEnabled)) return null;
+    return { reason: 'halted', message: `the guest halted at 0x${this.vcpu.rip.toString(16)} with nothing to wake it` };
+  }
+  nextDeadline(): number { return this.clock.nextDeadline(); }
+  stopPending(): boolean { return this.stopRequest !== null || this.userStop; }
+  advance(ns: number): void { this.nowNs = ns; this.clock.advanceTo(ns); }
 
   /** Run vCPU `i` for `budget` instructions of this round (less if it halts); handles its exits.
    *  Returns a result when the run must end. */
-  private runSlice(i: number, budget: number): { reason: StopReason; message: string } | null {
+  runSlice(i: number, budget: number): GuestEnd | null {
     const v = this.vcpus[i];
-    if (this.lastRun !== i && this.vcpus.length > 1) {
-      // The decoded-instruction cache is keyed by linear address: another vCPU may map other code there.
-      this.host.core.invalidateDecoded();
-      this.lastRun = i;
-    }
     const retiredBefore = v.counter(abi.CNT_INSTRUCTIONS);
     const unimplementedBefore = v.counter(abi.CNT_UNIMPLEMENTED);
     // TSC = virtual time: the round's start plus the instructions this vCPU ran in it.
@@ -322,6 +339,7 @@ export class Machine {
       this.clock.advanceTo(this.nowNs + ran * this.clock.nsPerInstruction);
       this.deliverInterrupts(i);
       const reason = v.run(budget - ran);
+      if (this.vm.outOfMemory) return { reason: 'out-of-memory', message: this.vm.outOfMemoryMessage() };
       if (this.host.deviceError) {
         const e = this.host.deviceError;
         this.host.deviceError = null;
@@ -355,6 +373,14 @@ export class Machine {
           const e = v.exit();
           return { reason: 'exception', message: `exception ${e.vector} at ${this.describeLastInstruction(v)}` };
         }
+        case abi.EXIT_EPT_VIOLATION: {
+          // The host memory manager's: a first touch gets a frame and the instruction restarts.
+          const e = v.exit();
+          const r = this.vm.handleEptViolation(e.address, e.errorCode);
+          if (r === 'mapped') break;
+          if (r === 'out-of-memory') return { reason: 'out-of-memory', message: this.vm.outOfMemoryMessage() };
+          return { reason: 'exception', message: `an EPT violation the host cannot resolve at gpa 0x${e.address.toString(16)} (qualification 0x${e.errorCode.toString(16)}) on vCPU ${i}` };
+        }
         default:
           return { reason: 'exception', message: `unexpected exit ${reason}` };
       }
@@ -367,14 +393,21 @@ export class Machine {
     const lin = v.reg64(abi.ST_UNIMPLEMENTED_LIN);
     const where = v.probeWalk(lin, 'fetch', 0, true);
     const gpa = where.ok ? Number(where.gpa) : Number(lin);
-    const ram = this.host.ram();
-    const bytes = gpa + 15 <= ram.length ? Array.from(ram.subarray(gpa, gpa + 15), (b) => b.toString(16).padStart(2, '0')).join(' ') : 'unreadable';
+    const bytes = gpa + 15 <= this.vm.ramBytes ? Array.from(this.vm.memory.read(gpa, 15), (b) => b.toString(16).padStart(2, '0')).join(' ') : 'unreadable';
     return `vCPU ${i} met an instruction hvlab does not implement at 0x${lin.toString(16)} (bytes ${bytes}; opcode ${opcodeName(v.exit().opcode)}): the guest got #UD${this.unimplementedSummary()}`;
   }
 
   private describeLastInstruction(v: Vcpu = this.vcpu): string {
     const e = v.exit();
-    const bytes = Array.from(e.bytes, (b) => b.toString(16).padStart(2, '0')).join(' ');
+    let raw = e.bytes;
+    if (raw.length === 0) {
+      // The core copies the bytes only when CS:RIP is a plain offset into RAM: else read them
+      // through the guest's own translation (a cold walk) and its memory map.
+      const where = v.probeWalk(v.segment(abi.SEG_CS).base + e.rip, 'fetch', 0, true);
+      const gpa = where.ok ? Number(where.gpa) : -1;
+      if (gpa >= 0 && gpa + 15 <= this.vm.ramBytes) raw = this.vm.memory.read(gpa, 15);
+    }
+    const bytes = Array.from(raw, (b) => b.toString(16).padStart(2, '0')).join(' ');
     return `0x${e.rip.toString(16)} (${bytes || 'no bytes fetched'})`;
   }
 

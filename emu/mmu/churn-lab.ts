@@ -106,9 +106,9 @@ export class ChurnLab {
   result(pages: number): { words: bigint[]; tablesClear: boolean } {
     const dv = this.host.view;
     const words: bigint[] = [];
-    for (let j = 0; j < pages; j++) words.push(dv.getBigUint64(abi.GUEST_RAM_BASE + DATA_GPA + j * 0x1000, true));
+    for (let j = 0; j < pages; j++) words.push(dv.getBigUint64(abi.HOST_POOL_BASE + DATA_GPA + j * 0x1000, true));
     let clear = true;
-    for (let off = 0; off < 0x10000 && clear; off += 8) if (dv.getBigUint64(abi.GUEST_RAM_BASE + SPACES_GPA + off, true) !== 0n) clear = false;
+    for (let off = 0; off < 0x10000 && clear; off += 8) if (dv.getBigUint64(abi.HOST_POOL_BASE + SPACES_GPA + off, true) !== 0n) clear = false;
     return { words, tablesClear: clear };
   }
 }

@@ -37,10 +37,10 @@ export class GuestPageTables {
   private entryAddr(table: number, gva: bigint, level: number): number {
     return table + Number((gva >> BigInt(12 + 9 * (level - 1))) & 511n) * 8;
   }
-  private read(gpa: number): bigint { return this.host.view.getBigUint64(abi.GUEST_RAM_BASE + gpa, true); }
+  private read(gpa: number): bigint { return this.host.view.getBigUint64(abi.HOST_POOL_BASE + gpa, true); }
   private write(gpa: number, v: bigint): void {
     if (!(gpa >= 0 && gpa + 8 <= this.host.ramBytes)) throw new Error(`hvlab: page-table entry at 0x${gpa.toString(16)} is outside guest RAM`);
-    this.dv.setBigUint64(abi.GUEST_RAM_BASE + gpa, v, true);
+    this.dv.setBigUint64(abi.HOST_POOL_BASE + gpa, v, true);
   }
 
   /** Bytes of the page directories and page tables (levels 2 and 1) that map [gva, gva + bytes):

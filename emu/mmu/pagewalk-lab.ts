@@ -148,7 +148,7 @@ export function shadowTableBytesWithin(host: Host, gva: bigint, bytes: number): 
     let n = 0;
     const childSpan = 2 ** (12 + 9 * (level - 1));
     for (let i = 0; i < 512; i++) {
-      const e = dv.getBigUint64(abi.GUEST_RAM_BASE + table + i * 8, true);
+      const e = dv.getBigUint64(abi.HOST_POOL_BASE + table + i * 8, true);
       if (!(e & 1n) || level === 1 || (e & 0x80n)) continue;
       const from = base + i * childSpan;
       if (from + childSpan <= start || from >= start + bytes) continue;

@@ -257,7 +257,7 @@ class Tables {
   private readonly ram: DataView;
   readonly mirror = new Map<bigint, bigint>();
   constructor(host: Host) {
-    this.ram = new DataView(host.memory.buffer, abi.GUEST_RAM_BASE, host.ramBytes);
+    this.ram = new DataView(host.memory.buffer, abi.HOST_POOL_BASE, host.ramBytes);
   }
   write(slot: Slot, value: bigint): void {
     slot.value = value;

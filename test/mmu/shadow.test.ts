@@ -19,10 +19,10 @@ function entryGpa(host: Host, root: number, gva: bigint, level: number): number 
   for (let l = 4; ; l--) {
     const at = table + Number((gva >> BigInt(12 + 9 * (l - 1))) & 511n) * 8;
     if (l === level) return at;
-    table = Number(host.view.getBigUint64(abi.GUEST_RAM_BASE + at, true) & 0x000ffffffffff000n);
+    table = Number(host.view.getBigUint64(abi.HOST_POOL_BASE + at, true) & 0x000ffffffffff000n);
   }
 }
-const readU64 = (host: Host, gpa: number) => host.view.getBigUint64(abi.GUEST_RAM_BASE + gpa, true);
+const readU64 = (host: Host, gpa: number) => host.view.getBigUint64(abi.HOST_POOL_BASE + gpa, true);
 
 /** A kernel with RAM identity-mapped by 2 MiB pages and one user page at USER_GVA -> PAGE_A. */
 function kernel(mmu: MmuMode, opts: { shadowPages?: number } = {}) {
@@ -214,7 +214,7 @@ describe('shadow paging', () => {
       const host = new Host({ ramBytes: 64 << 20, mmu, hostPageSize: '2m' });
       const v = host.vcpu(0);
       v.resetArchitectural();
-      const w32 = (gpa: number, val: number) => host.view.setUint32(abi.GUEST_RAM_BASE + gpa, val >>> 0, true);
+      const w32 = (gpa: number, val: number) => host.view.setUint32(abi.HOST_POOL_BASE + gpa, val >>> 0, true);
       w32(PD, 0x83); // a 4 MiB page at 0: the code and the tables
       w32(PD + 768 * 4, PT | 7);
       w32(PT + 768 * 4, PAGE_A | 7);
@@ -230,7 +230,7 @@ describe('shadow paging', () => {
       v.rip = 0x1000n; v.setReg(3, BigInt(GVA)); v.setReg(6, BigInt(PT + 768 * 4)); v.setReg(7, BigInt(PAGE_B | 7));
       v.resetMmuCounters();
       expect(v.run(100)).toBe(abi.EXIT_HLT);
-      return { mmu, old: v.reg(0) & 0xffffffffn, now: v.reg(1) & 0xffffffffn, pte: host.view.getUint32(abi.GUEST_RAM_BASE + PT + 768 * 4, true), v };
+      return { mmu, old: v.reg(0) & 0xffffffffn, now: v.reg(1) & 0xffffffffn, pte: host.view.getUint32(abi.HOST_POOL_BASE + PT + 768 * 4, true), v };
     });
     for (const o of out) {
       expect(o.old, o.mmu).toBe(0x11111111n);
@@ -250,7 +250,7 @@ describe('shadow paging', () => {
       const host = new Host({ ramBytes: 64 << 20, mmu, hostPageSize: '2m' });
       const v = host.vcpu(0);
       v.resetArchitectural();
-      const w64 = (gpa: number, val: number) => host.view.setBigUint64(abi.GUEST_RAM_BASE + gpa, BigInt(val), true);
+      const w64 = (gpa: number, val: number) => host.view.setBigUint64(abi.HOST_POOL_BASE + gpa, BigInt(val), true);
       w64(PDPT, PD1 | 1);
       for (const [pd, pt, page] of [[PD1, PT1, PAGE_A], [PD2, PT2, PAGE_B]]) {
         w64(pd, 0x83); // a 2 MiB page at 0: the code
@@ -281,7 +281,7 @@ describe('shadow paging', () => {
     for (const mmu of MMU_MODES) {
       const { host, v, pt } = kernel(mmu);
       const pte = entryGpa(host, pt.root, USER_GVA, 1);
-      host.view.setBigUint64(abi.GUEST_RAM_BASE + pte, 0xff000000n | 7n, true); // 4 GiB - 16 MiB: nothing there
+      host.view.setBigUint64(abi.HOST_POOL_BASE + pte, 0xff000000n | 7n, true); // 4 GiB - 16 MiB: nothing there
       host.writeGuest(0x1000, [0x49, 0x8b, 0x00, 0xf4]); // mov rax, [r8]; hlt
       v.rip = 0x1000n; v.setReg(8, USER_GVA);
       expect(v.run(100)).toBe(abi.EXIT_HLT);

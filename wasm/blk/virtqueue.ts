@@ -5,12 +5,14 @@
 // used, so a malformed chain can only end in a fault code, never in an access outside the guest.
 // The VMM (emu/devices/virtio/) keeps the rings' indices and the request semantics.
 import {
-  GUEST_RAM_BASE, BLK_SEG_LIST_BASE, BLK_SEG_SIZE, BLK_SEG_WRITABLE, BLK_MAX_CHAIN, BLK_WALK_RESULT,
+  BLK_DESC_SCRATCH, BLK_SEG_LIST_BASE, BLK_SEG_SIZE, BLK_SEG_WRITABLE, BLK_MAX_CHAIN, BLK_WALK_RESULT,
   BLK_FAULT_NONE, BLK_FAULT_INDEX, BLK_FAULT_LOOP, BLK_FAULT_OUTSIDE, BLK_FAULT_ORDER,
   BLK_FAULT_INDIRECT_NOT_NEGOTIATED, BLK_FAULT_INDIRECT_NOT_ALONE, BLK_FAULT_INDIRECT_NESTED,
   BLK_FAULT_INDIRECT_LENGTH, BLK_FAULT_INDIRECT_OUTSIDE, BLK_FAULT_TOO_LONG,
 } from '../abi';
-import { ramSize, guestRamWritten } from '../mmu/translate';
+import { guestRamWritten } from '../mmu/translate';
+import { ramSize } from '../mem/memory-map';
+import { copyFromGuest, copyToGuest } from '../mem/guest-memory';
 
 const DESC_SIZE: u64 = 16;
 const DESC_F_NEXT: u32 = 1;
@@ -19,8 +21,6 @@ const DESC_F_INDIRECT: u32 = 4;
 
 /** [gpa, gpa + len) lies in guest RAM (written without overflow: gpa and len are guest values). */
 @inline function inGuest(gpa: u64, len: u64): bool { return gpa <= ramSize && len <= ramSize - gpa; }
-
-@inline function hostOf(gpa: u64): usize { return <usize>GUEST_RAM_BASE + <usize>gpa; }
 
 let fault: i32 = BLK_FAULT_NONE;
 @inline function fail(code: i32): void { if (fault == BLK_FAULT_NONE) fault = code; }
@@ -38,7 +38,8 @@ export function walkChain(tableGpa: u64, tableSize: u32, head: u32, indirectAllo
     if (index >= entries) { fail(BLK_FAULT_INDEX); break; }
     if (++visited > entries) { fail(BLK_FAULT_LOOP); break; }
     if (visited > <u64>BLK_MAX_CHAIN) { fail(BLK_FAULT_TOO_LONG); break; }
-    const d = hostOf(table + index * DESC_SIZE);
+    const d = <usize>BLK_DESC_SCRATCH;
+    if (!copyFromGuest(d, table + index * DESC_SIZE, DESC_SIZE)) { fail(BLK_FAULT_OUTSIDE); break; }
     const gpa = load<u64>(d), len = load<u32>(d, 8), flags = <u32>load<u16>(d, 12), next = <u64>load<u16>(d, 14);
     if (flags & DESC_F_INDIRECT) {
       // 2.7.5.3.1: INDIRECT only if negotiated, never with NEXT, never inside an indirect table.
@@ -89,11 +90,13 @@ export function copySegments(first: i32, count: i32, offset: u64, staging: usize
     if (!inGuest(gpa, len)) break;
     if (skip >= len) { skip -= len; continue; }
     const n = min(len - skip, length - done);
+    // Page by page through the VM's map: a frame the host cannot provide (out of memory) ends the
+    // copy short, which the device reports as an I/O error.
     if (toGuest) {
-      memory.copy(hostOf(gpa + skip), staging + <usize>done, <usize>n);
+      const ok = copyToGuest(gpa + skip, staging + <usize>done, n);
       guestRamWritten(gpa + skip, n);
-    }
-    else memory.copy(staging + <usize>done, hostOf(gpa + skip), <usize>n);
+      if (!ok) break;
+    } else if (!copyFromGuest(staging + <usize>done, gpa + skip, n)) break;
     done += n; skip = 0;
   }
   return done;

@@ -17,7 +17,7 @@ import {
 import { DECODE_ATTRS } from './decode-tables.generated';
 import { cpu, rip, getReg64, mode64, realMode, defaultOperandSize, defaultAddressSize, csBase, modeKey, segField } from './state';
 import { raiseGP0, raise, faultVector } from './fault';
-import { translate, ramSize } from '../mmu/translate';
+import { translate } from '../mmu/translate';
 
 // Prefix bits
 export const P_66: i32 = 1;

@@ -5,13 +5,13 @@ import {
   EXIT_NONE, EXIT_BUDGET, EXIT_HLT, EXIT_EXCEPTION, EXIT_IO, EXIT_SHUTDOWN, EXIT_EPT_VIOLATION, EXIT_IRQ_WINDOW, ST_IRQ_WINDOW, ST_UNIMPLEMENTED_LIN, ATTR_INVALID64, ATTR_FORM, ST_EXIT_REASON,
   ST_EXIT_VECTOR, ST_EXIT_ERROR_CODE, ST_EXIT_HAS_ERROR, ST_EXIT_ADDR, ST_EXIT_OPCODE, ST_EXIT_RIP,
   ST_EXIT_BYTES, ST_EXIT_LENGTH, ST_COUNTERS, CNT_INSTRUCTIONS, CNT_EXITS, CNT_EXCEPTIONS,
-  CNT_UNIMPLEMENTED, ST_UD_BY_OPCODE, GUEST_RAM_BASE, VEC_DB, ST_IRQ_VECTOR, ST_NMI_PENDING,
-  ST_INTERRUPTED, FLAG_IF, FLAG_TF, FLAG_RF, ST_DR0, ST_DR6, ST_DR7,
+  CNT_UNIMPLEMENTED, ST_UD_BY_OPCODE, VEC_DB, ST_IRQ_VECTOR, ST_NMI_PENDING,
+  ST_INTERRUPTED, FLAG_IF, FLAG_TF, FLAG_RF, ST_DR0, ST_DR6, ST_DR7, ST_INTERRUPT_SHADOW,
 } from '../abi';
 import { getFlags, setFlags } from './flags';
 
 const VEC_NMI: i32 = 2;
-import { cpu, rip, rflags, setCpu, setRip, loadState, saveState, csBase, mode64, flatHarness } from './state';
+import { cpu, rip, rflags, setCpu, setRip, loadState, saveState, csBase, mode64, flatHarness, pagingOn } from './state';
 import {
   faultVector, faultError, faultHasError, faultAddr, faultIsTrap, pending, raiseUD, raiseTrap, clearFault,
   EPT_VIOLATION_VECTOR,
@@ -21,7 +21,10 @@ import {
   opIdx, attr, ext, isMem, mod, prefixes, P_LOCK, P_66, rex, lastRep, instrStart, fetchedLength,
 } from './decode';
 import { classify, executeFast, H_GENERIC } from './fastpath';
-import { ramSize, bouncePending, flushBounces, dataBreakpointHits, clearDataBreakpointHits, refreshDataBreakpoints } from '../mmu/translate';
+import { bouncePending, flushBounces, dataBreakpointHits, clearDataBreakpointHits, refreshDataBreakpoints } from '../mmu/translate';
+import { ramSize, directPtr, mappedMemory } from '../mem/memory-map';
+import { selectVmOfCpu } from '../vm';
+import { flushDecodedCache } from './decode';
 import { selectEpt } from '../mmu/ept';
 import { selectShadow } from '../mmu/shadow';
 import { selectTlb } from '../mmu/tlb';
@@ -47,7 +50,7 @@ import {
   hlt, cliSti, portIo, completePendingIn, movCr, clts, group6, group7, rdmsr, wrmsr, farDirect,
   farIndirect, retFar, intN, iretOp, movSreg, pushPopSreg, loadFarPointer, incDecReg, pushaPopa,
   bcdAdjust, bound, arpl, stopReason, clearStop, STOP_NONE, STOP_HLT, STOP_IO, unimplementedHit,
-  clearUnimplementedHit, interruptShadow, clearInterruptShadow, syscall, sysret, sysenter, sysexit,
+  clearUnimplementedHit, interruptShadow, clearInterruptShadow, setInterruptShadow, syscall, sysret, sysenter, sysexit,
   rdtscRequest, clearRdtscRequest, movDr, larLsl, invpcidInstr,
 } from './ops/system';
 import { deliverException } from './system/interrupts';
@@ -288,11 +291,13 @@ function eptViolationExit(): void {
 }
 
 /** Copy the bytes of the instruction at `start` (`length` of them, as far as guest RAM has them)
- *  into the exit record. */
+ *  into the exit record, when CS:RIP is a guest-physical address in one run of the pool (paging off
+ *  under --mmu direct); otherwise the host reads them through the guest's translation itself. */
 function reportInstruction(start: u64, length: i32): void {
   let n = 0;
-  while (n < length && start + <u64>n < ramSize) {
-    store<u8>(cpu + ST_EXIT_BYTES + <usize>n, load<u8>(<usize>GUEST_RAM_BASE + <usize>(start + <u64>n)));
+  const lin = csBase + start;
+  while (!pagingOn && !mappedMemory && n < length && lin + <u64>n < ramSize) {
+    store<u8>(cpu + ST_EXIT_BYTES + <usize>n, load<u8>(directPtr + <usize>(lin + <u64>n)));
     n++;
   }
   store<u64>(cpu + ST_EXIT_RIP, start);
@@ -360,8 +365,14 @@ function takeExternalInterrupt(): bool {
 }
 
 /** Run the vCPU until an exit or `budget` instructions; returns the EXIT_* reason. */
+/** The vCPU that ran last: the decoded-instruction cache is keyed by linear address, so another
+ *  vCPU (of this VM or another) may map other code there. */
+let lastRunVcpu: i32 = -1;
+
 export function run(vcpu: i32, budget: i32): i32 {
   setCpu(vcpu);
+  selectVmOfCpu();
+  if (vcpu != lastRunVcpu) { flushDecodedCache(); lastRunVcpu = vcpu; }
   selectMmuCounters(vcpu);
   selectEpt();
   selectShadow();
@@ -372,7 +383,9 @@ export function run(vcpu: i32, budget: i32): i32 {
   clearFault();
   clearStop();
   completePendingIn();
+  if (load<u32>(cpu + ST_INTERRUPT_SHADOW) != 0) setInterruptShadow(); else clearInterruptShadow();
   armInterruptCheck();
+  if (interruptShadow) irqCheck = true;
   exitReason = EXIT_NONE;
   // The loop keeps the instruction count and RIP in locals: the global `rip` is written only where
   // something outside the fast handlers reads it (decoding, generic handlers, faults, exits).
@@ -497,6 +510,7 @@ export function run(vcpu: i32, budget: i32): i32 {
   store<u32>(cpu + ST_EXIT_REASON, exitReason);
   counterAdd(CNT_INSTRUCTIONS, <u64>n);
   counterAdd(CNT_EXITS, 1);
+  store<u32>(cpu + ST_INTERRUPT_SHADOW, interruptShadow ? 1 : 0); // (it covers the first instruction of the next run)
   saveState();
   clearFault();
   return exitReason;

@@ -4,20 +4,18 @@
 // across the levels. A missing or forbidding entry is an EPT violation: the access is abandoned,
 // the instruction will restart, and run() exits to the host with the gpa and an exit qualification.
 import {
-  ST_EPTP, EPTP_ENABLE, GUEST_RAM_BASE, ACC_WRITE, ACC_FETCH, EPT_LARGE, DIM_HOST, EPTQ_READ, EPTQ_WRITE,
+  ST_EPTP, EPTP_ENABLE, HOST_POOL_BASE, ACC_WRITE, ACC_FETCH, EPT_LARGE, DIM_HOST, EPTQ_READ, EPTQ_WRITE,
   EPTQ_FETCH, EPTQ_GVA_VALID, EPTQ_FINAL, ST_EXIT_ADDR, ST_EXIT_GVA, ST_EXIT_ERROR_CODE, MC_EPT_VIOLATIONS,
   MC_NESTED_TLB_HIT, ACC_READ,
 } from '../abi';
 import { cpu } from '../cpu/state';
 import { raiseEptViolation } from '../cpu/fault';
 import { pageTableRef, mmuCount } from './accounting';
+import { hostPoolSize } from '../mem/memory-map';
 
 /** --mmu ept for the running vCPU (ST_EPTP has EPTP_ENABLE), and the hpa of its EPT PML4. */
 export let eptOn: bool = false;
 let eptRoot: u64 = 0;
-/** Size of the host frame pool: no entry may point outside it (a host bug must not leak memory). */
-export let hostPoolSize: u64 = 0;
-export function setHostPoolSize(bytes: u64): void { hostPoolSize = bytes; }
 
 export function selectEpt(): void {
   const eptp = load<u64>(cpu + ST_EPTP);
@@ -87,9 +85,10 @@ function eptWalk(gpa: u64, access: i32, final: bool, gva: u64, gvaValid: bool): 
   let table = eptRoot;
   let rights: u32 = 7;
   let shift: i32 = 39;
+  const pool = hostPoolSize(); // no entry may point outside the pool (a host bug must not leak memory)
   for (let level = 4; level >= 1; level--) {
     const at = table + (((gpa >> <u64>shift) & 511) << 3);
-    const e = at + 8 <= hostPoolSize ? load<u64>(<usize>GUEST_RAM_BASE + <usize>at) : 0;
+    const e = at + 8 <= pool ? load<u64>(<usize>HOST_POOL_BASE + <usize>at) : 0;
     if (!softwareWalk) pageTableRef(DIM_HOST, level, gpa, at, e);
     rights &= <u32>e & 7;
     if ((<u32>e & 7) == 0) return violation(gpa, need, rights, final, gva, gvaValid);
@@ -98,7 +97,7 @@ function eptWalk(gpa: u64, access: i32, final: bool, gva: u64, gvaValid: bool): 
     if ((rights & need) == 0) return violation(gpa, need, rights, final, gva, gvaValid);
     const pageMask: u64 = (<u64>1 << <u64>shift) - 1;
     const frame = e & ADDR_MASK & ~pageMask;
-    if (frame + pageMask + 1 > hostPoolSize) return violation(gpa, need, 0, final, gva, gvaValid);
+    if (frame + pageMask + 1 > pool) return violation(gpa, need, 0, final, gva, gvaValid);
     eptPageShift = shift;
     eptRights = rights;
     return frame | (gpa & pageMask);

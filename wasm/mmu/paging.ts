@@ -7,11 +7,12 @@
 // reference is counted by accounting.ts. The TLBs (tlb.ts) cache what this walk computes.
 import {
   ST_CR0, ST_CR3, ST_CR4, ST_EFER, ST_CR2, ST_PDPTE, CR0_WP, EFER_NXE, ACC_WRITE, ACC_FETCH, ACC_READ,
-  GUEST_RAM_BASE, FLAG_AC, VEC_PF, DIM_GUEST, MC_WALKS, MC_WALK_FAULTS, MC_PDE_CACHE_HIT,
+  HOST_POOL_BASE, FLAG_AC, VEC_PF, DIM_GUEST, MC_WALKS, MC_WALK_FAULTS, MC_PDE_CACHE_HIT,
 } from '../abi';
 import { cpu, cpl, rflags } from '../cpu/state';
 import { raise, raiseGP0 } from '../cpu/fault';
-import { eptOn, eptTranslate } from './ept';
+import { eptOn, eptTranslate, hostMapTranslate } from './ept';
+import { ramSize, directHpa, hostMapRoot, mappedMemory } from '../mem/memory-map';
 import { pageTableRef, mmuCount } from './accounting';
 
 export const PTE_P: u64 = 0x1;
@@ -37,10 +38,6 @@ const PHYS_MASK: u64 = ((<u64>1 << MAX_PHYS_BITS) - 1) & ~(<u64>0xfff);
 /** Bits 51:MAXPHYADDR of an entry: reserved (SDM Vol. 3A, Tables 4-14 to 4-20). */
 const RSVD_HIGH: u64 = 0x000fffffffffffff & ~((<u64>1 << MAX_PHYS_BITS) - 1);
 
-/** Guest-physical size of RAM; table entries beyond it read as 0 (not present). */
-let physLimit: u64 = 0;
-export function setPhysLimit(v: u64): void { physLimit = v; }
-
 /** Accesses made by the CPU itself on behalf of the kernel (descriptor tables, the TSS, interrupt
  *  stacks at CPL 0): supervisor accesses whatever the CPL (SDM Vol. 3A, 4.6). */
 export let implicitSupervisor: bool = false;
@@ -61,20 +58,20 @@ let entryHpa: u64 = 0;
 /** Read the guest table entry at guest-physical `gpa`, counting the reference (and, under EPT,
  *  the references of translating `gpa`). */
 function readEntry(gpa: u64, wide: bool, level: i32, lin: u64, linValid: bool): u64 {
-  if (gpa + 8 > physLimit) { entryHpa = <u64>-1; return 0; }
-  let hpa = gpa;
-  if (eptOn) {
-    hpa = eptTranslate(gpa, ACC_READ, false, lin, linValid);
-    if (hpa == <u64>-1) { aborted = true; entryHpa = <u64>-1; return 0; }
-  }
-  const p = <usize>GUEST_RAM_BASE + <usize>hpa;
+  if (gpa + 8 > ramSize) { entryHpa = <u64>-1; return 0; } // table entries beyond RAM read as 0 (not present)
+  let hpa: u64;
+  if (eptOn) hpa = eptTranslate(gpa, ACC_READ, false, lin, linValid);
+  else if (mappedMemory) hpa = hostMapTranslate(hostMapRoot, gpa, ACC_READ); // (--mmu shadow: the host map in software)
+  else hpa = directHpa + gpa;
+  if (hpa == <u64>-1) { aborted = true; entryHpa = <u64>-1; return 0; }
+  const p = <usize>HOST_POOL_BASE + <usize>hpa;
   const e = wide ? load<u64>(p) : <u64>load<u32>(p);
   pageTableRef(DIM_GUEST, level, gpa, hpa, e);
   entryHpa = hpa;
   return e;
 }
 @inline function writeEntry(wide: bool, v: u64): void {
-  const p = <usize>GUEST_RAM_BASE + <usize>entryHpa;
+  const p = <usize>HOST_POOL_BASE + <usize>entryHpa;
   if (wide) store<u64>(p, v); else store<u32>(p, <u32>v);
 }
 

@@ -36,15 +36,16 @@
 // guest walk's format. Non-leaf sptes allow everything; a leaf carries the rights of the whole
 // guest walk, which is why role.access tells apart shadow pages reached with different rights.
 import {
-  GUEST_RAM_BASE, ST_CR0, ST_CR3, ST_CR4, ST_EFER, ST_SHADOW, ST_SHADOW_ROOT, ST_SHADOW_PREV, SHADOW_PREV_ROOTS,
-  SHADOW_ENABLE, CR0_WP, EFER_NXE, EFER_LMA, ACC_WRITE, ACC_FETCH, VEC_PF, DIM_SHADOW, FLAG_AC, MAX_VCPUS,
+  HOST_POOL_BASE, ST_CR0, ST_CR3, ST_CR4, ST_EFER, ST_SHADOW, ST_SHADOW_ROOT, ST_SHADOW_PREV, SHADOW_PREV_ROOTS,
+  SHADOW_ENABLE, CR0_WP, EFER_NXE, EFER_LMA, ACC_WRITE, ACC_FETCH, VEC_PF, DIM_SHADOW, FLAG_AC,
   VCPU_AREA_BASE, VCPU_STRIDE, MC_EXIT_SHADOW_PF, MC_EXIT_PT_WRITE, MC_EXIT_CR3, MC_EXIT_INVLPG,
   MC_SHADOW_GUEST_PF, MC_SHADOW_SP_ALLOC, MC_SHADOW_SP_ZAP, MC_SHADOW_FLOODED, MC_SHADOW_ZAP_ALL,
   MC_SHADOW_WRPROT, MC_SHADOW_ROOT_HIT, MC_SHADOW_SPTE_SET, MC_WALKS, TRACE_SHADOW_FAULT, TRACE_SP_ALLOC,
   TRACE_SPTE_SET, TRACE_WRITE_PROTECT, SP_ROLE_LEVEL, SP_ROLE_DIRECT, SP_ROLE_ACC_W, SP_ROLE_ACC_U,
   SP_ROLE_ACC_NX, SP_ROLE_CR0_WP, SP_ROLE_EFER_NX, SP_ROLE_VALID, SP_ROLE_QUADRANT_SHIFT, SP_ROLE_GPTE32,
-  SP_ROLE_PAE, SP_ROLE_LEGACY_TOP, SP_ROLE_VCPU_SHIFT, ST_PDPTE,
+  SP_ROLE_PAE, SP_ROLE_LEGACY_TOP, SP_ROLE_VCPU_SHIFT, ST_PDPTE, ST_VM_VCPU,
 } from '../abi';
+import { vcpuFirst, vcpuCount } from '../mem/memory-map';
 import { cpu, cpl, rflags, pagingOn } from '../cpu/state';
 import { faultVector, requestStop } from '../cpu/fault';
 import {
@@ -99,7 +100,7 @@ function layout(base: u64, frames: u32, poolBytes: u64, ramBytes: u64): u64 {
   ramPages = <u32>(ramBytes >> 12);
   framesHpa = base;
   let at: u64 = base + (<u64>frames << 12);
-  const m = <u64>GUEST_RAM_BASE;
+  const m = <u64>HOST_POOL_BASE;
   metaAt = <usize>(m + at); at += <u64>frames * SP_META;
   for (let pool = 0; pool < NODE_POOLS; pool++) {
     unchecked(nodeBase[pool] = <usize>(m + at)); at += <u64>unchecked(nodeCount[pool]) * 8;
@@ -127,6 +128,37 @@ export function configureShadow(base: u64, frames: u32, poolBytes: u64, ramBytes
   resetPools();
 }
 
+// ---- One shadow MMU per VM (KVM keeps it in struct kvm): while another VM runs, this VM's state
+// waits in its control block (VM_SHADOW_CONTEXT); its pages and bookkeeping stay in its region. ----
+// Context: u64 region base, u64 pool bytes, u64 RAM bytes, u32 frames, u32 configured, u32 freeSp,
+// u32 nextSp, then per node pool u32 next-unused and u32 free-list head.
+
+/** Keep the running VM's shadow MMU state at `at` (pending page-table writes are synced first). */
+export function shadowSaveContext(at: usize): void {
+  if (ptWritesPending) shadowSyncWrites();
+  store<u64>(at, regionHpa); store<u64>(at, <u64>poolPages << 12, 8); store<u64>(at, <u64>ramPages << 12, 16);
+  store<u32>(at, nFrames, 24); store<u32>(at, shadowConfigured ? 1 : 0, 28);
+  store<u32>(at, freeSp, 32); store<u32>(at, nextSp, 36);
+  for (let pool = 0; pool < NODE_POOLS; pool++) {
+    store<u32>(at + 40 + <usize>pool * 8, unchecked(nodeNext[pool]));
+    store<u32>(at + 44 + <usize>pool * 8, unchecked(nodeFree[pool]));
+  }
+}
+
+/** Take up the shadow MMU state kept at `at` (a VM that never configured one has none). */
+export function shadowLoadContext(at: usize): void {
+  shadowConfigured = load<u32>(at, 28) != 0;
+  shadowOn = false;
+  if (!shadowConfigured) return;
+  regionHpa = load<u64>(at);
+  layout(regionHpa, load<u32>(at, 24), load<u64>(at, 8), load<u64>(at, 16));
+  freeSp = load<u32>(at, 32); nextSp = load<u32>(at, 36);
+  for (let pool = 0; pool < NODE_POOLS; pool++) {
+    unchecked(nodeNext[pool] = load<u32>(at + 40 + <usize>pool * 8));
+    unchecked(nodeFree[pool] = load<u32>(at + 44 + <usize>pool * 8));
+  }
+}
+
 function resetPools(): void {
   const frames = nFrames;
   memory.fill(metaAt, 0, <usize>frames * SP_META);
@@ -135,7 +167,7 @@ function resetPools(): void {
   memory.fill(shadowedAt, 0, <usize>disallowAt - shadowedAt + <usize>((ramPages >> 9) + 1) * 4);
   freeSp = 0; nextSp = 0;
   for (let pool = 0; pool < NODE_POOLS; pool++) { unchecked(nodeFree[pool] = 0); unchecked(nodeNext[pool] = 1); }
-  for (let v = 0; v < MAX_VCPUS; v++) {
+  for (let v = vcpuFirst; v < vcpuFirst + vcpuCount; v++) { // (the VM's vCPUs: roots are per VM)
     const c = <usize>VCPU_AREA_BASE + <usize>v * <usize>VCPU_STRIDE;
     store<u32>(c + ST_SHADOW_ROOT, 0);
     memory.fill(c + ST_SHADOW_PREV, 0, <usize>SHADOW_PREV_ROOTS * 16);
@@ -167,7 +199,7 @@ export function selectShadow(): void {
   if ((load<u64>(cpu + ST_EFER) & EFER_LMA) != 0) return 0;
   return (load<u64>(cpu + ST_CR4) & CR4_PAE) != 0 ? ROLE_PAE : ROLE_GPTE32;
 }
-@inline function vcpuBits(): u32 { return <u32>((cpu - <usize>VCPU_AREA_BASE) / <usize>VCPU_STRIDE) << SP_ROLE_VCPU_SHIFT; }
+@inline function vcpuBits(): u32 { return (load<u32>(cpu + ST_VM_VCPU) & 3) << SP_ROLE_VCPU_SHIFT; }
 
 // ---- Shadow pages ----
 @inline function meta(sp: u32): usize { return metaAt + <usize>sp * SP_META; }
@@ -175,7 +207,7 @@ export function selectShadow(): void {
 @inline function spRole(sp: u32): u32 { return load<u32>(meta(sp), 8); }
 @inline function spFrame(sp: u32): u64 { return framesHpa + (<u64>sp << 12); }
 /** Linear address of slot `slot` of shadow page `sp`. */
-@inline function sptePtr(sp: u32, slot: u32): usize { return <usize>GUEST_RAM_BASE + <usize>spFrame(sp) + <usize>slot * 8; }
+@inline function sptePtr(sp: u32, slot: u32): usize { return <usize>HOST_POOL_BASE + <usize>spFrame(sp) + <usize>slot * 8; }
 /** A reference to an spte: sp << 9 | slot. */
 @inline function refPtr(ref: u32): usize { return sptePtr(ref >> 9, ref & 511); }
 /** The shadow page a non-leaf spte points to. */
@@ -207,7 +239,7 @@ function getSp(gfn: u64, role: u32): i32 {
   const head = hashHead(gfn);
   store<u32>(m, load<u32>(head), 20);
   store<u32>(head, sp + 1);
-  memory.fill(<usize>GUEST_RAM_BASE + <usize>spFrame(sp), 0, 4096);
+  memory.fill(<usize>HOST_POOL_BASE + <usize>spFrame(sp), 0, 4096);
   mmuCount(MC_SHADOW_SP_ALLOC);
   traceEvent(TRACE_SP_ALLOC, <i32>(role & ROLE_LEVEL), gfn << 12, spFrame(sp), <u64>role);
   if ((role & ROLE_DIRECT) == 0) accountShadowed(gfn);
@@ -488,7 +520,7 @@ export function shadowWalk(lin: u64, access: i32): u64 {
   let shift: u64 = 39;
   for (let level = 4; level >= 1; level--) {
     const at = table + ((lin >> shift) & 511) * 8;
-    const e = load<u64>(<usize>GUEST_RAM_BASE + <usize>at);
+    const e = load<u64>(<usize>HOST_POOL_BASE + <usize>at);
     pageTableRef(DIM_SHADOW, level, lin, at, e);
     if ((e & SPTE_P) == 0) return <u64>-1;
     if (level > 1 && (e & SPTE_PS) == 0) { table = e & ADDR; shift -= 9; continue; }
@@ -651,7 +683,7 @@ function notePtWrite(gpa: u64, size: i32): bool {
   const first = gpa & ~(<u64>7);
   for (let k = 0; k < 2; k++) {
     const at = first + <u64>k * 8;
-    unchecked(pendingOld[i * 2 + k] = (at >> 12) == (gpa >> 12) ? load<u64>(<usize>GUEST_RAM_BASE + <usize>hostGpaPtr(at)) : 0);
+    unchecked(pendingOld[i * 2 + k] = (at >> 12) == (gpa >> 12) ? load<u64>(<usize>HOST_POOL_BASE + <usize>hostGpaPtr(at)) : 0);
   }
   ptWritesPending = true;
   requestStop();
@@ -702,7 +734,7 @@ function syncWrite(gpa: u64, size: i32, rec: i32): void {
     const first = offset / es, last = (offset + <u32>size - 1) / es;
     for (let idx = first; idx <= last && idx < 4096 / es; idx++) {
       if (es == 8) {
-        const now = load<u64>(<usize>GUEST_RAM_BASE + <usize>base + <usize>idx * 8);
+        const now = load<u64>(<usize>HOST_POOL_BASE + <usize>base + <usize>idx * 8);
         const j = <i32>(idx - first);
         if (j < 2 && now == unchecked(pendingOld[rec * 2 + j])) continue; // unchanged
         clearSpte(sp, idx);

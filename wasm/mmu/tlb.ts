@@ -15,6 +15,7 @@ import {
   ST_CR3, ST_CR4, MAX_VCPUS, MC_TLB_HIT, MC_TLB_MISS, MC_TLB_FLUSHES, MC_TLB_INVLPG, MC_TLB_FILL,
 } from '../abi';
 import { cpu } from '../cpu/state';
+import { vcpuFirst, vcpuCount } from '../mem/memory-map';
 import { mmuCount } from './accounting';
 import { flushPdeCache, setWalkTag } from './paging';
 
@@ -58,7 +59,8 @@ export function configureTlb(array: i32, nSets: u32, nWays: u32): bool {
     unchecked(sets[array] = old == 0 ? 0 : 1); unchecked(ways[array] = old);
     return false;
   }
-  memory.fill(TLB_BASE, 0, <usize>TLB_AREA_SIZE * <usize>MAX_VCPUS);
+  // Only the entries of the new geometry: untouched host memory stays unbacked for idle vCPU slots.
+  for (let v = 0; v < MAX_VCPUS; v++) memory.fill(<usize>TLB_BASE + <usize>v * <usize>TLB_AREA_SIZE, 0, <usize>total * TLB_ENTRY_SIZE);
   microFlush();
   return true;
 }
@@ -214,19 +216,20 @@ export function tlbFlushPage(lin: u64, pcid: u32, anyPcid: bool, keepGlobal: boo
 }
 
 /** Every vCPU, every guest: the host changed a nested (EPT) mapping (INVEPT, all contexts). */
+/** Every entry of the running VM's vCPUs (INVEPT: the host changed the VM's gpa -> hpa map). */
 export function tlbFlushEverything(): void {
   flushPdeCache();
   microFlush();
-  memory.fill(TLB_BASE, 0, <usize>TLB_AREA_SIZE * <usize>MAX_VCPUS);
+  memory.fill(<usize>TLB_BASE + <usize>vcpuFirst * <usize>TLB_AREA_SIZE, 0, <usize>TLB_AREA_SIZE * <usize>vcpuCount);
 }
 
-/** Every vCPU, every entry (the configured arrays only, so cheaper than tlbFlushEverything's fill of
- *  the whole area): the shadow MMU dropped its reverse map. */
+/** Every vCPU of the running VM, every entry (the configured arrays only, so cheaper than
+ *  tlbFlushEverything's fill of the whole area): the shadow MMU dropped its reverse map. */
 export function tlbInvalidateAllVcpus(): void {
   flushPdeCache();
   microFlush();
   const total = <usize>totalEntries();
-  for (let v = 0; v < MAX_VCPUS; v++) {
+  for (let v = vcpuFirst; v < vcpuFirst + vcpuCount; v++) {
     const base = <usize>TLB_BASE + <usize>v * <usize>TLB_AREA_SIZE;
     const end = base + total * TLB_ENTRY_SIZE;
     for (let e = base; e < end; e += TLB_ENTRY_SIZE) store<u32>(e, 0, 8);
@@ -239,7 +242,7 @@ export function tlbInvalidateAllVcpus(): void {
 export function tlbFlushHostFrame(hpaPage: u64): void {
   microFlush();
   const total = <usize>totalEntries();
-  for (let v = 0; v < MAX_VCPUS; v++) {
+  for (let v = vcpuFirst; v < vcpuFirst + vcpuCount; v++) { // (a VM's frames are its own)
     const base = <usize>TLB_BASE + <usize>v * <usize>TLB_AREA_SIZE;
     const end = base + total * TLB_ENTRY_SIZE;
     for (let e = base; e < end; e += TLB_ENTRY_SIZE) {

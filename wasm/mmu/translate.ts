@@ -4,7 +4,7 @@
 // then, under --mmu ept, the host's nested table (ept.ts, gpa -> hpa); the result is cached at the
 // smaller of the two page sizes. With the data-cache model on, every access is also counted there.
 import {
-  GUEST_RAM_BASE, ACC_WRITE, CODE_PAGE_MAP_BASE, CODE_PAGE_MAP_SIZE, OPEN_BUS_BASE,
+  HOST_POOL_BASE, ACC_WRITE, CODE_PAGE_MAP_BASE, CODE_PAGE_MAP_SIZE, OPEN_BUS_BASE,
   BOUNCE_BASE, BOUNCE_SLOTS, PS_4K, PS_2M, PS_1G, ST_CR0, ST_CR4, CR0_WP, MMIO_STAGE_BASE, MMIO_STAGE_SLOTS,
   VCPU_AREA_BASE, VCPU_STRIDE, ACC_FETCH, ST_DR7, ST_DR0, MC_MICRO_TLB_HIT,
 } from '../abi';
@@ -13,20 +13,17 @@ import { flushDecodedCache } from '../cpu/decode';
 import { raiseGP0, raisePF, isCanonical, requestStop } from '../cpu/fault';
 import { pagingOn, flatHarness, mode64, cpl, cpu } from '../cpu/state';
 import {
-  walk, setPhysLimit, implicitSupervisor, walkPageShift, walkRights, RIGHT_W, RIGHT_U, RIGHT_NX, RIGHT_DIRTY,
+  walk, implicitSupervisor, walkPageShift, walkRights, RIGHT_W, RIGHT_U, RIGHT_NX, RIGHT_DIRTY,
   RIGHT_GLOBAL, CR4_SMEP, CR4_SMAP,
 } from './paging';
-import { eptOn, eptTranslate, eptPageShift, eptRights } from './ept';
+import { eptOn, eptTranslate, eptPageShift, eptRights, hostMapTranslate } from './ept';
+import { ramSize, romSize, romHpa, directHpa, directPtr, hostMapRoot, mappedMemory } from '../mem/memory-map';
 import { tlbLookup, tlbLookupL2, tlbInsert, countTlbMiss, microPage, microHost, microTlbOn } from './tlb';
 import { cacheModelOn, dataAccess, mmuCount } from './accounting';
 import {
   shadowActive, shadowWalk, shadowFault, shadowPageShift, shadowRights, shadowFaultHpa, shadowFaultGpa,
   ptWritesPending, shadowSyncWrites, shadowHostWrote, SF_FAULT, SF_UNBACKED, SF_EMULATE,
 } from './shadow';
-
-/** Size of the guest RAM mapped at GUEST_RAM_BASE (set by the host). */
-export let ramSize: u64 = 0;
-export function setRamSize(size: u64): void { ramSize = size; setPhysLimit(size); }
 
 /** Guest RAM [gpa, gpa + bytes) was written behind the vCPUs' backs (the host loading code, a device's
  *  DMA): no write was trapped, so decoded instructions go, and under --mmu shadow the shadow pages of
@@ -45,10 +42,10 @@ export function guestRamWritten(gpa: u64, bytes: u64): void {
   // Self-modifying code: a write to a page holding decoded instructions invalidates them.
   if (access == ACC_WRITE && (load<u8>(<usize>CODE_PAGE_MAP_BASE + (<usize>(lin >> 12) & CODE_MAP_MASK))
       | load<u8>(<usize>CODE_PAGE_MAP_BASE + (<usize>((end - 1) >> 12) & CODE_MAP_MASK))) != 0) flushDecodedCache();
-  if (pagingOn || eptOn) return translateMapped(lin, size, access);
+  if (pagingOn || mappedMemory) return translateMapped(lin, size, access);
   if (end <= ramSize && end >= lin) {
-    if (cacheModelOn) dataAccess(lin);
-    return <usize>GUEST_RAM_BASE + <usize>lin;
+    if (cacheModelOn) dataAccess(directHpa + lin);
+    return directPtr + <usize>lin;
   }
   if (!flatHarness) return unbacked(lin, size, access);
   memoryFault(lin, size, access);
@@ -100,14 +97,12 @@ function openBus(access: i32): usize {
 }
 
 /** Firmware ROM: `romSize` bytes ending at 4 GiB (the reset vector at FFFFFFF0h is its last 16
- *  bytes), held in host memory right after guest RAM. Writes to it are dropped. */
-export let romSize: u64 = 0;
-export function setRomSize(size: u64): void { romSize = size; }
+ *  bytes), held in the pool from romHpa (memory-map.ts). Writes to it are dropped. */
 const FOUR_GIB: u64 = 0x100000000;
 
 function unbacked(phys: u64, size: i32, access: i32): usize {
   if (romSize != 0 && phys >= FOUR_GIB - romSize && phys + <u64>size <= FOUR_GIB) {
-    if (access != ACC_WRITE) return <usize>GUEST_RAM_BASE + <usize>ramSize + <usize>(phys - (FOUR_GIB - romSize));
+    if (access != ACC_WRITE) return <usize>HOST_POOL_BASE + <usize>romHpa + <usize>(phys - (FOUR_GIB - romSize));
     return openBus(access); // writes to ROM are dropped
   }
   if (size > 16 || mmioUsed == MMIO_STAGE_SLOTS) return openBus(access);
@@ -172,7 +167,7 @@ function translateMapped(lin: u64, size: i32, access: i32): usize {
   if (hpa != <u64>-1) {
     if (cacheModelOn) dataAccess(hpa);
     remember(kind, lin, hpa);
-    return <usize>GUEST_RAM_BASE + <usize>hpa;
+    return <usize>HOST_POOL_BASE + <usize>hpa;
   }
   return tlbMiss(lin, size, access, kind);
 }
@@ -181,7 +176,7 @@ function translateMapped(lin: u64, size: i32, access: i32): usize {
 @inline function remember(kind: u32, lin: u64, hpa: u64): void {
   if (microTlbOn && !cacheModelOn) {
     unchecked(microPage[kind] = lin >> 12);
-    unchecked(microHost[kind] = <usize>GUEST_RAM_BASE + <usize>(hpa & ~(<u64>0xfff)));
+    unchecked(microHost[kind] = <usize>HOST_POOL_BASE + <usize>(hpa & ~(<u64>0xfff)));
   }
 }
 
@@ -203,17 +198,22 @@ function tlbMiss(lin: u64, size: i32, access: i32, kind: u32): usize {
     }
     if (gpa + <u64>size > ramSize) return unbacked(gpa, size, access); // ROM, MMIO: never cached
     let hostShift: i32 = 30, hostRights: u32 = 7;
-    hpa = gpa;
     if (eptOn) {
       hpa = eptTranslate(gpa, access, true, lin, true);
       if (hpa == <u64>-1) return 0;
       hostShift = eptPageShift; hostRights = eptRights;
-    }
+    } else if (mappedMemory) {
+      // --mmu shadow with the guest's paging off: the host map alone (KVM's nonpaging shadow mode,
+      // gva = gpa); a gfn the host has not backed yet is a violation exit like under EPT.
+      hpa = hostMapTranslate(hostMapRoot, gpa, access);
+      if (hpa == <u64>-1) return 0;
+      hostShift = eptPageShift; hostRights = eptRights;
+    } else hpa = directHpa + gpa;
     let shift = guestShift < hostShift ? guestShift : hostShift;
     if (shift == 22) shift = 21; // a 32-bit 4 MiB page is cached as 2 MiB halves
     // Under --mmu direct the cached page must lie inside guest RAM (a guest 1 GiB page over 64 MiB).
-    while (!eptOn && shift > 12 && ((gpa >> <u64>shift) + 1) << <u64>shift > ramSize) shift = shift == 30 ? 21 : 12;
-    if (eptOn || ((gpa >> 12) + 1) << 12 <= ramSize) {
+    while (!mappedMemory && shift > 12 && ((gpa >> <u64>shift) + 1) << <u64>shift > ramSize) shift = shift == 30 ? 21 : 12;
+    if (mappedMemory || ((gpa >> 12) + 1) << 12 <= ramSize) {
       const cls = shift == 12 ? PS_4K : shift == 21 ? PS_2M : PS_1G;
       const mask: u64 = (<u64>1 << <u64>shift) - 1;
       allowedKindsLast = allowedKinds(rights, hostRights);
@@ -222,7 +222,7 @@ function tlbMiss(lin: u64, size: i32, access: i32, kind: u32): usize {
   } else allowedKindsLast = 0; // (an L2 hit: the next access will take the L1 path and be remembered)
   if (cacheModelOn) dataAccess(hpa);
   if (((allowedKindsLast >> kind) & 1) != 0) remember(kind, lin, hpa);
-  return <usize>GUEST_RAM_BASE + <usize>hpa;
+  return <usize>HOST_POOL_BASE + <usize>hpa;
 }
 
 /** --mmu shadow: the hardware walks the shadow table (gva -> hpa, one dimension); when it finds no
@@ -240,7 +240,7 @@ function shadowMiss(lin: u64, size: i32, access: i32, kind: u32): usize {
       allowedKindsLast = 0;
       hpa = shadowFaultHpa;
       if (cacheModelOn) dataAccess(hpa);
-      return <usize>GUEST_RAM_BASE + <usize>hpa;
+      return <usize>HOST_POOL_BASE + <usize>hpa;
     }
   }
   const shift = shadowPageShift;
@@ -249,7 +249,7 @@ function shadowMiss(lin: u64, size: i32, access: i32, kind: u32): usize {
   tlbInsert(lin, shift == 12 ? PS_4K : PS_2M, hpa & ~mask, allowedKindsLast, (shadowRights & RIGHT_GLOBAL) != 0);
   if (cacheModelOn) dataAccess(hpa);
   if (((allowedKindsLast >> kind) & 1) != 0) remember(kind, lin, hpa);
-  return <usize>GUEST_RAM_BASE + <usize>hpa;
+  return <usize>HOST_POOL_BASE + <usize>hpa;
 }
 
 /** Access kinds (bit ACC_* for supervisor, ACC_* + 3 for user) a cached entry may serve without a

@@ -12,29 +12,11 @@ const LEAF_LEVEL: Record<PageSize, number> = { '4k': 1, '2m': 2, '1g': 3 };
 const RWX = abi.EPT_R | abi.EPT_W | abi.EPT_X;
 const ADDR_MASK = 0x000ffffffffff000n;
 
-/** Host frames for page tables: a bump allocator over [start, end) of the host pool with a free list. */
-export class HostFrameAllocator {
-  private next: number;
-  private readonly free: number[] = [];
-  constructor(private readonly view: DataView, readonly start: number, readonly end: number) {
-    this.next = start;
-  }
-  /** A zeroed 4 KiB frame (hpa). */
-  allocate(): number {
-    const hpa = this.free.pop() ?? this.bump();
-    new Uint8Array(this.view.buffer, abi.GUEST_RAM_BASE + hpa, 0x1000).fill(0);
-    return hpa;
-  }
-  release(hpa: number): void { this.free.push(hpa); }
-  private bump(): number {
-    if (this.next + 0x1000 > this.end) {
-      throw new Error(`hvlab: the host has no frame left for page tables (${(this.end - this.start) >> 10} KiB reserved)`);
-    }
-    const hpa = this.next;
-    this.next += 0x1000;
-    return hpa;
-  }
-  get bytesInUse(): number { return this.next - this.start - this.free.length * 0x1000; }
+/** Where a nested table gets its pages: zeroed 4 KiB host frames (hpa), charged to the VM that owns
+ *  the table (emu/hv/mm/frame-pool.ts); `allocate` throws OutOfHostMemory when the pool is full. */
+export interface TableFrameSource {
+  allocate(): number;
+  release(hpa: number): void;
 }
 
 export interface NestedTranslation { hpa: number; pageSize: PageSize; rights: number }
@@ -43,9 +25,12 @@ export class NestedPageTable {
   readonly root: number;
   private tables = 1;
 
-  constructor(private readonly view: DataView, private readonly frames: HostFrameAllocator) {
+  constructor(private view: DataView, private readonly frames: TableFrameSource) {
     this.root = frames.allocate();
   }
+
+  /** The core's memory was replaced (its views detach when it grows). */
+  rebind(view: DataView): void { this.view = view; }
 
   /** The value of ST_EPTP that selects this table. */
   get eptp(): bigint { return BigInt(this.root) | BigInt(abi.EPTP_ENABLE); }
@@ -54,10 +39,10 @@ export class NestedPageTable {
   get tableBytes(): number { return this.tables * 0x1000; }
 
   private entry(table: number, index: number): bigint {
-    return this.view.getBigUint64(abi.GUEST_RAM_BASE + table + index * 8, true);
+    return this.view.getBigUint64(abi.HOST_POOL_BASE + table + index * 8, true);
   }
   private setEntry(table: number, index: number, v: bigint): void {
-    this.view.setBigUint64(abi.GUEST_RAM_BASE + table + index * 8, v, true);
+    this.view.setBigUint64(abi.HOST_POOL_BASE + table + index * 8, v, true);
   }
   private static index(gpa: number, level: number): number {
     return Math.floor(gpa / 2 ** (12 + 9 * (level - 1))) % 512;

@@ -1,7 +1,7 @@
 // Flag instructions, LAHF/SAHF, CPUID, RDTSC, NOP/PAUSE/fences, INT3/INT n, HLT.
 import {
   FLAG_CF, FLAG_DF, FLAG_PF, FLAG_AF, FLAG_ZF, FLAG_SF, CPUID_TABLE_BASE, CPUID_ENTRY_SIZE,
-  CPUID_COUNT_ADDR, ST_COUNTERS, CNT_INSTRUCTIONS, ST_TSC_OFFSET, VEC_BP, ST_CR4, VCPU_AREA_BASE, VCPU_STRIDE,
+  CPUID_COUNT_ADDR, ST_COUNTERS, CNT_INSTRUCTIONS, ST_TSC_OFFSET, VEC_BP, ST_CR4, ST_VM_VCPU,
 } from '../../abi';
 import { cpu, getReg64, setReg64, gprPtr } from '../state';
 import { getFlags, setFlags, getCF, setArithFlags } from '../flags';
@@ -57,7 +57,7 @@ export function cpuid(): void {
   if (leaf == 1) {
     ecx = (ecx & ~(<u32>1 << 27)) | ((load<u64>(cpu + ST_CR4) & 0x40000) != 0 ? <u32>1 << 27 : 0);
     // EBX[31:24]: the initial APIC ID, which is the vCPU's index (the table is shared by the vCPUs).
-    ebx = (ebx & 0x00ffffff) | (<u32>((cpu - <usize>VCPU_AREA_BASE) / <usize>VCPU_STRIDE) << 24);
+    ebx = (ebx & 0x00ffffff) | (load<u32>(cpu + ST_VM_VCPU) << 24); // the initial APIC ID: the vCPU's index in its VM
   }
   setReg64(0, eax); setReg64(3, ebx); setReg64(1, ecx); setReg64(2, edx);
 }

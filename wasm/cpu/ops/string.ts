@@ -2,14 +2,15 @@
 // Vol. 1, 7.3.9). The source segment (DS) can be overridden, the destination (ES) cannot. A REP
 // loop runs in chunks: when a chunk ends with the count non-zero, RIP stays on the instruction so
 // it restarts where it stopped, exactly as an interrupted REP does on hardware.
-import { ACC_READ, ACC_WRITE, FLAG_DF, GUEST_RAM_BASE } from '../../abi';
+import { ACC_READ, ACC_WRITE, FLAG_DF, HOST_POOL_BASE } from '../../abi';
+import { hostPoolSize } from '../../mem/memory-map';
 import { loadSized, storeSized, getReg64, setRip, rflags, mode64 } from '../state';
 import { opIdx, osize, asize, prefixes, lastRep, P_REP, P_REPNE, segmentBase, segBase, instrStart, seg, segmentedAddress, segmentAllows } from '../decode';
 import { SEG_ES } from '../../abi';
 import { getReg, setReg } from '../operands';
 import { aluCompute, ALU_CMP } from './alu';
 import { getZF } from '../flags';
-import { translate, ramSize, dataBreakpointsOn } from '../../mmu/translate';
+import { translate, dataBreakpointsOn } from '../../mmu/translate';
 
 const RCX = 1, RSI = 6, RDI = 7;
 /** Iterations per chunk before the loop yields to the run loop. */
@@ -97,7 +98,8 @@ function bulkForward(kind: i32, size: i32, m: u64, room: i32): i32 {
   // Outside the segment limits: the element loop faults at the right element.
   if (!mode64 && (!segmentAllows(SEG_ES, dOff, <u64>bytes) || (kind == 0 && !segmentAllows(seg, sOff, <u64>bytes)))) return 0;
   const dLinChecked = dLin;
-  const ramStart = <usize>GUEST_RAM_BASE, ramEnd = <usize>GUEST_RAM_BASE + <usize>ramSize;
+  // Host addresses in the frame pool are guest RAM (or ROM); anything else is a staging slot.
+  const ramStart = <usize>HOST_POOL_BASE, ramEnd = <usize>HOST_POOL_BASE + <usize>hostPoolSize();
   if (kind == 0) {
     const sp = translate(sOff + segBase(seg), bytes, ACC_READ);
     if (sp == 0) return -1;

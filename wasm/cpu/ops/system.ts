@@ -66,6 +66,7 @@ export function cliSti(): void {
 /** Set by STI and MOV/POP SS: external interrupts wait one instruction (SDM Vol. 3A, 6.8.3). */
 export let interruptShadow: bool = false;
 export function clearInterruptShadow(): void { interruptShadow = false; }
+export function setInterruptShadow(): void { interruptShadow = true; }
 
 // ---- Port I/O: an exit to the host, like KVM_EXIT_IO ----
 /** IN/OUT with CPL > IOPL need the TSS I/O permission bitmap (SDM Vol. 1, 18.5.2). */

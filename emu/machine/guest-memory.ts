@@ -1,0 +1,162 @@
+// A VM's guest-physical memory as the VMM sees it (Firecracker's GuestMemoryMmap, KVM's memslots
+// and gfn_to_pfn): every loader, device and tool reads and writes guest RAM through this object,
+// never at a fixed host offset. Under --mmu direct RAM is one contiguous run of the pool; otherwise
+// each gfn has a frame of its own (the p2m array here mirrors the nested table the core walks), and
+// with demand paging a gfn gets its frame on first touch — an EPT violation (or a shadow page
+// fault) of the guest, or a write by the host or a device.
+import * as abi from '../../wasm/abi.ts';
+import { NestedPageTable, type PageSize, PAGE_BYTES } from '../hv/mm/nested-page-table.ts';
+import { FramePool, FRAME_BYTES, OutOfHostMemory } from '../hv/mm/frame-pool.ts';
+
+export interface GuestMemoryHost {
+  readonly bytes: Uint8Array;
+  readonly view: DataView;
+  readonly pool: FramePool;
+  readonly core: { hostWroteGuest(vm: number, gpa: number, bytes: number): void; invept(vm: number): void };
+}
+
+const RWX = abi.EPT_R | abi.EPT_W | abi.EPT_X;
+
+export class GuestMemory {
+  /** gfn -> host frame, -1 when the gfn has none yet (mapped modes). */
+  private readonly p2m: Int32Array | null;
+  /** Frames faulted in on first touch (demand paging). */
+  demandFaults = 0;
+
+  constructor(
+    private readonly host: GuestMemoryHost,
+    readonly vm: number,
+    readonly ramBytes: number,
+    /** The VM's gpa -> hpa map (ept and shadow), null under --mmu direct. */
+    readonly map: NestedPageTable | null,
+    /** --mmu direct, or an eagerly backed mapped VM: hpa of gpa 0 (RAM is one run); else -1. */
+    readonly contiguousHpa: number,
+    readonly demand: boolean,
+  ) {
+    this.p2m = map ? new Int32Array(Math.ceil(ramBytes / FRAME_BYTES)).fill(-1) : null;
+  }
+
+  /** Map RAM eagerly to the contiguous run at contiguousHpa with `size` leaves (4 KiB at the tail). */
+  mapContiguous(size: PageSize): void {
+    if (!this.map || !this.p2m) return;
+    const step = PAGE_BYTES[size];
+    const big = this.ramBytes - (this.ramBytes % step);
+    this.map.map(0, this.contiguousHpa, big, size);
+    if (big < this.ramBytes) this.map.map(big, this.contiguousHpa + big, this.ramBytes - big, '4k');
+    for (let g = 0; g < this.p2m.length; g++) this.p2m[g] = this.contiguousHpa / FRAME_BYTES + g;
+  }
+
+  /** The host frame of `gfn`, or -1. */
+  frameOf(gfn: number): number {
+    if (gfn < 0 || gfn * FRAME_BYTES >= this.ramBytes) return -1;
+    return this.p2m ? this.p2m[gfn] : this.contiguousHpa / FRAME_BYTES + gfn;
+  }
+
+  /** Give `gfn` a zeroed frame of its own now (first touch). Throws OutOfHostMemory. */
+  fault(gfn: number): number {
+    const have = this.frameOf(gfn);
+    if (have >= 0) return have;
+    if (!this.p2m || !this.map || gfn * FRAME_BYTES >= this.ramBytes) throw new RangeError(`gfn 0x${gfn.toString(16)} is not guest RAM`);
+    const frame = this.host.pool.allocGuestFrame(this.vm, gfn);
+    if (frame < 0) throw new OutOfHostMemory('the host pool is exhausted');
+    this.map.map(gfn * FRAME_BYTES, frame * FRAME_BYTES, FRAME_BYTES, '4k', RWX);
+    this.p2m[gfn] = frame;
+    this.demandFaults++;
+    return frame;
+  }
+
+  /** Host address (into `bytes`) of `gpa`, valid to the end of its page; -1 for an untouched gfn
+   *  when `write` is false (it reads as zeros). */
+  private hostAddress(gpa: number, write: boolean): number {
+    const gfn = Math.floor(gpa / FRAME_BYTES);
+    let frame = this.frameOf(gfn);
+    if (frame < 0) {
+      if (!write) return -1;
+      frame = this.fault(gfn);
+    }
+    return abi.HOST_POOL_BASE + frame * FRAME_BYTES + (gpa % FRAME_BYTES);
+  }
+
+  private check(gpa: number, length: number, what: string): void {
+    if (!(Number.isInteger(gpa) && gpa >= 0 && length >= 0 && gpa + length <= this.ramBytes)) {
+      throw new RangeError(`hvlab: guest ${what} [0x${gpa.toString(16)}, +${length}) is outside guest RAM (${this.ramBytes >> 20} MiB)`);
+    }
+  }
+
+  /** Visit [gpa, gpa + length) page by page: f(hostAddress or -1, offset into the range, bytes). */
+  private pages(gpa: number, length: number, write: boolean, f: (at: number, off: number, n: number) => void): void {
+    for (let off = 0; off < length;) {
+      const a = gpa + off;
+      const n = Math.min(FRAME_BYTES - (a % FRAME_BYTES), length - off);
+      f(this.hostAddress(a, write), off, n);
+      off += n;
+    }
+  }
+
+  /** A copy of guest RAM [gpa, gpa + length) (untouched pages read as zeros). */
+  read(gpa: number, length: number): Uint8Array {
+    this.check(gpa, length, 'read');
+    const out = new Uint8Array(length);
+    const bytes = this.host.bytes;
+    this.pages(gpa, length, false, (at, off, n) => { if (at >= 0) out.set(bytes.subarray(at, at + n), off); });
+    return out;
+  }
+
+  /** Copy bytes into guest RAM at `gpa` (frames are mapped on first touch); decoded instructions and
+   *  shadow pages of what changed are dropped (the write is not trapped). */
+  write(gpa: number, data: ArrayLike<number>): void {
+    this.check(gpa, data.length, 'write');
+    const bytes = this.host.bytes;
+    const src = data instanceof Uint8Array ? data : Uint8Array.from(data);
+    this.pages(gpa, src.length, true, (at, off, n) => bytes.set(src.subarray(off, off + n), at));
+    this.host.core.hostWroteGuest(this.vm, gpa, src.length);
+  }
+
+  /** Fill guest RAM [gpa, gpa + length) with `value`. Zeros into untouched gfns allocate nothing. */
+  fill(gpa: number, length: number, value: number): void {
+    this.check(gpa, length, 'fill');
+    const bytes = this.host.bytes;
+    const skipUntouched = value === 0 && this.demand;
+    this.pages(gpa, length, !skipUntouched, (at, _off, n) => { if (at >= 0) bytes.fill(value, at, at + n); });
+    this.host.core.hostWroteGuest(this.vm, gpa, length);
+  }
+
+  /** Guest RAM as one host byte array (offset = gpa), when it is one run of the pool. */
+  contiguous(): Uint8Array | null {
+    if (this.contiguousHpa < 0) return null;
+    const at = abi.HOST_POOL_BASE + this.contiguousHpa;
+    return this.host.bytes.subarray(at, at + this.ramBytes);
+  }
+
+  /** gfns that have a frame. */
+  get mappedFrames(): number {
+    if (!this.p2m) return Math.ceil(this.ramBytes / FRAME_BYTES);
+    let n = 0;
+    for (const f of this.p2m) if (f >= 0) n++;
+    return n;
+  }
+
+  /** Every mapped gfn's frame is a guest frame of this VM recorded at that gfn, and the nested
+   *  table the core walks says the same. Returns the problems. */
+  checkInvariants(): string[] {
+    const problems: string[] = [];
+    if (!this.p2m || !this.map) return problems;
+    const pool = this.host.pool;
+    for (let gfn = 0; gfn < this.p2m.length; gfn++) {
+      const f = this.p2m[gfn];
+      const t = this.map.translate(gfn * FRAME_BYTES);
+      if (f < 0) { if (t) problems.push(`vm ${this.vm} gfn 0x${gfn.toString(16)}: unmapped here, mapped in the nested table`); continue; }
+      if (!t || t.hpa !== f * FRAME_BYTES) problems.push(`vm ${this.vm} gfn 0x${gfn.toString(16)}: the nested table disagrees`);
+      if (pool.owner(f) !== this.vm) problems.push(`vm ${this.vm} gfn 0x${gfn.toString(16)}: frame ${f} belongs to ${pool.owner(f)}`);
+      if (pool.state(f) !== abi.FRAME_GUEST) problems.push(`vm ${this.vm} gfn 0x${gfn.toString(16)}: frame ${f} is in state ${pool.state(f)}`);
+      else if (this.contiguousHpa < 0 && pool.gfn(f) !== gfn) problems.push(`vm ${this.vm} gfn 0x${gfn.toString(16)}: frame ${f} records gfn 0x${pool.gfn(f).toString(16)}`);
+    }
+    return problems;
+  }
+
+  /** Host frames this memory maps (for cross-VM checks). */
+  *frames(): Generator<[gfn: number, frame: number]> {
+    const n = Math.ceil(this.ramBytes / FRAME_BYTES);
+    for (let gfn = 0; gfn < n; gfn++) { const f = this.frameOf(gfn); if (f >= 0) yield [gfn, f]; }
+  }
+}
