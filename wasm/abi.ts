@@ -37,11 +37,12 @@ export const VM_RAM_SIZE = 0x00; // u64: guest RAM [0, size) in guest-physical s
 export const VM_ROM_SIZE = 0x08; // u64: firmware ROM ending at 4 GiB (0 = none)
 export const VM_ROM_HPA = 0x10; // u64: hpa of the ROM's first byte (contiguous in the pool)
 export const VM_DIRECT_HPA = 0x18; // u64: --mmu direct: hpa of gpa 0 (RAM is one contiguous run)
-export const VM_HOST_MAP = 0x20; // u64: hpa of the VM's gpa -> hpa map (EPT PML4), 0 = none (direct)
+export const VM_HOST_MAP = 0x20; // u64: hpa of the VM's gpa -> hpa map (EPT PML4), with VMF_MAPPED
 export const VM_VCPU_FIRST = 0x28; // u32: index of the VM's first vCPU (its vCPUs are consecutive)
 export const VM_VCPU_COUNT = 0x2c; // u32
 export const VM_FLAGS = 0x30; // u32: VMF_* below
 export const VMF_DEMAND = 0x1; // guest RAM is allocated on first touch (device DMA asks env.guestFrameFault)
+export const VMF_MAPPED = 0x2; // RAM goes through the host map at VM_HOST_MAP (--mmu ept, shadow); else one run at VM_DIRECT_HPA
 export const VM_SHADOW_CONTEXT = 0x40; // the shadow MMU's state of this VM while another VM runs (wasm/mmu/shadow.ts)
 export const VM_SHADOW_CONTEXT_SIZE = 0xc0;
 

@@ -207,7 +207,7 @@ export class Vm {
     dv.setBigUint64(b + abi.VM_HOST_MAP, BigInt(map ? map.root : 0), true);
     dv.setUint32(b + abi.VM_VCPU_FIRST, vcpuFirst, true);
     dv.setUint32(b + abi.VM_VCPU_COUNT, vcpuCount, true);
-    dv.setUint32(b + abi.VM_FLAGS, demand ? abi.VMF_DEMAND : 0, true);
+    dv.setUint32(b + abi.VM_FLAGS, (demand ? abi.VMF_DEMAND : 0) | (map ? abi.VMF_MAPPED : 0), true);
     host.core.vmConfigured(index);
     if (mmu === 'shadow') {
       const shadowFrames = opts.shadowPages ?? Math.min(32768, Math.max(512, Math.floor(ramBytes / 0x10000)));

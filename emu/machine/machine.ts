@@ -124,6 +124,8 @@ export class Machine implements SchedGuest<GuestEnd> {
   private instructionsAtStart = 0n;
   private userStop = false;
   private readonly stopOnUnimplemented: boolean;
+  /** INIT and start-up IPIs a vCPU has received but not yet taken up (applyApicEvents). */
+  private apEvents: Array<{ init: boolean; sipi: number | null } | null> = [];
   /** A one-guest host's scheduler (run): one host CPU per vCPU. */
   private scheduler: RoundRobinScheduler<GuestEnd> | null = null;
 
@@ -149,18 +151,20 @@ export class Machine implements SchedGuest<GuestEnd> {
       const lapic = new LocalApic(i, this.clock, this.apicBus, { bsp: i === 0, maxPhysAddrBits: 40 });
       this.apicBus.attach(lapic);
       lapic.onNmi = () => v.injectNmi();
-      lapic.onInit = () => { if (i !== 0) { v.resetArchitectural(); this.states[i] = 'wait-for-sipi'; } };
+      // INIT and SIPI arrive from another vCPU's ICR write, in the middle of its run: like KVM's
+      // kvm_apic_accept_events, the target takes them up itself at its next entry (applyApicEvents),
+      // so no core call for this vCPU is made while another one runs.
+      lapic.onInit = () => { if (i !== 0) { this.apEvents[i] = { init: true, sipi: null }; this.states[i] = 'wait-for-sipi'; } };
       lapic.onSipi = (vector) => {
         if (this.states[i] !== 'wait-for-sipi') return;
-        // Start in real mode at vector * 4 KiB: CS = vector << 8, IP = 0 (SDM Vol. 3A, 9.4.4.1).
-        v.setSegment(abi.SEG_CS, { base: BigInt(vector << 12), limit: 0xffff, selector: vector << 8, attr: 0x9b });
-        v.rip = 0n;
+        this.apEvents[i] = { init: this.apEvents[i]?.init ?? false, sipi: vector };
         this.states[i] = 'running';
       };
       this.vcpus.push(v);
       this.lapics.push(lapic);
       this.states.push(i === 0 ? 'running' : 'wait-for-sipi');
     }
+    this.apEvents = this.vcpus.map(() => null);
     this.vcpu = this.vcpus[0];
     this.lapic = this.lapics[0];
     this.instructionsAtStart = this.totalRetired();
@@ -328,6 +332,7 @@ export class Machine implements SchedGuest<GuestEnd> {
    *  Returns a result when the run must end. */
   runSlice(i: number, budget: number): GuestEnd | null {
     const v = this.vcpus[i];
+    this.applyApicEvents(i);
     const retiredBefore = v.counter(abi.CNT_INSTRUCTIONS);
     const unimplementedBefore = v.counter(abi.CNT_UNIMPLEMENTED);
     // TSC = virtual time: the round's start plus the instructions this vCPU ran in it.
@@ -384,6 +389,20 @@ export class Machine implements SchedGuest<GuestEnd> {
         default:
           return { reason: 'exception', message: `unexpected exit ${reason}` };
       }
+    }
+  }
+
+  /** vCPU `i` takes up an INIT (architectural reset, SDM Vol. 3A, 9.1.1) and a start-up IPI: real
+   *  mode at vector * 4 KiB, CS = vector << 8, IP = 0 (9.4.4.1). */
+  private applyApicEvents(i: number): void {
+    const e = this.apEvents[i];
+    if (!e) return;
+    this.apEvents[i] = null;
+    const v = this.vcpus[i];
+    if (e.init) v.resetArchitectural();
+    if (e.sipi !== null) {
+      v.setSegment(abi.SEG_CS, { base: BigInt(e.sipi << 12), limit: 0xffff, selector: e.sipi << 8, attr: 0x9b });
+      v.rip = 0n;
     }
   }
 

@@ -6,7 +6,7 @@
 // host address reads them here, so no module keeps a private copy of the guest's size or place.
 import {
   VM_RAM_SIZE, VM_ROM_SIZE, VM_ROM_HPA, VM_DIRECT_HPA, VM_HOST_MAP, VM_VCPU_FIRST, VM_VCPU_COUNT, VM_FLAGS,
-  VMF_DEMAND, HOST_POOL_BASE, HOST_POOL_BYTES, VM_AREA_BASE, VM_STRIDE,
+  VMF_DEMAND, VMF_MAPPED, HOST_POOL_BASE, HOST_POOL_BYTES, VM_AREA_BASE, VM_STRIDE,
 } from '../abi';
 
 /** Guest RAM size in bytes: gpas at or above it are ROM, device memory or nothing. */
@@ -17,7 +17,7 @@ export let romHpa: u64 = 0;
 /** --mmu direct: hpa of gpa 0, and the host address of it (guest RAM is one run of the pool). */
 export let directHpa: u64 = 0;
 export let directPtr: usize = HOST_POOL_BASE;
-/** hpa of the VM's gpa -> hpa map, 0 under --mmu direct. */
+/** hpa of the VM's gpa -> hpa map (when mappedMemory). */
 export let hostMapRoot: u64 = 0;
 /** The VM's RAM goes through its host map (--mmu ept or shadow). */
 export let mappedMemory: bool = false;
@@ -46,7 +46,7 @@ export function loadMemoryMap(vm: i32): void {
   directHpa = load<u64>(block + VM_DIRECT_HPA);
   directPtr = <usize>HOST_POOL_BASE + <usize>directHpa;
   hostMapRoot = load<u64>(block + VM_HOST_MAP);
-  mappedMemory = hostMapRoot != 0;
+  mappedMemory = (load<u32>(block + VM_FLAGS) & VMF_MAPPED) != 0;
   demandPaging = (load<u32>(block + VM_FLAGS) & VMF_DEMAND) != 0;
   vcpuFirst = <i32>load<u32>(block + VM_VCPU_FIRST);
   vcpuCount = <i32>load<u32>(block + VM_VCPU_COUNT);
