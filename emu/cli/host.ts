@@ -96,7 +96,7 @@ export function parseHostConfig(text: string, file: string, defaults: { memory: 
     if (!isObj(top.host)) fail('host', 'must be an object');
     const h = top.host as Record<string, unknown>;
     for (const k of Object.keys(h)) {
-      if (k === 'memory') host.memory = posInt('host.memory', h[k], MAX_POOL_BYTES >> 20);
+      if (k === 'memory') host.memory = posInt('host.memory', h[k], Math.floor(MAX_POOL_BYTES / 2 ** 20));
       else if (k === 'cpus') host.cpus = posInt('host.cpus', h[k], 64);
       else if (k === 'mmu') host.mmu = h[k] === 'ept' || h[k] === 'shadow' ? h[k] as MmuMode : fail('host.mmu', `must be "ept" or "shadow" (got ${JSON.stringify(h[k])})`);
       else fail('host', `unknown key "${k}" (expected "memory", "cpus", "mmu")`);

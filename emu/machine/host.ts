@@ -303,7 +303,7 @@ export class Host {
     } else {
       poolBytes = (opts as HostPoolOptions).poolBytes;
       if (!(poolBytes >= TWO_MIB && poolBytes % TWO_MIB === 0 && poolBytes <= MAX_POOL_BYTES)) {
-        throw new Error(`hvlab: host memory must be a multiple of 2 MiB between 2 MiB and ${MAX_POOL_BYTES >> 20} MiB (got ${poolBytes})`);
+        throw new Error(`hvlab: host memory must be a multiple of 2 MiB between 2 MiB and ${Math.floor(MAX_POOL_BYTES / 2 ** 20)} MiB (got ${poolBytes})`);
       }
     }
     const frameTable = roundUp(poolBytes / FRAME_BYTES * abi.FRAME_ENTRY_SIZE, abi.WASM_PAGE);
