@@ -54,6 +54,27 @@ export async function main(argv: string[]): Promise<number> {
       ]);
     });
 
+  bench.command('host')
+    .description('1, 2, 4 and 8 bundled guests on one host (hvlab host) against as many QEMU TCG processes in the same run: wall time, total resident memory, host memory per idle guest')
+    .option('--json', 'print one JSON object')
+    .option('--no-qemu', 'skip the QEMU reference')
+    .option('--guests <list>', 'guest counts, comma-separated', '1,2,4,8')
+    .option('--rounds <n>', 'alternating hvlab/QEMU rounds per count (medians are reported)', intArg, 1)
+    .option('--mmu <mode>', 'ept or shadow', 'ept')
+    .option('--svg <file>', 'also write the memory plot (SVG) there', 'bench-host.svg')
+    .action(async (o) => {
+      const counts = String(o.guests).split(',').map(Number);
+      if (counts.some((n) => !(Number.isInteger(n) && n >= 1 && n <= 16))) throw new InvalidArgumentError(`--guests must list counts from 1 to 16 (got ${o.guests})`);
+      const { benchHost } = await import('../../bench/host.ts');
+      const MiB = 2 ** 20;
+      const fmt = (b: number | null) => (b === null ? '-' : `${(b / MiB).toFixed(0)} MiB`);
+      if (!o.json) console.log('guests  hvlab s  QEMU s  time ratio  hvlab RSS  QEMU RSS  RSS ratio  charged/guest');
+      const r = await benchHost({ counts, rounds: o.rounds, qemu: o.qemu, mmu: o.mmu, svg: o.svg, onRow: o.json ? undefined : (x) => console.log(
+        `${String(x.guests).padStart(6)}  ${x.hvlab_seconds.toFixed(1).padStart(7)}  ${x.qemu_seconds === null ? '      -' : x.qemu_seconds.toFixed(1).padStart(6)}  ${x.time_ratio === null ? '         -' : x.time_ratio.toFixed(2).padStart(10)}  ${fmt(x.hvlab_rss_bytes).padStart(9)}  ${fmt(x.qemu_rss_bytes).padStart(8)}  ${x.rss_ratio === null ? '        -' : x.rss_ratio.toFixed(2).padStart(9)}  ${fmt(x.hvlab_charged_bytes_per_guest).padStart(13)}`) });
+      if (o.json) { console.log(JSON.stringify(r)); return; }
+      console.log(`host memory per idle guest (slope of total RSS): hvlab ${fmt(r.hvlab_bytes_per_idle_guest)}, QEMU TCG ${fmt(r.qemu_bytes_per_idle_guest)}; ${r.cpu}; plot: ${o.svg}`);
+    });
+
   bench.command('blk')
     .description('block I/O: busybox dd in the guest on raw and qcow2 (against QEMU TCG on the same image format), and the WebAssembly data path against plain TypeScript')
     .option('--json', 'print one JSON object')

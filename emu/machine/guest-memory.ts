@@ -121,6 +121,24 @@ export class GuestMemory {
     this.host.core.hostWroteGuest(this.vm, gpa, length);
   }
 
+  /** The u64 at `gpa` (8-byte aligned; an untouched gfn reads 0). */
+  readU64(gpa: number): bigint {
+    this.check(gpa, 8, 'read');
+    const at = this.hostAddress(gpa, false);
+    return at < 0 ? 0n : this.host.view.getBigUint64(at, true);
+  }
+
+  /** Store the u64 at `gpa` (8-byte aligned) without telling the core: batch writes, then call
+   *  written() over what changed (as a DMA engine would, once per transfer). */
+  writeU64Untracked(gpa: number, v: bigint): void {
+    this.check(gpa, 8, 'write');
+    this.host.view.setBigUint64(this.hostAddress(gpa, true), v, true);
+  }
+
+  /** The host wrote [gpa, gpa + length) behind the vCPUs' backs: decoded instructions and shadow
+   *  pages of those gfns go. */
+  written(gpa: number, length: number): void { this.host.core.hostWroteGuest(this.vm, gpa, length); }
+
   /** Guest RAM as one host byte array (offset = gpa), when it is one run of the pool. */
   contiguous(): Uint8Array | null {
     if (this.contiguousHpa < 0) return null;

@@ -2,7 +2,7 @@
 // guest kernel would have written, for `hvlab walk`, the MMU tests and benchmarks that need an
 // address space without booting one (Intel SDM Vol. 3A, 4.5).
 import type { Host } from '../machine/host.ts';
-import * as abi from '../../wasm/abi.ts';
+import type { GuestMemory } from '../machine/guest-memory.ts';
 import type { PageSize } from '../hv/mm/nested-page-table.ts';
 
 export const PTE_P = 0x1n, PTE_RW = 0x2n, PTE_US = 0x4n, PTE_PS = 0x80n, PTE_G = 0x100n;
@@ -14,11 +14,13 @@ export class GuestPageTables {
   /** gpa of the PML4 (the guest's CR3). */
   readonly root: number;
   private nextFrame: number;
-  private readonly dv: DataView;
+  private readonly memory: GuestMemory;
+  private readonly tableBase: number;
 
-  /** Tables are taken from guest-physical frames [tableBase, tableEnd). */
-  constructor(private readonly host: Host, tableBase: number, private readonly tableEnd: number) {
-    this.dv = host.view;
+  /** Tables are taken from guest-physical frames [tableBase, tableEnd) of the host's one guest. */
+  constructor(host: Host, tableBase: number, private readonly tableEnd: number) {
+    this.memory = host.vm0.memory;
+    this.tableBase = tableBase;
     this.nextFrame = tableBase;
     this.root = this.allocate();
   }
@@ -30,18 +32,15 @@ export class GuestPageTables {
     if (this.nextFrame + 0x1000 > this.tableEnd) throw new Error('hvlab: no guest frame left for page tables');
     const gpa = this.nextFrame;
     this.nextFrame += 0x1000;
-    this.host.fillGuest(gpa, 0x1000, 0);
+    this.memory.fill(gpa, 0x1000, 0);
     return gpa;
   }
 
   private entryAddr(table: number, gva: bigint, level: number): number {
     return table + Number((gva >> BigInt(12 + 9 * (level - 1))) & 511n) * 8;
   }
-  private read(gpa: number): bigint { return this.host.view.getBigUint64(abi.HOST_POOL_BASE + gpa, true); }
-  private write(gpa: number, v: bigint): void {
-    if (!(gpa >= 0 && gpa + 8 <= this.host.ramBytes)) throw new Error(`hvlab: page-table entry at 0x${gpa.toString(16)} is outside guest RAM`);
-    this.dv.setBigUint64(abi.HOST_POOL_BASE + gpa, v, true);
-  }
+  private read(gpa: number): bigint { return this.memory.readU64(gpa); }
+  private write(gpa: number, v: bigint): void { this.memory.writeU64Untracked(gpa, v); }
 
   /** Bytes of the page directories and page tables (levels 2 and 1) that map [gva, gva + bytes):
    *  the part of the footprint that grows with memory (the PML4 and PDPTs are a fixed cost). */
@@ -77,6 +76,8 @@ export class GuestPageTables {
       const leaf = BigInt(gpa + off) | PTE_P | flags | (size === '4k' ? 0n : PTE_PS);
       this.write(this.entryAddr(table, va, LEAF_LEVEL[size]), leaf);
     }
-    this.host.core.invalidateDecoded(); // entries were written behind the vCPUs' backs
+    // Entries were written behind the vCPUs' backs: decoded code and, under --mmu shadow, the shadow
+    // pages of the tables written go (the one untrapped-write entry of the core).
+    this.memory.written(this.tableBase, this.nextFrame - this.tableBase);
   }
 }
