@@ -8,6 +8,8 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { ops, type Family } from './simd/ops.ts';
 import { buildRef, buildWasm } from './simd/build.ts';
+import { hostVendor, vendorName } from '../emu/difftest/host-vendor.ts';
+import { DIVERGENCES, appliesOnHost, approxResultValid } from '../emu/difftest/vendor-divergences.ts';
 import {
   Batch, Rng, REC_IN, REC_OUT, MODES_MASKED, F32_EDGES, F64_EDGES, genInt, emitPairs, emitSingles,
   crossPairs, targetedPairs, conversionValues, randomFloat, randomInt, shuffled,
@@ -107,6 +109,51 @@ function check(family: string, b: Batch): void {
   }
 }
 
+/**
+ * RCP/RSQRT on a host whose approximation tables are not the modelled (Intel) ones
+ * (DIVERGENCES.rcpApproximation): every lane of both the library's and the CPU's result must be
+ * architecturally valid (special cases exact, otherwise within 1.5 * 2^-12 of the exact value:
+ * approxResultValid), lanes the instruction does not write must agree bit for bit, and so must
+ * MXCSR and the fault outcome.
+ */
+function checkApprox(family: string, b: Batch): void {
+  const ref = runRef(b);
+  const got = runWasm(b);
+  const inp = b.bytes();
+  const dv = new DataView(inp.buffer, inp.byteOffset, inp.byteLength);
+  const rv = new DataView(ref.buffer, ref.byteOffset, ref.byteLength);
+  const gv = new DataView(got.buffer, got.byteOffset, got.byteLength);
+  let exact = 0, bad = 0;
+  const examples: string[] = [];
+  for (let i = 0; i < b.n; i++) {
+    const q = i * REC_IN, r = i * REC_OUT;
+    const op = ops[dv.getUint32(q, true)];
+    const kind = op.name.startsWith('rcp') ? 'rcp' : 'rsqrt';
+    const lanes = (op.gen as { lanes: number }).lanes;
+    let ok = rv.getUint32(r + 16, true) === gv.getUint32(r + 16, true) && rv.getUint32(r + 20, true) === gv.getUint32(r + 20, true);
+    let same = ok;
+    for (let k = 0; k < 4; k++) {
+      const x = dv.getUint32(q + 32 + 4 * k, true), hr = rv.getUint32(r + 4 * k, true), wr = gv.getUint32(r + 4 * k, true);
+      if (hr !== wr) same = false;
+      if (k >= lanes) ok &&= hr === wr;
+      else ok &&= approxResultValid(kind, x, hr) && approxResultValid(kind, x, wr);
+    }
+    if (same) exact++;
+    if (ok) continue;
+    bad++;
+    if (examples.length < 20) {
+      examples.push(`${op.name} mxcsr=${hex(inp, q + 4, 4)} B=${x128(inp, q + 32)}\n` +
+        `   cpu  R=${x128(ref, r)} mxcsr=${hex(ref, r + 16, 4)} fault=${rv.getUint32(r + 20, true)}\n` +
+        `   wasm R=${x128(got, r)} mxcsr=${hex(got, r + 16, 4)} fault=${gv.getUint32(r + 20, true)}`);
+    }
+  }
+  const line = `${family}: ${b.n} records, ${exact} bit-identical, ${b.n - exact - bad} vendor-specific within the ` +
+    `architectural bound (not compared bit for bit on this ${vendorName(hostVendor())} host), ${bad} invalid`;
+  summary.push(line);
+  console.log(line);
+  if (bad) expect.fail(`${line}\n${examples.join('\n')}`);
+}
+
 /** The ops of a family; SIMD_ONLY=name,name restricts the run to those ops (debugging aid). */
 function familyOps(f: Family) {
   const only = process.env.SIMD_ONLY?.split(',');
@@ -188,7 +235,11 @@ describe('MMX/SSE/SSE2 operation library vs. this CPU', () => {
     check('convert', b);
   });
 
-  it('RCPPS/RCPSS/RSQRTPS/RSQRTSS reproduce this CPU bit for bit', () => {
+  // Bit for bit on an Intel host (the model was measured there: test/simd/rcptable.c); elsewhere
+  // both sides against the architectural bound (emu/difftest/vendor-divergences.ts).
+  const rcpExact = !appliesOnHost(DIVERGENCES.rcpApproximation);
+  it(rcpExact ? 'RCPPS/RCPSS/RSQRTPS/RSQRTSS reproduce this CPU bit for bit'
+    : 'RCPPS/RCPSS/RSQRTPS/RSQRTSS: this CPU and the library within the architectural bound', () => {
     const rng = new Rng(6);
     const b = new Batch(1 << 17);
     for (const { o, i } of familyOps('rcp')) {
@@ -201,7 +252,25 @@ describe('MMX/SSE/SSE2 operation library vs. this CPU', () => {
       }
       emitSingles(rng, b, i, 0, g.lanes, [...F32_EDGES, ...sweep, ...Array.from({ length: 2000 }, () => randomFloat(rng, false))], null);
     }
-    check('rcp', b);
+    if (rcpExact) check('rcp', b);
+    else checkApprox('rcp', b);
+  });
+
+  it('the architectural RCP/RSQRT check rejects what the manuals rule out', () => {
+    const one = 0x3f800000, four = 0x40800000;
+    expect(approxResultValid('rcp', one, one)).toBe(true);
+    expect(approxResultValid('rcp', one, 0x3f800000 + (1 << 11) + (1 << 10))).toBe(true); // 1.5 * 2^-12 off: the bound
+    expect(approxResultValid('rcp', one, 0x3f800000 + (1 << 12))).toBe(false); // 2^-11 off
+    expect(approxResultValid('rsqrt', four, 0x3f000000)).toBe(true);
+    expect(approxResultValid('rsqrt', four, 0xbf000000)).toBe(false); // wrong sign
+    expect(approxResultValid('rcp', 0x80000000, 0xff800000)).toBe(true); // -0 -> -inf
+    expect(approxResultValid('rcp', 0x00000001, 0x7f800000)).toBe(true); // denormal as +0
+    expect(approxResultValid('rcp', 0xff800000, 0x80000000)).toBe(true); // 1/-inf = -0
+    expect(approxResultValid('rcp', 0xff800000, 0x00000000)).toBe(false);
+    expect(approxResultValid('rsqrt', 0xbf800000, 0xffc00000)).toBe(true); // negative: QNaN indefinite
+    expect(approxResultValid('rcp', 0x7f800001, 0x7fc00001)).toBe(true); // SNaN quieted
+    expect(approxResultValid('rcp', 0x7f800001, 0x7f800001)).toBe(false);
+    expect(approxResultValid('rcp', 0x7f000000, 0)).toBe(true); // 1/2^127: tiny, flushed
   });
 
   it('speed (ns per operation in wasm, batch loop included)', () => {

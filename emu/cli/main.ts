@@ -187,13 +187,13 @@ export async function main(argv: string[]): Promise<number> {
     .option('--only <families>', 'comma-separated families or mnemonics (e.g. alu,shift,bt)')
     .option('--show <n>', 'failures to print in full', intArg, 20)
     .action(async (o) => {
-      const { difftest, formatMismatch } = await import('../difftest/compare.ts');
+      const { difftest, formatMismatch, formatSummary } = await import('../difftest/compare.ts');
       const only = o.only ? String(o.only).split(',').map((s: string) => s.trim()).filter(Boolean) : undefined;
       const r = await difftest({ seed: o.seed, count: o.count, only, keepMismatches: o.show });
       for (const m of r.mismatches) console.log(formatMismatch(m));
       console.log(`native ${r.nativeSeconds.toFixed(2)} s, hvlab ${r.emulatedSeconds.toFixed(2)} s`);
       console.log(`forms: ${r.forms}`);
-      console.log(`${r.passed} passed, ${r.failed} failed`);
+      for (const line of formatSummary(r)) console.log(line);
       if (r.failed) status = 1;
     });
 

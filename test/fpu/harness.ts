@@ -5,6 +5,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { appliesOnHost, x87IntelEquivalent, type VendorDivergence, type X87Case, type X87Op } from '../../emu/difftest/vendor-divergences.ts';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const OUT_DIR = join(ROOT, 'build', 'fpu');
@@ -369,4 +370,38 @@ export function intBoundary(r: Rng): F80 {
   const base = r.pick([0x80000000, 0xffffffff, 0xde0b6b3a, 0xc0000000, r.u32() | 0x80000000]);
   const lo = r.pick([0, 0x80000000, 0xffffffff, 0x763ffff0, 0x76400000, r.u32()]);
   return mk(s | (0x3fff + e), base, lo + r.range(-2, 2));
+}
+
+// ---- known vendor divergences (emu/difftest/vendor-divergences.ts) -------------------------------
+
+const X87_OP_OF: Record<number, X87Op> = {
+  [OP.PREM]: 'fprem', [OP.PREM1]: 'fprem1', [OP.SCALE]: 'fscale', [OP.SIN]: 'fsin', [OP.SINCOS]: 'fsincos', [OP.PATAN]: 'fpatan',
+};
+
+function big80(buf: Uint8Array, off: number): bigint {
+  let v = 0n;
+  for (let k = 9; k >= 0; k--) v = (v << 8n) | BigInt(buf[off + k]);
+  return v;
+}
+
+/**
+ * For a record that differs, on a host whose vendor is not the modelled (Intel) one: when the x87's
+ * result is exactly that vendor's documented form of the library's (Intel) result, the divergence
+ * and the x87's record rewritten into the Intel form (a 32-byte copy; compare it with the library's
+ * record as usual, at index 0). Otherwise (and always on an Intel host) null.
+ */
+export function vendorRewrite(input: Uint8Array, ref: Uint8Array, got: Uint8Array, i: number): { divergence: VendorDivergence; ref: Uint8Array } | null {
+  const o = i * REC;
+  const iv = new DataView(input.buffer, input.byteOffset);
+  const op = X87_OP_OF[iv.getUint16(o, true)];
+  if (!op) return null;
+  const k: X87Case = { op, fcw: iv.getUint16(o + 2, true), st0: big80(input, o + 4), st1: big80(input, o + 14) };
+  const side = (b: Uint8Array) => ({ st: [big80(b, o), big80(b, o + 10)] as [bigint, bigint], fsw: b[o + 30] | (b[o + 31] << 8) });
+  const r = x87IntelEquivalent(k, side(ref), side(got));
+  if (!r || !appliesOnHost(r.divergence)) return null;
+  const rec = ref.slice(o, o + REC);
+  for (let j = 0; j < 2; j++) for (let b = 0; b < 10; b++) rec[10 * j + b] = Number((r.outcome.st[j] >> BigInt(8 * b)) & 0xffn);
+  rec[30] = r.outcome.fsw & 0xff;
+  rec[31] = r.outcome.fsw >> 8;
+  return { divergence: r.divergence, ref: rec };
 }

@@ -46,6 +46,9 @@ export class FramePool {
   private readonly reservations = new Map<number, number>();
   /** Frames free in each block (FREE or RESERVED). */
   private readonly blockFree: Int32Array;
+  /** Frames that have held data since the pool was made: only they need zeroing when handed out
+   *  again (the core's fresh memory is zero, and touching it would make the host back it). */
+  private readonly used: Uint8Array;
   private looseCursor = 0;
   private stealCursor = 0;
 
@@ -55,6 +58,7 @@ export class FramePool {
     this.frames = poolBytes / FRAME_BYTES;
     this.blocks = this.frames / BLOCK_FRAMES;
     this.blockFree = new Int32Array(this.blocks).fill(BLOCK_FRAMES);
+    this.used = new Uint8Array(this.frames);
     new Uint8Array(view.buffer, tableAt, this.frames * abi.FRAME_ENTRY_SIZE).fill(0);
     this.stateCount[abi.FRAME_FREE] = this.frames;
     view.setBigUint64(abi.HOST_POOL_BYTES, BigInt(poolBytes), true);
@@ -94,7 +98,10 @@ export class FramePool {
   }
 
   private zero(frame: number, count = 1): void {
-    new Uint8Array(this.view.buffer, abi.HOST_POOL_BASE + frame * FRAME_BYTES, count * FRAME_BYTES).fill(0);
+    for (let f = frame; f < frame + count; f++) {
+      if (this.used[f]) new Uint8Array(this.view.buffer, abi.HOST_POOL_BASE + f * FRAME_BYTES, FRAME_BYTES).fill(0);
+      this.used[f] = 1;
+    }
   }
 
   /** A free block (all 512 frames FREE), or -1. */
@@ -168,7 +175,21 @@ export class FramePool {
         if (this.state(f) !== abi.FRAME_FREE) { ok = false; start = Math.ceil((f + 1) / align) * align - align; break; }
       }
       if (!ok) continue;
-      for (let i = 0; i < count; i++) this.set(start + i, state, owner, state === abi.FRAME_GUEST ? firstGfn + i : 0, 1);
+      // FREE -> state for the whole run at once (the table entries, then the counters).
+      const dv = this.view;
+      for (let i = 0; i < count; i++) {
+        const e = this.at(start + i);
+        dv.setUint8(e + abi.FRAME_STATE, state);
+        dv.setUint16(e + abi.FRAME_OWNER, owner + 1, true);
+        dv.setUint32(e + abi.FRAME_GFN, state === abi.FRAME_GUEST ? firstGfn + i : 0, true);
+        dv.setUint32(e + abi.FRAME_REFCOUNT, 1, true);
+      }
+      this.stateCount[abi.FRAME_FREE] -= count; this.stateCount[state] += count;
+      this.chargeOf(owner)[state] += count;
+      for (let b = Math.floor(start / BLOCK_FRAMES); b <= Math.floor((start + count - 1) / BLOCK_FRAMES); b++) {
+        const lo = Math.max(start, b * BLOCK_FRAMES), hi = Math.min(start + count, (b + 1) * BLOCK_FRAMES);
+        this.blockFree[b] -= hi - lo;
+      }
       this.zero(start, count);
       return start;
     }
