@@ -104,11 +104,11 @@ export class ChurnLab {
   /** What the guest left in memory: the first word of each user page and whether every table page
    *  of the four address spaces is clear again (the same in every MMU mode, or something is wrong). */
   result(pages: number): { words: bigint[]; tablesClear: boolean } {
-    const dv = this.host.view;
+    const mem = this.host.vm0.memory;
     const words: bigint[] = [];
-    for (let j = 0; j < pages; j++) words.push(dv.getBigUint64(abi.HOST_POOL_BASE + DATA_GPA + j * 0x1000, true));
+    for (let j = 0; j < pages; j++) words.push(mem.readU64(DATA_GPA + j * 0x1000));
     let clear = true;
-    for (let off = 0; off < 0x10000 && clear; off += 8) if (dv.getBigUint64(abi.HOST_POOL_BASE + SPACES_GPA + off, true) !== 0n) clear = false;
+    for (let off = 0; off < 0x10000 && clear; off += 8) if (mem.readU64(SPACES_GPA + off) !== 0n) clear = false;
     return { words, tablesClear: clear };
   }
 }

@@ -55,32 +55,22 @@ export function guestPagePtr(gpa: u64, write: bool): usize {
   return <usize>HOST_POOL_BASE + <usize>hpa;
 }
 
-/** Copy `n` bytes of guest memory at `gpa` to host memory at `dst`, page by page; false when a page
- *  has no host frame (nothing is promised about the bytes copied before it). */
-export function copyFromGuest(dst: usize, gpa: u64, n: u64): bool {
+/** Copy `n` bytes between host memory at `host` and guest memory at `gpa`, page by page through
+ *  the VM's map (`toGuest` maps untouched frames); false when a page has no host frame (nothing is
+ *  promised about the bytes copied before it). */
+function copyGuest(host: usize, gpa: u64, n: u64, toGuest: bool): bool {
   let done: u64 = 0;
   while (done < n) {
     const at = gpa + done;
     const chunk = min(<u64>0x1000 - (at & 0xfff), n - done);
-    const p = guestPagePtr(at, false);
+    const p = guestPagePtr(at, toGuest);
     if (p == 0) return false;
-    memory.copy(dst + <usize>done, p, <usize>chunk);
+    if (toGuest) memory.copy(p, host + <usize>done, <usize>chunk);
+    else memory.copy(host + <usize>done, p, <usize>chunk);
     done += chunk;
   }
   return true;
 }
 
-/** Copy `n` bytes from host memory at `src` into guest memory at `gpa`, page by page (mapping
- *  untouched frames); false when a page cannot be written. */
-export function copyToGuest(gpa: u64, src: usize, n: u64): bool {
-  let done: u64 = 0;
-  while (done < n) {
-    const at = gpa + done;
-    const chunk = min(<u64>0x1000 - (at & 0xfff), n - done);
-    const p = guestPagePtr(at, true);
-    if (p == 0) return false;
-    memory.copy(p, src + <usize>done, <usize>chunk);
-    done += chunk;
-  }
-  return true;
-}
+export function copyFromGuest(dst: usize, gpa: u64, n: u64): bool { return copyGuest(dst, gpa, n, false); }
+export function copyToGuest(gpa: u64, src: usize, n: u64): bool { return copyGuest(src, gpa, n, true); }
