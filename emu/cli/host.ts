@@ -156,7 +156,8 @@ export interface HostIo {
   isTty: boolean;
 }
 
-const defaultIo: HostIo = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), isTty: !!process.stderr.isTTY };
+// (log-update fits its block to the terminal's rows: a pseudo-terminal without a size gets no block.)
+const defaultIo: HostIo = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), isTty: !!process.stdout.isTTY && (process.stdout.rows ?? 0) > 0 };
 
 /** Run the host; resolves to the process exit status and the report. */
 export async function runHost(opts: HostRunOptions, io: HostIo = defaultIo): Promise<{ status: number; report: HostReport | null }> {
