@@ -80,3 +80,20 @@ describe('hvlab host --config', () => {
     expect(() => parseHostConfig('{', 'x.json', { memory: 1, smp: 1 })).toThrow(/^x\.json: not JSON/);
   });
 });
+
+describe('hvlab host on the command line', () => {
+  it('a bad --config is one line on stderr and exit status 2', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const file = join(mkdtempSync(join(tmpdir(), 'hvlab-host-')), 'bad.json');
+    writeFileSync(file, JSON.stringify({ guests: [{ name: 'a', smp: 7 }] }));
+    let status = 0, stderr = '';
+    try {
+      execFileSync(process.execPath, [new URL('../../bin/hvlab.mjs', import.meta.url).pathname, 'host', '--config', file], { stdio: 'pipe' });
+    } catch (e) { status = (e as { status: number }).status; stderr = String((e as { stderr: Buffer }).stderr); }
+    expect(status).toBe(2);
+    expect(stderr.trim()).toBe(`hvlab host: ${file}: guests[0].smp: must be an integer from 1 to 4 (got 7)`);
+  }, 60_000);
+});
