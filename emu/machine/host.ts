@@ -181,6 +181,8 @@ export class Vm {
         release: (hpa) => pool.free(hpa / FRAME_BYTES),
       });
       if (mmu === 'ept') this.ept = map; else this.gpaMap = map;
+      // A host that reclaims needs to know what the guest uses: EPT A/D flags (SDM Vol. 3C, 28.3.5).
+      map.accessDirty = mmu === 'ept' && demand;
     }
     this.memory = new GuestMemory(host, index, ramBytes, map, contiguousHpa, demand);
     if (map && !demand) this.memory.mapContiguous(opts.hostPageSize ?? (ramBytes % TWO_MIB === 0 ? '2m' : '4k'));

@@ -168,3 +168,31 @@ describe('device DMA stays inside its guest', () => {
     expect(host.pool.owner(b.memory.frameOf(8))).toBe(b.index);
   });
 });
+
+describe('EPT accessed and dirty flags (SDM Vol. 3C, 28.3.5) on a demand-paged guest', () => {
+  it('reads set A, writes set D (also through a translation cached by a read), and harvesting clears them', () => {
+    const host = newHost(32 * MiB);
+    // Read the qword at 0x20000, then write the one at 0x30000, then read and write 0x40000.
+    const code = [0x48, 0x8b, 0x04, 0x25, 0x00, 0x00, 0x02, 0x00, // mov rax, [0x20000]
+      0x48, 0x89, 0x04, 0x25, 0x00, 0x00, 0x03, 0x00, // mov [0x30000], rax
+      0x48, 0x8b, 0x04, 0x25, 0x00, 0x00, 0x04, 0x00, // mov rax, [0x40000]
+      0x48, 0x89, 0x04, 0x25, 0x08, 0x00, 0x04, 0x00, // mov [0x40008], rax
+      0xf4];
+    const g = guest(host, 'ept', 16 * MiB, code);
+    const ept = g.vm.ept!;
+    expect(g.v.reg64(abi.ST_EPTP) & BigInt(abi.EPTP_AD)).toBe(BigInt(abi.EPTP_AD));
+    expect(runAll(g)).toEqual(['hlt']);
+    expect(ept.accessedDirty(0x20000)).toEqual({ accessed: true, dirty: false });
+    expect(ept.accessedDirty(0x30000)).toEqual({ accessed: true, dirty: true });
+    expect(ept.accessedDirty(0x40000)).toEqual({ accessed: true, dirty: true });
+    expect(ept.accessedDirty(0x50000)).toBeNull(); // never touched: no frame at all
+    // Harvest: clear A, INVEPT; running the code again sets it again (and D stays as it was).
+    ept.clearAccessedDirty(0, 16 * MiB);
+    g.vm.commitNestedMappings();
+    expect(ept.accessedDirty(0x20000)).toEqual({ accessed: false, dirty: false });
+    expect(ept.accessedDirty(0x30000)).toEqual({ accessed: false, dirty: true });
+    g.v.rip = BigInt(CODE);
+    expect(runAll(g)).toEqual(['hlt']);
+    expect(ept.accessedDirty(0x20000)).toEqual({ accessed: true, dirty: false });
+  });
+});

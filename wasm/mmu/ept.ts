@@ -4,7 +4,7 @@
 // across the levels. A missing or forbidding entry is an EPT violation: the access is abandoned,
 // the instruction will restart, and run() exits to the host with the gpa and an exit qualification.
 import {
-  ST_EPTP, EPTP_ENABLE, HOST_POOL_BASE, ACC_WRITE, ACC_FETCH, EPT_LARGE, DIM_HOST, EPTQ_READ, EPTQ_WRITE,
+  ST_EPTP, EPTP_ENABLE, EPTP_AD, EPT_ACCESSED, EPT_DIRTY, HOST_POOL_BASE, ACC_WRITE, ACC_FETCH, EPT_LARGE, DIM_HOST, EPTQ_READ, EPTQ_WRITE,
   EPTQ_FETCH, EPTQ_GVA_VALID, EPTQ_FINAL, ST_EXIT_ADDR, ST_EXIT_GVA, ST_EXIT_ERROR_CODE, MC_EPT_VIOLATIONS,
   MC_NESTED_TLB_HIT, ACC_READ,
 } from '../abi';
@@ -20,8 +20,12 @@ let eptRoot: u64 = 0;
 export function selectEpt(): void {
   const eptp = load<u64>(cpu + ST_EPTP);
   eptOn = (eptp & EPTP_ENABLE) != 0;
+  eptAd = (eptp & EPTP_AD) != 0;
   eptRoot = eptp & ~(<u64>0xfff);
 }
+/** EPTP bit 6: the walk keeps accessed and dirty flags in the EPT entries (what the host's reclaim
+ *  harvests: clear them, INVEPT, look again later). */
+let eptAd: bool = false;
 
 /** Results of the last successful eptTranslate: the host page size (12, 21 or 30) and the R/W/X
  *  rights of the whole walk. */
@@ -93,13 +97,23 @@ function eptWalk(gpa: u64, access: i32, final: bool, gva: u64, gvaValid: bool): 
     rights &= <u32>e & 7;
     if ((<u32>e & 7) == 0) return violation(gpa, need, rights, final, gva, gvaValid);
     const leaf = level == 1 || ((e & EPT_LARGE) != 0 && level <= 3);
-    if (!leaf) { table = e & ADDR_MASK; shift -= 9; continue; }
+    if (!leaf) {
+      if (eptAd && !softwareWalk && (e & EPT_ACCESSED) == 0) store<u64>(<usize>HOST_POOL_BASE + <usize>at, e | EPT_ACCESSED);
+      table = e & ADDR_MASK; shift -= 9; continue;
+    }
     if ((rights & need) == 0) return violation(gpa, need, rights, final, gva, gvaValid);
     const pageMask: u64 = (<u64>1 << <u64>shift) - 1;
     const frame = e & ADDR_MASK & ~pageMask;
     if (frame + pageMask + 1 > pool) return violation(gpa, need, 0, final, gva, gvaValid);
     eptPageShift = shift;
     eptRights = rights;
+    if (eptAd && !softwareWalk) {
+      // SDM Vol. 3C, 28.3.5: A on every entry used, D on the leaf of a write. A translation cached
+      // before the page is dirty must not serve a write: the write walks again and sets D.
+      const flags = EPT_ACCESSED | (need == 2 ? EPT_DIRTY : 0);
+      if ((e & flags) != flags) store<u64>(<usize>HOST_POOL_BASE + <usize>at, e | flags);
+      if (((e | flags) & EPT_DIRTY) == 0) eptRights &= ~(<u32>2);
+    }
     return frame | (gpa & pageMask);
   }
   return <u64>-1;

@@ -32,8 +32,44 @@ export class NestedPageTable {
   /** The core's memory was replaced (its views detach when it grows). */
   rebind(view: DataView): void { this.view = view; }
 
+  /** EPTP bit 6: the hardware walk keeps accessed and dirty flags in this table's entries. */
+  accessDirty = false;
+
   /** The value of ST_EPTP that selects this table. */
-  get eptp(): bigint { return BigInt(this.root) | BigInt(abi.EPTP_ENABLE); }
+  get eptp(): bigint { return BigInt(this.root) | BigInt(abi.EPTP_ENABLE) | (this.accessDirty ? BigInt(abi.EPTP_AD) : 0n); }
+
+  /** The accessed and dirty flags of the leaf that maps `gpa` (null when unmapped). */
+  accessedDirty(gpa: number): { accessed: boolean; dirty: boolean } | null {
+    const at = this.leafAt(gpa);
+    if (!at) return null;
+    const e = this.entry(at.table, at.index);
+    return { accessed: (e & BigInt(abi.EPT_ACCESSED)) !== 0n, dirty: (e & BigInt(abi.EPT_DIRTY)) !== 0n };
+  }
+
+  /** Clear the accessed (and with `dirty`, the dirty) flags of the leaves mapping [gpa, gpa + bytes);
+   *  the caller then invalidates (INVEPT) so cached translations set them again on the next use. */
+  clearAccessedDirty(gpa: number, bytes: number, dirty = false): void {
+    const mask = BigInt(abi.EPT_ACCESSED) | (dirty ? BigInt(abi.EPT_DIRTY) : 0n);
+    for (let off = 0; off < bytes; off += 0x1000) {
+      const at = this.leafAt(gpa + off);
+      if (!at) continue;
+      const e = this.entry(at.table, at.index);
+      if (e & mask) this.setEntry(at.table, at.index, e & ~mask);
+    }
+  }
+
+  /** Where the present leaf mapping `gpa` is (any size), without changing the table. */
+  private leafAt(gpa: number): { table: number; index: number } | null {
+    let table = this.root;
+    for (let level = 4; level >= 1; level--) {
+      const index = NestedPageTable.index(gpa, level);
+      const e = this.entry(table, index);
+      if ((e & 7n) === 0n) return null;
+      if (level === 1 || (level <= 3 && (e & BigInt(abi.EPT_LARGE)))) return { table, index };
+      table = Number(e & ADDR_MASK);
+    }
+    return null;
+  }
 
   /** Bytes of host memory taken by this table's pages. */
   get tableBytes(): number { return this.tables * 0x1000; }
