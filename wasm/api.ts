@@ -64,9 +64,6 @@ export function writeRflags(vcpu: i32, value: i32): void {
   saveState();
 }
 
-/** The host wrote guest memory behind the vCPUs' backs (loading code, DMA): drop decoded instructions. */
-export function invalidateDecoded(): void { flushDecodedCache(); }
-
 // ---- The MMU: geometry, accounting, probes (wasm/mmu) ----
 
 /** TLB geometry of array PS_4K/PS_2M/PS_1G/TLB_L2: `sets` (power of two, 0 = off) x `ways`. */

@@ -32,7 +32,6 @@ export interface WasmCore {
   shadowRootHpa(vcpu: number): number;
   readRflags(vcpu: number): number;
   writeRflags(vcpu: number, value: number): void;
-  invalidateDecoded(): void;
   blkWalkChain(vm: number, tableGpa: number, tableSize: number, head: number, indirectAllowed: number): number;
   blkCopy(vm: number, first: number, count: number, offset: number, staging: number, length: number, toGuest: number): number;
 }
@@ -240,9 +239,9 @@ export class Vm {
   /** The host changed nested mappings of this VM: drop every cached translation (INVEPT). */
   commitNestedMappings(): void { this.host.core.invept(this.index); }
 
-  /** An EPT violation (or shadow host-map fault) at `gpa` with exit qualification `q`: a first
-   *  touch gets a zeroed frame (the instruction restarts); anything else is a host error. */
-  handleEptViolation(gpa: bigint, q: number): 'mapped' | 'out-of-memory' | 'error' {
+  /** An EPT violation (or shadow host-map fault) at `gpa`: a first touch gets a zeroed frame (the
+   *  instruction restarts); anything else (a permission violation) is a host error for now. */
+  handleEptViolation(gpa: bigint): 'mapped' | 'out-of-memory' | 'error' {
     this.eptViolations++;
     const gfn = Number(gpa >> 12n);
     if (gpa >= BigInt(this.ramBytes) || this.memory.frameOf(gfn) >= 0) return 'error';
@@ -250,7 +249,6 @@ export class Vm {
       if (e instanceof OutOfHostMemory) { this.outOfMemory = true; return 'out-of-memory'; }
       throw e;
     }
-    void q;
     return 'mapped';
   }
 

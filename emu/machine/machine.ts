@@ -381,7 +381,7 @@ export class Machine implements SchedGuest<GuestEnd> {
         case abi.EXIT_EPT_VIOLATION: {
           // The host memory manager's: a first touch gets a frame and the instruction restarts.
           const e = v.exit();
-          const r = this.vm.handleEptViolation(e.address, e.errorCode);
+          const r = this.vm.handleEptViolation(e.address);
           if (r === 'mapped') break;
           if (r === 'out-of-memory') return { reason: 'out-of-memory', message: this.vm.outOfMemoryMessage() };
           return { reason: 'exception', message: `an EPT violation the host cannot resolve at gpa 0x${e.address.toString(16)} (qualification 0x${e.errorCode.toString(16)}) on vCPU ${i}` };

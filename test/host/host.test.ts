@@ -46,7 +46,7 @@ function step(g: { vm: Vm; v: Vcpu }, budget: number): 'hlt' | 'running' | 'out-
     if (r === abi.EXIT_HLT) return 'hlt';
     if (r === abi.EXIT_EPT_VIOLATION) {
       const e = g.v.exit();
-      const m = g.vm.handleEptViolation(e.address, e.errorCode);
+      const m = g.vm.handleEptViolation(e.address);
       if (m === 'out-of-memory') return 'out-of-memory';
       expect(m).toBe('mapped');
       continue;

@@ -23,9 +23,6 @@ export const FRAME_STATE_NAME: Record<number, FrameState> = {
 /** The host has no frame left for what was asked. */
 export class OutOfHostMemory extends Error {}
 
-/** A frame owner: a VM's index, or HOST_OWNER for the host's own frames. */
-export const HOST_OWNER = -1;
-
 export interface PoolStats {
   poolBytes: number;
   usedBytes: number;
@@ -53,7 +50,7 @@ export class FramePool {
   private stealCursor = 0;
 
   /** `view` must cover the core's memory; the table goes at linear address `tableAt`. */
-  constructor(private view: DataView, readonly poolBytes: number, readonly tableAt: number) {
+  constructor(private readonly view: DataView, readonly poolBytes: number, readonly tableAt: number) {
     if (poolBytes % (BLOCK_FRAMES * FRAME_BYTES) !== 0) throw new Error(`hvlab: the host pool must be a multiple of 2 MiB (got ${poolBytes})`);
     this.frames = poolBytes / FRAME_BYTES;
     this.blocks = this.frames / BLOCK_FRAMES;
@@ -65,9 +62,6 @@ export class FramePool {
     view.setBigUint64(abi.HOST_FRAME_TABLE, BigInt(tableAt), true);
     view.setUint32(abi.HOST_FRAME_COUNT, this.frames, true);
   }
-
-  /** The core's memory was replaced by a larger one (views detach when it grows). */
-  rebind(view: DataView): void { this.view = view; }
 
   private at(frame: number): number { return this.tableAt + frame * abi.FRAME_ENTRY_SIZE; }
   state(frame: number): number { return this.view.getUint8(this.at(frame) + abi.FRAME_STATE); }

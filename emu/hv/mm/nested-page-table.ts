@@ -25,12 +25,9 @@ export class NestedPageTable {
   readonly root: number;
   private tables = 1;
 
-  constructor(private view: DataView, private readonly frames: TableFrameSource) {
+  constructor(private readonly view: DataView, private readonly frames: TableFrameSource) {
     this.root = frames.allocate();
   }
-
-  /** The core's memory was replaced (its views detach when it grows). */
-  rebind(view: DataView): void { this.view = view; }
 
   /** EPTP bit 6: the hardware walk keeps accessed and dirty flags in this table's entries. */
   accessDirty = false;

@@ -49,8 +49,6 @@ export class RoundRobinScheduler<R> {
   private queue: Ref[] = [];
   /** Host CPU -> the vCPU on it and the end of its quantum. */
   private readonly slots: Array<{ ref: Ref; until: number } | null>;
-  /** Host ns each vCPU has run (for the status line and tests of fairness). */
-  readonly ranNs: number[][];
 
   constructor(readonly guests: readonly SchedGuest<R>[], opts: RoundRobinOptions = {}) {
     const total = guests.reduce((n, g) => n + g.vcpuCount, 0);
@@ -61,10 +59,7 @@ export class RoundRobinScheduler<R> {
     this.active = guests.map(() => true);
     guests.forEach((g, gi) => { for (let i = 0; i < g.vcpuCount; i++) this.queue.push({ guest: gi, vcpu: i }); });
     this.slots = new Array(this.hostCpus).fill(null);
-    this.ranNs = guests.map((g) => new Array(g.vcpuCount).fill(0));
   }
-
-  isActive(g: number): boolean { return this.active[g]; }
 
   /** Run until `maxNs` of host time have passed or every guest has ended; `onEnd` hears each guest
    *  that ends (it is then never scheduled again). Returns the host ns that passed. */
@@ -96,7 +91,6 @@ export class RoundRobinScheduler<R> {
       for (const { guest, vcpu } of running) {
         if (skip.has(guest) || !this.active[guest]) continue;
         const end = this.guests[guest].runSlice(vcpu, budget);
-        this.ranNs[guest][vcpu] += budget;
         if (end !== null) { finish(guest, end); continue; }
         if (this.guests[guest].stopPending()) skip.add(guest);
       }
