@@ -1,8 +1,11 @@
 // The ABI constants are defined once (wasm/abi.ts) and compiled into both languages; this proves the
 // compiled module and the TypeScript side agree, and that the layout does not overlap itself.
 import { describe, it, expect } from 'vitest';
+import { readFileSync } from 'node:fs';
 import * as abi from '../wasm/abi.ts';
 import { Host } from '../emu/machine/host.ts';
+import { renderAbi, abiIntact, place, LayoutError } from '../wasm/gen/abi-gen.ts';
+import { schema, vcpuState, vmBlock, frameEntry, type Schema, type Struct } from '../wasm/gen/layout.ts';
 
 function checksum(): number {
   const vals = [abi.VCPU_AREA_BASE, abi.VCPU_STRIDE, abi.ST_RIP, abi.ST_RFLAGS, abi.ST_LAZY_OP, abi.ST_EXIT_REASON,
@@ -73,5 +76,111 @@ describe('ABI shared by AssemblyScript and TypeScript', () => {
     expect(v.rflags & 1n).toBe(1n); // carry out of bit 63
     expect(v.rip).toBe(0x1004n);
     expect(v.counter(abi.CNT_INSTRUCTIONS)).toBe(2n);
+  });
+
+});
+
+describe('wasm/abi.ts is generated from the layout schema (wasm/gen/layout.ts)', () => {
+  const abiValues = abi as unknown as Record<string, number>;
+
+  it('re-running the generator in memory gives exactly the committed wasm/abi.ts', () => {
+    const committed = readFileSync(new URL('../wasm/abi.ts', import.meta.url), 'utf8');
+    expect(renderAbi()).toBe(committed);
+    // The digest in its header catches a hand edit even where the generator has not run.
+    expect(abiIntact(committed)).toBe(true);
+    expect(abiIntact(committed.replace('export const ST_CR2 = 0x1a8;', 'export const ST_CR2 = 0x1b0;'))).toBe(false);
+  });
+
+  it('no two regions of the host memory overlap, and all lie below HOST_POOL_BASE', () => {
+    const { regions } = place();
+    expect(regions.length).toBe(schema.regions.length);
+    for (const r of regions) {
+      expect(r.size, r.label).toBeGreaterThan(0);
+      expect(r.end, r.label).toBeLessThanOrEqual(abi.HOST_POOL_BASE);
+      if (r.src.base) expect(abiValues[r.src.base], r.label).toBe(r.base);
+    }
+    for (let i = 0; i < regions.length; i++) {
+      for (let j = i + 1; j < regions.length; j++) {
+        const a = regions[i], b = regions[j];
+        expect(a.end <= b.base || b.end <= a.base, `${a.label} overlaps ${b.label}`).toBe(true);
+      }
+    }
+  });
+
+  it('no two fields of a struct overlap, each fits its stride, and the emitted offsets are the placed ones', () => {
+    const { structs } = place();
+    expect([...structs.keys()]).toEqual(expect.arrayContaining([vcpuState, vmBlock, frameEntry]));
+    for (const ps of structs.values()) {
+      const storage = ps.fields.filter((f) => !f.alias);
+      for (let i = 0; i < storage.length; i++) {
+        const a = storage[i];
+        expect(a.offset % a.align, `${a.name} aligned`).toBe(0);
+        if (ps.stride !== undefined) expect(a.offset + a.size, `${a.name} within the stride`).toBeLessThanOrEqual(ps.stride);
+        for (let j = i + 1; j < storage.length; j++) {
+          const b = storage[j];
+          expect(a.offset + a.size <= b.offset || b.offset + b.size <= a.offset, `${a.name} overlaps ${b.name}`).toBe(true);
+        }
+      }
+      for (const f of ps.fields.filter((g) => g.alias)) {
+        const inside = storage.some((s) => f.offset >= s.offset && f.offset < s.offset + s.size);
+        expect(inside, `alias ${f.name} lies inside a field`).toBe(true);
+      }
+      const absolute = schema.regions.find((r) => r.struct === ps.struct && r.absolute);
+      const base = absolute ? place().regions.find((r) => r.src === absolute)!.base : 0;
+      for (const f of ps.fields) expect(abiValues[f.name], f.name).toBe(base + f.offset);
+    }
+    expect(structs.get(vcpuState)!.stride).toBe(abi.VCPU_STRIDE);
+    expect(structs.get(vmBlock)!.stride).toBe(abi.VM_STRIDE);
+    expect(structs.get(frameEntry)!.stride).toBe(abi.FRAME_ENTRY_SIZE);
+    // The adjacencies code depends on.
+    expect(abi.ST_FS_BASE).toBe(abi.ST_SEG + abi.SEG_FS * abi.SEG_SLOT + abi.SEG_BASE);
+    expect(abi.ST_GS_BASE).toBe(abi.ST_SEG + abi.SEG_GS * abi.SEG_SLOT + abi.SEG_BASE);
+    expect(abi.ST_FXSAVE % 16).toBe(0);
+  });
+
+  it('every arch field lies inside the vCPU stride, and the vCPU state holds the architectural registers', () => {
+    const ps = place().structs.get(vcpuState)!;
+    const arch = ps.fields.filter((f) => f.class === 'arch' && !f.alias);
+    for (const f of arch) {
+      expect(f.offset, f.name).toBeGreaterThanOrEqual(0);
+      expect(f.offset + f.size, f.name).toBeLessThanOrEqual(abi.VCPU_STRIDE);
+    }
+    const names = arch.map((f) => f.name);
+    for (const n of ['ST_GPR', 'ST_RIP', 'ST_RFLAGS', 'ST_SEG', 'ST_CR0', 'ST_CR3', 'ST_EFER', 'ST_FXSAVE']) expect(names).toContain(n);
+    for (const n of ['ST_EXIT_REASON', 'ST_COUNTERS', 'ST_EPTP', 'ST_VM']) expect(names).not.toContain(n);
+    // Every field of every struct has one of the three classes.
+    for (const s of place().structs.values()) {
+      for (const f of s.fields) expect(['arch', 'host', 'transient'], f.name).toContain(f.class);
+    }
+  });
+
+  it('the generator refuses overlapping regions and fields, regions above the pool, structs beyond their stride', () => {
+    const withRegions = (edit: (rs: Schema['regions']) => Schema['regions']): Schema =>
+      ({ ...schema, regions: edit(schema.regions.map((r) => ({ ...r }))) });
+    const withVcpu = (edit: (s: Struct) => void): Schema => {
+      const s: Struct = { ...vcpuState, fields: vcpuState.fields.map((f) => ({ ...f })) };
+      edit(s);
+      return {
+        ...schema,
+        regions: schema.regions.map((r) => ({ ...r })),
+        structs: schema.structs.map((e) => (e.struct === vcpuState ? { ...e, struct: s } : e)),
+      };
+    };
+    // A region pinned inside the previous one.
+    expect(() => place(withRegions((rs) => { rs[2].at = 0x1100; return rs; }))).toThrow(/MMIO staging pinned at 0x1100 overlaps bounce slots/);
+    // A region that grows into the frame pool.
+    expect(() => place(withRegions((rs) => { rs[rs.length - 1].size = 0x1000000; return rs; }))).toThrow(/vCPU states .* ends above HOST_POOL_BASE/);
+    // A field pinned below the end of the previous one.
+    expect(() => place(withVcpu((s) => { (s.fields.find((f) => 'name' in f && f.name === 'MODE') as { at?: number }).at = 0xb0; })))
+      .toThrow(/ST_MODE pinned at 0xb0 overlaps ST_LAZY_AUX/);
+    // A struct beyond its stride.
+    expect(() => place(withVcpu((s) => { s.stride = { name: 'VCPU_STRIDE', value: 0x1000 }; }))).toThrow(/beyond its stride VCPU_STRIDE/);
+    expect(() => place(withVcpu(() => {}))).not.toThrow();
+    expect(new LayoutError('x').message).toBe('abi layout: x');
+  });
+
+  it('the compiled core\'s abiChecksum still matches the generated file', () => {
+    const host = new Host({ ramBytes: 1 << 20 });
+    expect(host.core.abiChecksum()).toBe(checksum());
   });
 });
