@@ -127,6 +127,7 @@ export const SP_ROLE_PAE = 0x1000; // shadows PAE paging (the PDPTEs are registe
 export const SP_ROLE_LEGACY_TOP = 0x2000; // levels 4 and 3 of a 32-bit or PAE guest's shadow: no guest table
 export const SP_ROLE_VCPU_SHIFT = 14; // 2 bits: the vCPU whose CR3 (and PDPTE registers) a LEGACY_TOP page follows
 export const SP_ROLE_VALID = 0x80000000;
+export const EPTP_AD = 0x40; // EPTP bit 6: accessed and dirty flags for EPT (SDM Vol. 3C, 28.3.5)
 export const EPTP_ENABLE = 0x1; // bit 0 of ST_EPTP (the architectural EPTP's low bits hold the walk length)
 
 // Counters: u64 slots from ST_COUNTERS, index with CNT_* * 8.
@@ -186,6 +187,8 @@ export const EPT_W = 0x2;
 export const EPT_X = 0x4;
 export const EPT_MEMTYPE_WB = 0x30; // bits 5:3 = 6 on leaves
 export const EPT_LARGE = 0x80; // bit 7: a 1 GiB (PDPTE) or 2 MiB (PDE) leaf
+export const EPT_ACCESSED = 0x100; // bit 8, with EPTP_AD: set by the walk on every entry it uses
+export const EPT_DIRTY = 0x200; // bit 9, with EPTP_AD: set on the leaf of a write
 export const EPT_ADDR_MASK_LO = 0xfffff000; // with bits 51:32: the frame address
 
 // ---- CPU modes ----
