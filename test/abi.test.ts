@@ -32,8 +32,8 @@ describe('ABI shared by AssemblyScript and TypeScript', () => {
     expect(abi.ST_FXSAVE).toBeGreaterThanOrEqual(abi.ST_UD_BY_OPCODE + abi.OPC_COUNT * 4);
     expect(abi.ST_FXSAVE + abi.FXSAVE_SIZE).toBeLessThanOrEqual(abi.VCPU_STRIDE);
     expect(abi.FX_XMM0 + 16 * 16).toBeLessThanOrEqual(abi.FXSAVE_SIZE);
-    expect(abi.DECODED_CACHE_BASE + (abi.DECODED_CACHE_ENTRIES + 1) * abi.DECODED_ENTRY_SIZE).toBeLessThanOrEqual(abi.CODE_PAGE_MAP_BASE);
-    expect(abi.CODE_PAGE_MAP_BASE + abi.CODE_PAGE_MAP_SIZE).toBeLessThanOrEqual(abi.HOST_POOL_BASE);
+    expect(abi.DECODED_CACHE_BASE + (abi.DECODED_CACHE_ENTRIES + 1) * abi.DECODED_ENTRY_SIZE).toBeLessThanOrEqual(abi.CODE_FRAME_MAP_BASE);
+    expect(abi.CODE_FRAME_MAP_BASE + abi.CODE_FRAME_MAP_SIZE).toBeLessThanOrEqual(abi.HOST_POOL_BASE);
     expect(abi.ST_VM_VCPU + 4).toBeLessThanOrEqual(abi.ST_COUNTERS);
     expect(abi.VM_SHADOW_CONTEXT + abi.VM_SHADOW_CONTEXT_SIZE).toBeLessThanOrEqual(abi.VM_STRIDE);
     expect(abi.FRAME_RMAP_NEXT + 4).toBeLessThanOrEqual(abi.FRAME_ENTRY_SIZE);
@@ -46,7 +46,7 @@ describe('ABI shared by AssemblyScript and TypeScript', () => {
       ['zero page', abi.ZERO_PAGE_BASE, 0x1000], ['cpuid', abi.CPUID_COUNT_ADDR, abi.CPUID_TABLE_BASE - abi.CPUID_COUNT_ADDR + abi.CPUID_MAX_ENTRIES * abi.CPUID_ENTRY_SIZE],
       ['vm blocks', abi.VM_AREA_BASE, abi.MAX_VMS * abi.VM_STRIDE], ['host area', abi.HOST_AREA_BASE, 0x14],
       ['decoded cache', abi.DECODED_CACHE_BASE, (abi.DECODED_CACHE_ENTRIES + 1) * abi.DECODED_ENTRY_SIZE],
-      ['code page map', abi.CODE_PAGE_MAP_BASE, abi.CODE_PAGE_MAP_SIZE], ['mmu trace', abi.MMU_TRACE_BASE, abi.MMU_TRACE_MAX * 32],
+      ['code frame map', abi.CODE_FRAME_MAP_BASE, abi.CODE_FRAME_MAP_SIZE], ['mmu trace', abi.MMU_TRACE_BASE, abi.MMU_TRACE_MAX * 32],
       ['mmu counters', abi.MMU_COUNTERS_BASE, abi.MAX_VCPUS * abi.MMU_COUNTER_SLOTS * 8],
       ['cache model', abi.CACHE_MODEL_BASE, abi.CACHE_MODEL_MAX_LINES * 8], ['tlbs', abi.TLB_BASE, abi.MAX_VCPUS * abi.TLB_AREA_SIZE],
       ['blk segments', abi.BLK_SEG_LIST_BASE, abi.BLK_MAX_CHAIN * abi.BLK_SEG_SIZE], ['blk result', abi.BLK_WALK_RESULT, 16],

@@ -18,7 +18,7 @@ import {
   ptWritesPending, shadowSyncWrites, SF_INSTALLED, SF_EMULATE,
 } from './mmu/shadow';
 import { getFlags, setFlags } from './cpu/flags';
-import { flushDecodedCache } from './cpu/decode';
+import { linearMappingsChanged, framesRewritten } from './cpu/code-cache';
 import { walkChain as blkWalk, copySegments as blkCopySegments } from './blk/virtqueue';
 
 /** Execute vCPU `vcpu` until an exit or `budget` instructions (like KVM_RUN). Returns EXIT_*. */
@@ -80,7 +80,7 @@ export function traceWalks(on: i32): void { armTrace(on != 0); }
  *  page goes (KVM's MMU notifiers would zap only the affected sptes). */
 export function invept(vm: i32): void {
   const prev = withVm(vm);
-  shadowZapAll(); tlbFlushEverything(); flushNestedTlb(); flushDecodedCache();
+  shadowZapAll(); tlbFlushEverything(); flushNestedTlb(); linearMappingsChanged();
   restoreVm(prev);
 }
 
@@ -107,6 +107,10 @@ export function hostWroteGuest(vm: i32, gpa: f64, bytes: f64): void {
   restoreVm(prev);
 }
 
+/** The host rewrote host frames [first, first + count) (the frame pool handing a frame out again):
+ *  decoded instructions from them go. */
+export function hostRewroteFrames(first: i32, count: i32): void { framesRewritten(<u32>first, <u32>count); }
+
 /** Drop every shadow page of VM `vm` (they are rebuilt on demand). */
 export function zapShadow(vm: i32): void { const prev = withVm(vm); shadowZapAll(); restoreVm(prev); }
 
@@ -129,6 +133,7 @@ export function configurePdeCache(on: i32): void { setPdeCache(on != 0); }
 /** Flush one vCPU's TLB entries (all of its guest's, global ones included). */
 export function flushTlb(vcpu: i32): void {
   setCpu(vcpu); selectMmuCounters(vcpu); selectTlb(vcpu); tlbFlush(FLUSH_ALL, 0);
+  linearMappingsChanged(); // (decoded code is revalidated against the new mappings)
 }
 
 /** One cold translation of gva (lo, hi halves) for `access` at privilege `cpl` on vCPU `vcpu`'s

@@ -29,6 +29,7 @@ export interface WasmCore {
   configureShadow(vm: number, base: number, frames: number, poolBytes: number, ramBytes: number): void;
   zapShadow(vm: number): void;
   hostWroteGuest(vm: number, gpa: number, bytes: number): void;
+  hostRewroteFrames(first: number, count: number): void;
   shadowRootHpa(vcpu: number): number;
   readRflags(vcpu: number): number;
   writeRflags(vcpu: number, value: number): void;
@@ -312,7 +313,7 @@ export class Host {
     this.memory.grow(total / abi.WASM_PAGE - this.memory.buffer.byteLength / abi.WASM_PAGE);
     this.refreshViews();
     this.blockStagingBase = abi.HOST_POOL_BASE + poolBytes + frameTable;
-    this.pool = new FramePool(this.dv, poolBytes, abi.HOST_POOL_BASE + poolBytes);
+    this.pool = new FramePool(this.dv, poolBytes, abi.HOST_POOL_BASE + poolBytes, (f) => this.core.hostRewroteFrames(f, 1));
     this.core.mmuDefaults();
     writeCpuidTable(this.dv, opts.cpuid ?? defaultCpuid());
     if (single) this.createVm({ ...single, vcpus: abi.MAX_VCPUS, demand: false });

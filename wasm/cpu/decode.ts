@@ -1,10 +1,10 @@
 // Instruction decoding for 64-bit mode: legacy prefixes, REX, the one-byte / 0F / 0F38 / 0F3A maps,
 // ModRM/SIB, displacements, RIP-relative addressing and immediates (SDM Vol. 2, chapter 2).
 //
-// An instruction is decoded once into a 64-byte entry of the decoded-instruction cache (direct-mapped
-// by RIP, like the predecoded icaches of Bochs and QEMU's translation blocks in spirit). The entry keeps
-// the addressing recipe, not the address, so it stays valid while registers change; a write to a
-// guest page holding decoded code bumps the cache epoch (translate.ts), which invalidates every entry.
+// An instruction is decoded once into a 64-byte entry of the decoded-instruction cache (code-cache.ts:
+// found by linear address, valid for the host frame it came from, like the predecoded icaches of
+// Bochs and QEMU's physically keyed translation blocks in spirit). The entry keeps the addressing
+// recipe, not the address, so it stays valid while registers change.
 // `classify` (fastpath.ts) picks a specialized handler for common forms; everything else runs through
 // the generic handlers, which read the decoded fields from the module globals set by `unpack`.
 import {
@@ -12,12 +12,13 @@ import {
   IMM_D, OPC_MAP_0F, OPC_MAP_0F38, OPC_MAP_0F3A, ACC_FETCH, ST_FETCH_BUF, SEG_BASE, SEG_ES, SEG_CS,
   ATTR_MEMSIZE_SHIFT, MEMSIZE_OTHER, MEMSIZE_BYTE, MEMSIZE_WORD, SEG_ATTR, SEG_LIMIT, SEG_ATTR_P,
   SEG_ATTR_DB, VEC_SS, VEC_GP,
-  SEG_SS, SEG_DS, SEG_FS, SEG_GS, DECODED_CACHE_BASE, CODE_PAGE_MAP_SIZE, DECODED_CACHE_ENTRIES, DECODED_ENTRY_SIZE, CODE_PAGE_MAP_BASE,
+  SEG_SS, SEG_DS, SEG_FS, SEG_GS, HOST_POOL_BASE,
 } from '../abi';
 import { DECODE_ATTRS } from './decode-tables.generated';
 import { cpu, rip, getReg64, mode64, realMode, defaultOperandSize, defaultAddressSize, csBase, modeKey, segField } from './state';
 import { raiseGP0, raise, faultVector } from './fault';
 import { translate } from '../mmu/translate';
+import { E_TAG, E_EPOCH, SCRATCH_ENTRY, cacheSlot, recordDecoded, stillValid } from './code-cache';
 
 // Prefix bits
 export const P_66: i32 = 1;
@@ -28,8 +29,7 @@ export const P_REPNE: i32 = 16; // F2
 
 
 // ---- Decoded entry layout (byte offsets) ----
-export const E_TAG: usize = 0; // u64: RIP of the instruction
-export const E_EPOCH: usize = 8; // u32: cache key when decoded (epoch << 2 | mode key)
+// 0..11: E_TAG and E_EPOCH, 56..63: E_PHYS and E_CODE_GEN (code-cache.ts)
 export const E_HANDLER: usize = 12; // u16: H_* of fastpath.ts (0 = generic)
 export const E_OPIDX: usize = 14; // u16
 export const E_LEN: usize = 16; // u8
@@ -58,42 +58,6 @@ export const E_AMASK: usize = 48; // u64: the address-size mask applied to effec
 export const EA_NONE: i32 = 16;
 export const EA_RIP: i32 = 17;
 export const EF_MEM: i32 = 1;
-
-/** Entry used for instructions that cannot be cached (fetched across the end of RAM); it sits just
- *  past the cache, below CODE_PAGE_MAP_BASE. */
-const SCRATCH_ENTRY: usize = DECODED_CACHE_BASE + DECODED_CACHE_ENTRIES * DECODED_ENTRY_SIZE;
-
-/** Entries are valid only for the epoch and mode they were decoded in: the key is (epoch << 2) | mode. */
-export let cacheEpoch: u32 = 1;
-export let cacheKey: u32 = 7;
-/** Refresh the key after a mode change (state.updateMode). */
-export function refreshCacheKey(): void { cacheKey = (cacheEpoch << 2) | modeKey; }
-export function flushDecodedCache(): void {
-  cacheEpoch++;
-  refreshCacheKey();
-  // Clear the code-page marks: only the pages marked since the last flush, unless there were too
-  // many to remember (a flush is frequent — MOV CR3, INVLPG of a code page — and the map is 1 MiB).
-  if (markedCount > MARKED_MAX) memory.fill(CODE_PAGE_MAP_BASE, 0, CODE_PAGE_MAP_SIZE);
-  else for (let i = 0; i < markedCount; i++) store<u8>(<usize>CODE_PAGE_MAP_BASE + <usize>unchecked(markedPages[i]), 0);
-  markedCount = 0;
-}
-
-/** Is a decoded instruction cached from linear page `lin >> 12` (modulo the map)? */
-@inline export function pageHoldsDecodedCode(lin: u64): bool {
-  return load<u8>(<usize>CODE_PAGE_MAP_BASE + (<usize>(lin >> 12) & (CODE_PAGE_MAP_SIZE - 1))) != 0;
-}
-
-const MARKED_MAX: i32 = 4096;
-const markedPages = new StaticArray<u32>(MARKED_MAX);
-let markedCount: i32 = 0;
-function markCodePage(lin: u64): void {
-  const index = <u32>(lin >> 12) & <u32>(CODE_PAGE_MAP_SIZE - 1);
-  const p = <usize>CODE_PAGE_MAP_BASE + <usize>index;
-  if (load<u8>(p) != 0) return;
-  store<u8>(p, 1);
-  if (markedCount < MARKED_MAX) unchecked(markedPages[markedCount] = index);
-  markedCount++;
-}
 
 // ---- Decoded fields of the current instruction (generic handlers read these) ----
 export let instrStart: u64 = 0;
@@ -134,6 +98,8 @@ let fpStart: usize = 0;
 /** Bytes of the window that could be fetched; beyond it, the fetch faults. */
 let fetchAvail: i32 = 0;
 let fetchedDirect: bool = false;
+/** Host address of the instruction's first byte (0 when its fetch faulted). */
+let fetchHost: usize = 0;
 
 /** Set up the fetch window at CS:RIP. Within one page the 15-byte window is read in place; an
  *  instruction that may cross into the next page starts with the bytes of this page in
@@ -144,7 +110,8 @@ function fetchSetup(): void {
   const inPage = <i32>(0x1000 - (lin & 0xfff));
   const buf = cpu + ST_FETCH_BUF;
   const p = translate(lin, 1, ACC_FETCH);
-  if (p == 0) { fp = buf; fpStart = buf; fetchAvail = 0; fetchedDirect = false; crossing = false; return; }
+  fetchHost = p;
+  if (p == 0) { emptyFetchWindow(); return; }
   if (inPage >= 15) {
     fp = p;
     fetchAvail = 15;
@@ -162,6 +129,12 @@ function fetchSetup(): void {
 }
 let crossing: bool = false;
 let crossLinear: u64 = 0;
+
+/** No byte could be fetched (the fetch faulted). */
+function emptyFetchWindow(): void {
+  const buf = cpu + ST_FETCH_BUF;
+  fp = buf; fpStart = buf; fetchAvail = 0; fetchedDirect = false; crossing = false;
+}
 
 /** The window ran out: fetch the next page's bytes (#PF if it is not mapped), or #GP past 15 bytes
  *  (SDM Vol. 2, 2.3.11). Returns true if more bytes became available. */
@@ -191,16 +164,24 @@ function fetch64(): u64 { const lo = <u64>fetch32(); return lo | (<u64>fetch32()
 /** Bytes consumed by the last decode (for exit reports). */
 export function fetchedLength(): i32 { return <i32>(fp - fpStart); }
 
-/** The cache slot for an instruction at linear address `addr`. */
-@inline export function cacheSlot(addr: u64): usize {
-  return <usize>DECODED_CACHE_BASE + (<usize>(<u32>addr & (DECODED_CACHE_ENTRIES - 1))) * <usize>DECODED_ENTRY_SIZE;
+/** Slot `e` missed the run loop's check for the instruction at CS:RIP (linear `lin`): does it still
+ *  hold this instruction for the frame now mapped there (code-cache.ts)? REVALIDATED (stamped, use
+ *  it), MUST_DECODE, or FETCH_FAULTED (the fault is raised, nothing was fetched). */
+export function revalidate(e: usize, lin: u64): i32 {
+  if (load<u64>(e + E_TAG) != lin || load<u32>(e + E_EPOCH) == 0) return MUST_DECODE;
+  const p = translate(lin, 1, ACC_FETCH);
+  if (p == 0) { emptyFetchWindow(); return FETCH_FAULTED; }
+  return stillValid(e, p) ? REVALIDATED : MUST_DECODE;
 }
+export const REVALIDATED: i32 = 1;
+export const MUST_DECODE: i32 = 0;
+export const FETCH_FAULTED: i32 = -1;
 
 /** Decode the instruction at `rip` into its cache slot (or the scratch entry) and return the entry,
  *  or 0 if fetching faulted. */
 export function decodeAt(): usize {
   fetchSetup();
-  const cacheable = fetchedDirect;
+  const cacheable = fetchedDirect && fetchHost >= <usize>HOST_POOL_BASE;
   const lin = csBase + rip;
   const e = cacheable ? cacheSlot(lin) : SCRATCH_ENTRY;
   let pfx = 0, rep = 0, rx = 0, sg = -1;
@@ -287,12 +268,7 @@ export function decodeAt(): usize {
     return 0;
   }
   if (cacheable) {
-    // Mark the page(s) holding the bytes, so a write there invalidates the cache.
-    // Indexed by linear page, modulo the map's size (an alias only costs an extra flush).
-    markCodePage(lin);
-    markCodePage(lin + <u64>len - 1);
-    store<u64>(e + E_TAG, lin);
-    store<u32>(e + E_EPOCH, cacheKey);
+    recordDecoded(e, lin, fetchHost); // (all its bytes lie in that one frame)
   } else {
     store<u32>(e + E_EPOCH, 0);
   }

@@ -5,7 +5,7 @@ import {
   EXIT_NONE, EXIT_BUDGET, EXIT_HLT, EXIT_EXCEPTION, EXIT_IO, EXIT_SHUTDOWN, EXIT_EPT_VIOLATION, EXIT_IRQ_WINDOW, ST_IRQ_WINDOW, ST_UNIMPLEMENTED_LIN, ATTR_INVALID64, ATTR_FORM, ST_EXIT_REASON,
   ST_EXIT_VECTOR, ST_EXIT_ERROR_CODE, ST_EXIT_HAS_ERROR, ST_EXIT_ADDR, ST_EXIT_OPCODE, ST_EXIT_RIP,
   ST_EXIT_BYTES, ST_EXIT_LENGTH, ST_COUNTERS, CNT_INSTRUCTIONS, CNT_EXITS, CNT_EXCEPTIONS,
-  CNT_UNIMPLEMENTED, ST_UD_BY_OPCODE, VEC_DB, ST_IRQ_VECTOR, ST_NMI_PENDING,
+  CNT_UNIMPLEMENTED, CNT_DECODED, ST_UD_BY_OPCODE, VEC_DB, ST_IRQ_VECTOR, ST_NMI_PENDING,
   ST_INTERRUPTED, FLAG_IF, FLAG_TF, FLAG_RF, ST_DR0, ST_DR6, ST_DR7, ST_INTERRUPT_SHADOW,
 } from '../abi';
 import { getFlags, setFlags } from './flags';
@@ -17,14 +17,14 @@ import {
   EPT_VIOLATION_VECTOR,
 } from './fault';
 import {
-  decodeAt, unpack, cacheSlot, cacheKey, refreshCacheKey, E_TAG, E_EPOCH, E_LEN, E_HANDLER,
+  decodeAt, revalidate, MUST_DECODE, FETCH_FAULTED, unpack, E_LEN, E_HANDLER,
   opIdx, attr, ext, isMem, mod, prefixes, P_LOCK, P_66, rex, lastRep, instrStart, fetchedLength,
 } from './decode';
 import { classify, executeFast, H_GENERIC } from './fastpath';
 import { bouncePending, flushBounces, dataBreakpointHits, clearDataBreakpointHits, refreshDataBreakpoints } from '../mmu/translate';
 import { ramSize, directPtr, mappedMemory } from '../mem/memory-map';
 import { selectVmOfCpu } from '../vm';
-import { flushDecodedCache } from './decode';
+import { linearMappingsChanged, cacheSlot, cacheKey, refreshCacheKey, E_TAG, E_EPOCH } from './code-cache';
 import { selectEpt } from '../mmu/ept';
 import { selectShadow } from '../mmu/shadow';
 import { selectTlb } from '../mmu/tlb';
@@ -365,14 +365,14 @@ function takeExternalInterrupt(): bool {
 }
 
 /** Run the vCPU until an exit or `budget` instructions; returns the EXIT_* reason. */
-/** The vCPU that ran last: the decoded-instruction cache is keyed by linear address, so another
- *  vCPU (of this VM or another) may map other code there. */
+/** The vCPU that ran last: the decoded-instruction cache is found by linear address, and another
+ *  vCPU (of this VM or another) may map other frames there (its entries are revalidated). */
 let lastRunVcpu: i32 = -1;
 
 export function run(vcpu: i32, budget: i32): i32 {
   setCpu(vcpu);
   selectVmOfCpu();
-  if (vcpu != lastRunVcpu) { flushDecodedCache(); lastRunVcpu = vcpu; }
+  if (vcpu != lastRunVcpu) { linearMappingsChanged(); lastRunVcpu = vcpu; }
   selectMmuCounters(vcpu);
   selectEpt();
   selectShadow();
@@ -427,8 +427,12 @@ export function run(vcpu: i32, budget: i32): i32 {
     let e = cacheSlot(lin);
     if (load<u64>(e + E_TAG) != lin || load<u32>(e + E_EPOCH) != cacheKey) {
       setRip(start);
-      e = decodeAt();
-      if (e != 0) classify(e);
+      const found = revalidate(e, lin);
+      if (found == MUST_DECODE) {
+        counterAdd(CNT_DECODED, 1);
+        e = decodeAt();
+        if (e != 0) classify(e);
+      } else if (found == FETCH_FAULTED) e = 0;
     }
     if (e == 0) {
       length = fetchedLength();

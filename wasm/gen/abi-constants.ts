@@ -135,6 +135,7 @@ export const CNT_INSTRUCTIONS = 0; // instructions retired (virtual time)
 export const CNT_EXITS = 1;
 export const CNT_EXCEPTIONS = 2;
 export const CNT_UNIMPLEMENTED = 3; // #UD raised because hvlab does not implement the opcode
+export const CNT_DECODED = 4; // instructions decoded into the decoded-instruction cache (misses not revalidated)
 export const CNT_SLOTS = 16;
 
 // #UD by opcode: u32 per opcode index (OPC_* space below) at ST_UD_BY_OPCODE.

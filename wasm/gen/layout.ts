@@ -62,7 +62,8 @@ export const MMIO_STAGE_SLOTS = 8, MMIO_STAGE_SLOT_SIZE = 32;
 export const CPUID_ENTRY_SIZE = 24, CPUID_MAX_ENTRIES = 64;
 export const MAX_VMS = 16, VM_STRIDE = 0x100, VM_SHADOW_CONTEXT_SIZE = 0xc0;
 export const DECODED_CACHE_ENTRIES = 65536, DECODED_ENTRY_SIZE = 64;
-export const CODE_PAGE_MAP_SIZE = 0x100000;
+/** One byte per host frame: 1 MiB covers a 4 GiB pool, all a 32-bit WebAssembly memory can hold. */
+export const CODE_FRAME_MAP_SIZE = 0x100000;
 export const MMU_TRACE_MAX = 64, MMU_TRACE_RECORD = 32;
 export const MMU_COUNTER_SLOTS = 128;
 export const CACHE_MODEL_MAX_LINES = 0x20000, CACHE_LINE_STATE = 8;
@@ -269,12 +270,12 @@ export const regions: Region[] = [
   { label: 'static data', base: 'STATIC_DATA_BASE', size: 4 * MiB - STATIC_DATA_BASE, align: 0x10000, at: STATIC_DATA_BASE,
     doc: 'asc memoryBase: decode tables and other static data', lead: [''] },
   { label: 'decoded cache', base: 'DECODED_CACHE_BASE', size: (DECODED_CACHE_ENTRIES + 1) * DECODED_ENTRY_SIZE, align: 4 * MiB,
-    doc: 'decoded-instruction cache (see wasm/cpu/decode.ts), then one scratch entry',
-    params: [{ name: 'DECODED_CACHE_ENTRIES', value: DECODED_CACHE_ENTRIES, doc: 'direct-mapped by the low bits of RIP' },
+    doc: 'decoded-instruction cache (see wasm/cpu/code-cache.ts), then one scratch entry',
+    params: [{ name: 'DECODED_CACHE_ENTRIES', value: DECODED_CACHE_ENTRIES, doc: 'direct-mapped by the low bits of the linear address, validated by host frame' },
       { name: 'DECODED_ENTRY_SIZE', value: DECODED_ENTRY_SIZE }] },
-  { label: 'code-page map', base: 'CODE_PAGE_MAP_BASE', size: CODE_PAGE_MAP_SIZE, align: 0x10000,
-    doc: 'one byte per 4 KiB guest page: 1 = holds decoded code',
-    params: [{ name: 'CODE_PAGE_MAP_SIZE', value: CODE_PAGE_MAP_SIZE, hex: true }] },
+  { label: 'code-frame map', base: 'CODE_FRAME_MAP_BASE', size: CODE_FRAME_MAP_SIZE, align: 0x10000,
+    doc: 'one byte per host frame: CODE_FRAME_DECODED | generation (wasm/cpu/code-cache.ts)',
+    params: [{ name: 'CODE_FRAME_MAP_SIZE', value: CODE_FRAME_MAP_SIZE, hex: true }] },
   { label: 'MMU trace', base: 'MMU_TRACE_BASE', size: MMU_TRACE_MAX * MMU_TRACE_RECORD, align: 0x10000,
     doc: 'MMU_TRACE_MAX records of 32 bytes (see wasm/mmu/accounting.ts)',
     lead: ['', '---- The MMU\'s host memory (wasm/mmu): walk trace, counters, data-cache model, TLBs ----'],

@@ -4,12 +4,13 @@
 // then, under --mmu ept, the host's nested table (ept.ts, gpa -> hpa); the result is cached at the
 // smaller of the two page sizes. With the data-cache model on, every access is also counted there.
 import {
-  HOST_POOL_BASE, ACC_WRITE, CODE_PAGE_MAP_BASE, CODE_PAGE_MAP_SIZE, OPEN_BUS_BASE,
+  HOST_POOL_BASE, ACC_WRITE, OPEN_BUS_BASE,
   BOUNCE_BASE, BOUNCE_SLOTS, PS_4K, PS_2M, PS_1G, ST_CR0, ST_CR4, CR0_WP, MMIO_STAGE_BASE, MMIO_STAGE_SLOTS,
   VCPU_AREA_BASE, VCPU_STRIDE, ACC_FETCH, ST_DR7, ST_DR0, MC_MICRO_TLB_HIT,
 } from '../abi';
 import { hostMmioRead, hostMmioWrite } from '../host-imports';
-import { flushDecodedCache } from '../cpu/decode';
+import { checkCodeWrite, codeFrameWritten } from '../cpu/code-cache';
+import { gpaToHpa } from '../mem/guest-memory';
 import { raiseGP0, raisePF, isCanonical, requestStop } from '../cpu/fault';
 import { pagingOn, flatHarness, mode64, cpl, cpu } from '../cpu/state';
 import {
@@ -25,11 +26,17 @@ import {
   ptWritesPending, shadowSyncWrites, shadowHostWrote, SF_FAULT, SF_UNBACKED, SF_EMULATE,
 } from './shadow';
 
-/** Guest RAM [gpa, gpa + bytes) was written behind the vCPUs' backs (the host loading code, a device's
- *  DMA): no write was trapped, so decoded instructions go, and under --mmu shadow the shadow pages of
- *  those gfns (a write into a live guest page table must not leave stale sptes). */
+/** Guest RAM (or ROM) [gpa, gpa + bytes) was written behind the vCPUs' backs (the host loading code,
+ *  a device's DMA): no write was trapped, so the decoded code of those frames goes, and under --mmu
+ *  shadow the shadow pages of those gfns (a write into a live guest page table must not leave stale
+ *  sptes). */
 export function guestRamWritten(gpa: u64, bytes: u64): void {
-  flushDecodedCache();
+  if (bytes == 0) return;
+  for (let page = gpa & ~(<u64>0xfff); page < gpa + bytes; page += 0x1000) {
+    let hpa = gpaToHpa(page, false);
+    if (hpa == <u64>-1 && romSize != 0 && page >= FOUR_GIB - romSize && page < FOUR_GIB) hpa = romHpa + (page - (FOUR_GIB - romSize));
+    if (hpa != <u64>-1) codeFrameWritten(<u32>(hpa >> 12));
+  }
   shadowHostWrote(gpa, bytes);
 }
 
@@ -39,20 +46,21 @@ export function guestRamWritten(gpa: u64, bytes: u64): void {
 @inline export function translate(lin: u64, size: i32, access: i32): usize {
   const end = lin + <u64>size;
   if (dataBreakpointsOn && access != ACC_FETCH) checkDataBreakpoints(lin, size, access);
-  // Self-modifying code: a write to a page holding decoded instructions invalidates them.
-  if (access == ACC_WRITE && (load<u8>(<usize>CODE_PAGE_MAP_BASE + (<usize>(lin >> 12) & CODE_MAP_MASK))
-      | load<u8>(<usize>CODE_PAGE_MAP_BASE + (<usize>((end - 1) >> 12) & CODE_MAP_MASK))) != 0) flushDecodedCache();
-  if (pagingOn || mappedMemory) return translateMapped(lin, size, access);
+  if (pagingOn || mappedMemory) {
+    const p = translateMapped(lin, size, access);
+    // Self-modifying code, by host frame (a split write checks its two frames in translateMapped).
+    if (access == ACC_WRITE && p != 0) checkCodeWrite(p, size);
+    return p;
+  }
   if (end <= ramSize && end >= lin) {
     if (cacheModelOn) dataAccess(directHpa + lin);
+    if (access == ACC_WRITE) checkCodeWrite(directPtr + <usize>lin, size);
     return directPtr + <usize>lin;
   }
   if (!flatHarness) return unbacked(lin, size, access);
   memoryFault(lin, size, access);
   return 0;
 }
-
-const CODE_MAP_MASK: usize = CODE_PAGE_MAP_SIZE - 1;
 
 // ---- Data breakpoints (SDM Vol. 3B, 18.2.4 and 18.3.1.2): DRn enabled in DR7 with R/Wn = 01
 // (writes) or 11 (reads and writes), LENn = 1, 2, 8 or 4 bytes (00, 01, 10, 11), the address aligned
@@ -143,6 +151,7 @@ function translateMapped(lin: u64, size: i32, access: i32): usize {
   if (second == first + <usize>n1) return first; // contiguous in host memory
   // Discontiguous: stage the bytes in a bounce slot.
   if (bounceUsed == BOUNCE_SLOTS) { raiseGP0(); return 0; } // cannot happen: at most 2 per instruction
+  if (access == ACC_WRITE) { checkCodeWrite(first, n1); checkCodeWrite(second, size - n1); }
   const slot: usize = <usize>BOUNCE_BASE + <usize>bounceUsed * 64;
   bounceUsed++;
   memory.copy(slot, first, <usize>n1);

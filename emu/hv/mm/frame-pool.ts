@@ -49,8 +49,10 @@ export class FramePool {
   private looseCursor = 0;
   private stealCursor = 0;
 
-  /** `view` must cover the core's memory; the table goes at linear address `tableAt`. */
-  constructor(private readonly view: DataView, readonly poolBytes: number, readonly tableAt: number) {
+  /** `view` must cover the core's memory; the table goes at linear address `tableAt`. The core
+   *  hears of every frame handed out again (`rewritten`): decoded code from it must go. */
+  constructor(private readonly view: DataView, readonly poolBytes: number, readonly tableAt: number,
+    private readonly rewritten: (frame: number) => void = () => {}) {
     if (poolBytes % (BLOCK_FRAMES * FRAME_BYTES) !== 0) throw new Error(`hvlab: the host pool must be a multiple of 2 MiB (got ${poolBytes})`);
     this.frames = poolBytes / FRAME_BYTES;
     this.blocks = this.frames / BLOCK_FRAMES;
@@ -93,7 +95,10 @@ export class FramePool {
 
   private zero(frame: number, count = 1): void {
     for (let f = frame; f < frame + count; f++) {
-      if (this.used[f]) new Uint8Array(this.view.buffer, abi.HOST_POOL_BASE + f * FRAME_BYTES, FRAME_BYTES).fill(0);
+      if (this.used[f]) {
+        new Uint8Array(this.view.buffer, abi.HOST_POOL_BASE + f * FRAME_BYTES, FRAME_BYTES).fill(0);
+        this.rewritten(f);
+      }
       this.used[f] = 1;
     }
   }

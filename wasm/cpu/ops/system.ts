@@ -18,8 +18,8 @@ import { getFlags, setFlags, getCF, getAF, setArithFlags, szpFlags, lazyKeepCF }
 import { raise, raiseGP0, raiseUD, raiseTrap, requestStop, faultVector, isCanonical } from '../fault';
 import {
   opIdx, osize, asize, ext, imm, imm2, isMem, ea, eaOffset, mod, modrm, rmField, regField, nextRip, seg,
-  refreshCacheKey, flushDecodedCache, pageHoldsDecodedCode,
 } from '../decode';
+import { refreshCacheKey, linearMappingsChanged, linearPageChanged } from '../code-cache';
 import { getReg, setReg, rmPtr, putRM, getG, setG } from '../operands';
 import { translate, refreshDataBreakpoints } from '../../mmu/translate';
 import { hostMsrRead, hostMsrWrite } from '../../host-imports';
@@ -146,7 +146,7 @@ export function movCr(): void {
       const old = load<u64>(cpu + ST_CR3);
       store<u64>(cpu + ST_CR3, cr3);
       if (!cr3Written(pcide && (v >> 63) != 0)) { store<u64>(cpu + ST_CR3, old); cr3Written(true); return; }
-      flushDecodedCache();
+      linearMappingsChanged();
       break;
     }
     case 4: {
@@ -156,7 +156,7 @@ export function movCr(): void {
       if ((v & ~old & 0x20000) != 0 && (!mode64Lma() || (load<u64>(cpu + ST_CR3) & 0xfff) != 0)) { raiseGP0(); return; }
       store<u64>(cpu + ST_CR4, v);
       if (!cr4Written(old)) { store<u64>(cpu + ST_CR4, old); cr4Written(v); return; }
-      flushDecodedCache();
+      linearMappingsChanged();
       break;
     }
     case 8:
@@ -355,8 +355,8 @@ export function group7(): void { // 0F 01: SGDT SIDT LGDT LIDT SMSW LMSW INVLPG,
       writeCr0((cr0 & ~(<u64>0xe)) | (v & 0xf) | (cr0 & CR0_PE));
       break;
     }
-    case 7: // INVLPG; decoded instructions are keyed by linear address, so they go too
-      if (requireCpl0()) { invlpg(ea); if (pageHoldsDecodedCode(ea)) flushDecodedCache(); }
+    case 7: // INVLPG; decoded instructions found by that linear page are revalidated
+      if (requireCpl0()) { invlpg(ea); linearPageChanged(ea); }
       break;
     default: raiseUD(); break;
   }
@@ -384,7 +384,7 @@ export function invpcidInstr(): void {
   const pcide = (load<u64>(cpu + ST_CR4) & 0x20000) != 0;
   if ((desc >> 12) != 0 || (type == 0 && !isCanonical(lin)) || (type <= 1 && !pcide && pcid != 0)) { raiseGP0(); return; }
   invpcid(<u32>type, pcid, lin);
-  flushDecodedCache();
+  if (type == 0) linearPageChanged(lin); else linearMappingsChanged();
 }
 
 /** The pseudo-descriptor: limit (16 bits) then base (24/32 bits outside 64-bit mode, 64 in it). */
