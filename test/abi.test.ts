@@ -26,7 +26,7 @@ describe('ABI shared by AssemblyScript and TypeScript', () => {
   it('vCPU state regions fit the stride and stay below static data', () => {
     expect(abi.ST_UD_BY_OPCODE + abi.OPC_COUNT * 4).toBeLessThanOrEqual(abi.VCPU_STRIDE);
     expect(abi.ST_COUNTERS + abi.CNT_SLOTS * 8).toBeLessThanOrEqual(abi.ST_UD_BY_OPCODE);
-    expect(abi.CPUID_TABLE_BASE + abi.CPUID_MAX_ENTRIES * abi.CPUID_ENTRY_SIZE).toBeLessThanOrEqual(abi.STATIC_DATA_BASE);
+    expect(abi.CPUID_COUNT_ADDR + abi.MAX_VMS * 4).toBeLessThanOrEqual(abi.VM_AREA_BASE);
     expect(abi.ST_FETCH_BUF + 16).toBeLessThanOrEqual(abi.ST_COUNTERS);
     expect(abi.ST_FXSAVE % 16).toBe(0);
     expect(abi.ST_FXSAVE).toBeGreaterThanOrEqual(abi.ST_UD_BY_OPCODE + abi.OPC_COUNT * 4);
@@ -43,7 +43,8 @@ describe('ABI shared by AssemblyScript and TypeScript', () => {
     const regions: Array<[string, number, number]> = [
       ['open bus', abi.OPEN_BUS_BASE, 64], ['bounce', abi.BOUNCE_BASE, abi.BOUNCE_SLOTS * 64],
       ['mmio stage', abi.MMIO_STAGE_BASE, abi.MMIO_STAGE_SLOTS * 32], ['msr data', abi.MSR_DATA, 8],
-      ['zero page', abi.ZERO_PAGE_BASE, 0x1000], ['cpuid', abi.CPUID_COUNT_ADDR, abi.CPUID_TABLE_BASE - abi.CPUID_COUNT_ADDR + abi.CPUID_MAX_ENTRIES * abi.CPUID_ENTRY_SIZE],
+      ['zero page', abi.ZERO_PAGE_BASE, 0x1000], ['cpuid counts', abi.CPUID_COUNT_ADDR, abi.MAX_VMS * 4],
+      ['cpuid tables', abi.CPUID_TABLE_BASE, abi.MAX_VMS * abi.CPUID_TABLE_STRIDE],
       ['vm blocks', abi.VM_AREA_BASE, abi.MAX_VMS * abi.VM_STRIDE], ['host area', abi.HOST_AREA_BASE, 0x14],
       ['decoded cache', abi.DECODED_CACHE_BASE, (abi.DECODED_CACHE_ENTRIES + 1) * abi.DECODED_ENTRY_SIZE],
       ['code frame map', abi.CODE_FRAME_MAP_BASE, abi.CODE_FRAME_MAP_SIZE], ['mmu trace', abi.MMU_TRACE_BASE, abi.MMU_TRACE_MAX * 32],

@@ -3,6 +3,7 @@
 // firmware image started from the reset vector. The serial console is the terminal (raw mode;
 // Ctrl-A X quits, as in QEMU). --script types commands at the shell prompt and ends when the guest
 // powers off (exit status 0) or the timeout passes (non-zero, with the last lines of output).
+import type { PvOption } from '../machine/kvm-pv.ts';
 import { readFileSync, existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +43,10 @@ export interface BootOptions {
   host?: Host;
   /** The guest's name (messages of a many-guest host). */
   name?: string;
+  /** KVM's paravirtual interface: on (default), off, realtime (emu/machine/kvm-pv.ts). */
+  pv?: PvOption;
+  /** Pause-loop exiting (default on). */
+  ple?: boolean;
 }
 
 const GUEST_DIR = fileURLToPath(new URL('../../guest-images/', import.meta.url));
@@ -74,7 +79,7 @@ export function prepare(opts: BootOptions, serialOut: (b: number) => void): Mach
   const firmware = opts.bios ? readGuestFile(opts.bios, 'firmware') : undefined;
   if (opts.smp !== undefined && !(opts.smp >= 1 && opts.smp <= 4)) throw new BootError(`--smp must be 1 to 4 (got ${opts.smp})`);
   const machine = new Machine({ ramBytes: opts.memory << 20, serialOut, firmware, mmu: opts.mmu, smp: opts.smp,
-    host: opts.host, demand: opts.host !== undefined, name: opts.name });
+    host: opts.host, demand: opts.host !== undefined, name: opts.name, pv: opts.pv, ple: opts.ple });
   try {
     machine.drives = (opts.drives ?? []).map((spec, i) => attachDrive(machine, parseDrive(spec), i));
   } catch (e) {

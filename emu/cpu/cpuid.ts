@@ -1,6 +1,7 @@
 // The one CPUID table (SDM Vol. 2A, CPUID). It advertises only what hvlab implements: a test
 // (test/cpuid.test.ts) checks that every advertised feature bit names something the core executes.
-// The host writes it into linear memory at CPUID_TABLE_BASE; the core's CPUID reads it from there.
+// The host writes it into linear memory, one table per VM from CPUID_TABLE_BASE; the core's CPUID
+// reads the running VM's.
 import * as abi from '../../wasm/abi.ts';
 
 export interface CpuidEntry {
@@ -60,11 +61,13 @@ export function defaultCpuid(): CpuidEntry[] {
   ];
 }
 
-export function writeCpuidTable(view: DataView, entries: CpuidEntry[]): void {
+/** Write VM `vm`'s CPUID table (each guest has its own: its CPU model and paravirtual leaves). */
+export function writeCpuidTable(view: DataView, vm: number, entries: CpuidEntry[]): void {
   if (entries.length > abi.CPUID_MAX_ENTRIES) throw new Error(`hvlab: at most ${abi.CPUID_MAX_ENTRIES} CPUID entries`);
+  const table = abi.CPUID_TABLE_BASE + vm * abi.CPUID_TABLE_STRIDE;
   entries.forEach((e, i) => {
-    const at = abi.CPUID_TABLE_BASE + i * abi.CPUID_ENTRY_SIZE;
+    const at = table + i * abi.CPUID_ENTRY_SIZE;
     [e.leaf, e.subleaf, e.eax, e.ebx, e.ecx, e.edx].forEach((v, k) => view.setUint32(at + k * 4, v >>> 0, true));
   });
-  view.setUint32(abi.CPUID_COUNT_ADDR, entries.length, true);
+  view.setUint32(abi.CPUID_COUNT_ADDR + vm * 4, entries.length, true);
 }

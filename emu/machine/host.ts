@@ -55,6 +55,7 @@ export const EXIT_NAMES: Record<number, string> = {
   [abi.EXIT_NONE]: 'none', [abi.EXIT_BUDGET]: 'budget', [abi.EXIT_HLT]: 'hlt',
   [abi.EXIT_EXCEPTION]: 'exception', [abi.EXIT_SHUTDOWN]: 'shutdown', [abi.EXIT_IO]: 'io',
   [abi.EXIT_EPT_VIOLATION]: 'ept-violation', [abi.EXIT_IRQ_WINDOW]: 'irq-window',
+  [abi.EXIT_HYPERCALL]: 'hypercall', [abi.EXIT_PAUSE_LOOP]: 'pause-loop',
 };
 
 /** How guest-physical memory reaches host memory: `direct` (gpa = host offset), `ept` (the
@@ -132,6 +133,8 @@ export interface VmOptions {
   /** Guest RAM allocated on first touch (ept and shadow only); default false: backed eagerly. */
   demand?: boolean;
   name?: string;
+  /** The guest's CPUID (its CPU model and paravirtual leaves); default: the host's. */
+  cpuid?: CpuidEntry[];
 }
 
 /** Size of the block I/O staging buffer: larger transfers are made in pieces. */
@@ -272,6 +275,8 @@ export class Host {
   readonly core: WasmCore;
   readonly pool: FramePool;
   readonly vms: Vm[] = [];
+  /** The CPUID a VM gets unless it names its own. */
+  readonly cpuid: CpuidEntry[];
   /** Host memory [blockStagingBase, + BLOCK_STAGING_BYTES): staging for block I/O (wasm-dma.ts). */
   readonly blockStagingBase: number;
   private nextVcpu = 0;
@@ -315,7 +320,7 @@ export class Host {
     this.blockStagingBase = abi.HOST_POOL_BASE + poolBytes + frameTable;
     this.pool = new FramePool(this.dv, poolBytes, abi.HOST_POOL_BASE + poolBytes, (f) => this.core.hostRewroteFrames(f, 1));
     this.core.mmuDefaults();
-    writeCpuidTable(this.dv, opts.cpuid ?? defaultCpuid());
+    this.cpuid = opts.cpuid ?? defaultCpuid();
     if (single) this.createVm({ ...single, vcpus: abi.MAX_VCPUS, demand: false });
   }
 
@@ -347,6 +352,7 @@ export class Host {
     }
     if (!(opts.ramBytes > 0 && opts.ramBytes % abi.WASM_PAGE === 0)) throw new Error(`hvlab: guest RAM must be a positive multiple of 64 KiB (got ${opts.ramBytes})`);
     const vm = new Vm(this, index, opts.mmu ?? 'direct', opts.ramBytes, this.nextVcpu, opts.vcpus, opts);
+    writeCpuidTable(this.dv, index, opts.cpuid ?? this.cpuid);
     this.vcpuVm.fill(index, this.nextVcpu, this.nextVcpu + opts.vcpus);
     this.nextVcpu += opts.vcpus;
     this.vms.push(vm);
@@ -552,6 +558,16 @@ export class Vcpu {
     }
     this.host.core.flushTlb(this.index);
   }
+
+  /** Pause-loop exiting (SDM Vol. 3C, 26.1.3): PAUSE loops at CPL 0 longer than `window`
+   *  instructions (PAUSEs at most `gap` apart) exit with EXIT_PAUSE_LOOP; window 0 = off. */
+  configurePauseLoopExiting(gap: number, window: number): void {
+    this.host.view.setUint32(this.base + abi.ST_PLE_GAP, gap, true);
+    this.host.view.setUint32(this.base + abi.ST_PLE_WINDOW, window, true);
+  }
+
+  /** Drop every TLB entry of this vCPU (a host-requested flush, e.g. PV TLB flush). */
+  flushTlb(): void { this.host.core.flushTlb(this.index); }
 
   /** One cold translation (no TLB) on the vCPU's current paging state, as at privilege `cpl`. */
   probeWalk(gva: bigint, access: AccessKind, cpl: number, implicitSupervisor = false): WalkProbe {

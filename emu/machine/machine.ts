@@ -31,6 +31,7 @@ const PCI_WINDOW_ALIGN = 256 << 20;
 import { AcpiPm, ACPI_PM_PORT_COUNT, acpiPmBlocks } from '../devices/acpi-pm.ts';
 import { FwCfg } from '../devices/fw-cfg.ts';
 import { defaultCpuid, type CpuidEntry } from '../cpu/cpuid.ts';
+import { KvmParavirt, pvConfig, withKvmLeaves, type PvOption } from './kvm-pv.ts';
 import type { PageSize } from '../hv/mm/nested-page-table.ts';
 import type { AttachedDrive } from './drives.ts';
 
@@ -44,6 +45,12 @@ export interface MachineOptions {
   hostPageSize?: PageSize;
   /** vCPUs (1-4): vCPU 0 is the bootstrap processor; the others wait for INIT and SIPI. */
   smp?: number;
+  /** KVM's paravirtual interface (kvm-pv.ts): 'on' (default), 'off' (no hypervisor leaves),
+   *  'realtime' (with KVM_HINTS_REALTIME), or a feature list. */
+  pv?: PvOption;
+  /** Pause-loop exiting: on (default; KVM's VMX defaults, gap 128 and window 4096, in instructions),
+   *  off, or explicit. */
+  ple?: boolean | { gap: number; window: number };
   /** End the run when a vCPU meets an instruction hvlab does not implement (default true); the guest
    *  gets its #UD either way. */
   stopOnUnimplemented?: boolean;
@@ -72,6 +79,12 @@ export interface RunResult {
 
 /** ISA IRQ -> IOAPIC GSI: IRQ 0 is wired to pin 2 (the MADT says so with an override). */
 const isaGsi = (irq: number) => (irq === 0 ? 2 : irq);
+
+/** KVM's VMX defaults (arch/x86/kvm/vmx/vmx.c ple_gap, ple_window), cycles read as instructions. */
+const PLE_DEFAULTS = { gap: 128, window: 4096 };
+/** A vCPU's window doubles on each pause-loop exit up to this multiple (KVM's grow_ple_window) and
+ *  is back at the base when the vCPU is scheduled in again (ple_window_shrink = 0). */
+const PLE_WINDOW_GROWTH_MAX = 16;
 
 const apicBaseOf = (l: LocalApic) => Number(l.apicBase & 0xfffff000n);
 
@@ -126,6 +139,19 @@ export class Machine implements SchedGuest<GuestEnd> {
   private readonly stopOnUnimplemented: boolean;
   /** INIT and start-up IPIs a vCPU has received but not yet taken up (applyApicEvents). */
   private apEvents: Array<{ init: boolean; sipi: number | null } | null> = [];
+  /** KVM's paravirtual interface, when offered (kvm-pv.ts). */
+  readonly pv: KvmParavirt | null;
+  /** Pause-loop exiting parameters (null: off), and each vCPU's current window (grown on exits). */
+  private readonly ple: { gap: number; window: number } | null;
+  private pleWindow: number[] = [];
+  /** A KVM_HC_KICK_CPU that found the vCPU not yet halted: its next HLT returns (KVM's pv_unhalted). */
+  private unhalted: boolean[] = [];
+  /** What a vCPU asked the scheduler in its last slice: yield to vCPU n (-1: any), or nothing. */
+  private yieldRequest: Array<number | null> = [];
+  /** Each vCPU's steal so far (host ns runnable without a host CPU), as the scheduler last said. */
+  private stealNs: number[] = [];
+  /** Exits by cause, for --json and the status line. */
+  readonly exitCounts = { halt: 0, pauseLoop: 0, hypercall: 0, io: 0, eptViolation: 0 };
   /** A one-guest host's scheduler (run): one host CPU per vCPU. */
   private scheduler: RoundRobinScheduler<GuestEnd> | null = null;
 
@@ -133,14 +159,17 @@ export class Machine implements SchedGuest<GuestEnd> {
     const cpus = opts.smp ?? 1;
     this.stopOnUnimplemented = opts.stopOnUnimplemented ?? true;
     if (!(Number.isInteger(cpus) && cpus >= 1 && cpus <= abi.MAX_VCPUS)) throw new Error(`hvlab: --smp must be 1 to ${abi.MAX_VCPUS} (got ${cpus})`);
+    const pv = pvConfig(opts.pv);
+    const cpuid = withKvmLeaves(pcCpuid(), pv);
     if (opts.host) {
       this.host = opts.host;
       this.vm = opts.host.createVm({ ramBytes: opts.ramBytes, vcpus: cpus, mmu: opts.mmu, firmware: opts.firmware,
-        hostPageSize: opts.hostPageSize, demand: opts.demand, name: opts.name });
+        hostPageSize: opts.hostPageSize, demand: opts.demand, name: opts.name, cpuid });
     } else {
-      this.host = new Host({ ramBytes: opts.ramBytes, firmware: opts.firmware, mmu: opts.mmu, hostPageSize: opts.hostPageSize, cpuid: pcCpuid() });
+      this.host = new Host({ ramBytes: opts.ramBytes, firmware: opts.firmware, mmu: opts.mmu, hostPageSize: opts.hostPageSize, cpuid });
       this.vm = this.host.vm0;
     }
+    this.ple = opts.ple === false ? null : opts.ple === true || opts.ple === undefined ? { ...PLE_DEFAULTS } : opts.ple;
 
     // Interrupt controllers: ISA lines go to both the 8259s and the IOAPIC (the guest picks one);
     // one local APIC per vCPU, all on the APIC bus; the 8259's INTR reaches every LINT0.
@@ -165,6 +194,11 @@ export class Machine implements SchedGuest<GuestEnd> {
       this.states.push(i === 0 ? 'running' : 'wait-for-sipi');
     }
     this.apEvents = this.vcpus.map(() => null);
+    this.unhalted = this.vcpus.map(() => false);
+    this.yieldRequest = this.vcpus.map(() => null);
+    this.stealNs = this.vcpus.map(() => 0);
+    this.pleWindow = this.vcpus.map(() => this.ple?.window ?? 0);
+    this.pv = pv ? new KvmParavirt(pv, this.paravirtBoard()) : null;
     this.vcpu = this.vcpus[0];
     this.lapic = this.lapics[0];
     this.instructionsAtStart = this.totalRetired();
@@ -211,8 +245,16 @@ export class Machine implements SchedGuest<GuestEnd> {
         if (this.apicPage(l, gpa)) l.write(gpa - apicBaseOf(l), size, value);
         else this.mmio.write(gpa, size, value);
       },
-      msrRead: (vcpu, index) => (LocalApic.isApicMsr(index) ? this.lapics[vcpu - first].readMsr(index) : undefined),
-      msrWrite: (vcpu, index, value) => (LocalApic.isApicMsr(index) ? this.lapics[vcpu - first].writeMsr(index, value) : undefined),
+      msrRead: (vcpu, index) => {
+        if (LocalApic.isApicMsr(index)) return this.lapics[vcpu - first].readMsr(index);
+        if (KvmParavirt.isKvmMsr(index)) return this.pv ? this.pv.msrRead(vcpu - first, index) : null;
+        return undefined;
+      },
+      msrWrite: (vcpu, index, value) => {
+        if (LocalApic.isApicMsr(index)) return this.lapics[vcpu - first].writeMsr(index, value);
+        if (KvmParavirt.isKvmMsr(index)) return this.pv ? this.pv.msrWrite(vcpu - first, index, value, this.stealNs[vcpu - first]) : false;
+        return undefined;
+      },
     };
   }
 
@@ -316,7 +358,47 @@ export class Machine implements SchedGuest<GuestEnd> {
     return null;
   }
   wakeHalted(): void {
-    for (let i = 0; i < this.vcpus.length; i++) if (this.states[i] === 'halted' && this.wakeable(i)) this.states[i] = 'running';
+    for (let i = 0; i < this.vcpus.length; i++) {
+      if (this.states[i] === 'halted' && (this.wakeable(i) || this.unhalted[i])) { this.states[i] = 'running'; this.unhalted[i] = false; }
+    }
+  }
+  /** The scheduler is about to run vCPU `i`, which has waited `stealNs` in total while runnable. */
+  enterVcpu(i: number, stealNs: number): void {
+    this.stealNs[i] = stealNs;
+    if (this.ple) this.pleWindow[i] = this.ple.window;
+    this.pv?.enterVcpu(i, stealNs);
+  }
+  /** vCPU `i` lost its host CPU while runnable. */
+  preemptVcpu(i: number): void { this.pv?.preemptVcpu(i); }
+  /** Whether vCPU `i` yielded in its last slice, and to whom (-1: any vCPU of this guest). */
+  takeYield(i: number): number | null {
+    const r = this.yieldRequest[i];
+    this.yieldRequest[i] = null;
+    return r;
+  }
+
+  /** What KVM's paravirtual interface needs of this board. */
+  private paravirtBoard() {
+    return {
+      vcpuCount: this.vcpus.length,
+      ramBytes: this.vm.ramBytes,
+      vcpuOfApicId: (id: number) => this.lapics.findIndex((l) => l.apicId === id),
+      atCpl0: (i: number) => (this.vcpus[i].segment(abi.SEG_CS).selector & 3) === 0 || (this.vcpus[i].cr0 & 1n) === 0n,
+      unhalt: (i: number) => {
+        if (this.states[i] === 'halted') this.states[i] = 'running';
+        else if (this.states[i] === 'running') this.unhalted[i] = true;
+      },
+      deliverIpi: (i: number, vector: number, mode: number, level: boolean) => {
+        const l = this.lapics[i];
+        if (!l.hardwareEnabled) return false;
+        l.accept({ vector, deliveryMode: mode, logical: false, destination: l.apicId, wide: true, shorthand: 0, levelTriggered: level, assert: true });
+        return true;
+      },
+      yieldTo: (from: number, to: number) => { this.yieldRequest[from] = to; },
+      flushTlb: (i: number) => this.vcpus[i].flushTlb(),
+      readGuest: (gpa: number, length: number) => this.vm.memory.read(gpa, length),
+      writeGuest: (gpa: number, bytes: Uint8Array) => this.vm.memory.write(gpa, bytes),
+    };
   }
   isRunnable(i: number): boolean { return this.states[i] === 'running'; }
   stuck(): GuestEnd | null {
@@ -333,6 +415,7 @@ export class Machine implements SchedGuest<GuestEnd> {
   runSlice(i: number, budget: number): GuestEnd | null {
     const v = this.vcpus[i];
     this.applyApicEvents(i);
+    v.configurePauseLoopExiting(this.ple?.gap ?? 0, this.ple ? this.pleWindow[i] : 0); // (INIT clears the vCPU's state)
     const retiredBefore = v.counter(abi.CNT_INSTRUCTIONS);
     const unimplementedBefore = v.counter(abi.CNT_UNIMPLEMENTED);
     // TSC = virtual time: the round's start plus the instructions this vCPU ran in it.
@@ -356,6 +439,7 @@ export class Machine implements SchedGuest<GuestEnd> {
       switch (reason) {
         case abi.EXIT_BUDGET: case abi.EXIT_IRQ_WINDOW: break;
         case abi.EXIT_IO: {
+          this.exitCounts.io++;
           const io = v.io();
           this.clock.advanceTo(this.nowNs + Number(v.counter(abi.CNT_INSTRUCTIONS) - retiredBefore) * this.clock.nsPerInstruction);
           try {
@@ -369,8 +453,24 @@ export class Machine implements SchedGuest<GuestEnd> {
           break;
         }
         case abi.EXIT_HLT:
+          this.exitCounts.halt++;
           if (this.wakeable(i)) break;
+          if (this.unhalted[i]) { this.unhalted[i] = false; break; } // kicked before it halted
           this.states[i] = 'halted';
+          return null;
+        case abi.EXIT_HYPERCALL: {
+          this.exitCounts.hypercall++;
+          const r = { nr: v.reg(0), a0: v.reg(3), a1: v.reg(1), a2: v.reg(2), a3: v.reg(6) }; // RAX; RBX, RCX, RDX, RSI
+          v.setReg(0, BigInt.asUintN(64, this.pv ? this.pv.hypercall(i, r) : -1000n)); // -KVM_ENOSYS without the interface
+          if (this.yieldRequest[i] !== null) return null; // KVM_HC_SCHED_YIELD: the slice ends here
+          break;
+        }
+        case abi.EXIT_PAUSE_LOOP:
+          // A spinning vCPU: give the host CPU to a sibling (KVM's kvm_vcpu_on_spin), and let this one
+          // spin longer before its next exit (grow_ple_window).
+          this.exitCounts.pauseLoop++;
+          if (this.ple) this.pleWindow[i] = Math.min(this.pleWindow[i] * 2, this.ple.window * PLE_WINDOW_GROWTH_MAX);
+          this.yieldRequest[i] = -1;
           return null;
         case abi.EXIT_SHUTDOWN:
           return { reason: 'shutdown', message: `triple fault on vCPU ${i}: ${this.describeLastInstruction(v)}${this.unimplementedSummary()}` };
@@ -380,6 +480,7 @@ export class Machine implements SchedGuest<GuestEnd> {
         }
         case abi.EXIT_EPT_VIOLATION: {
           // The host memory manager's: a first touch gets a frame and the instruction restarts.
+          this.exitCounts.eptViolation++;
           const e = v.exit();
           const r = this.vm.handleEptViolation(e.address);
           if (r === 'mapped') break;

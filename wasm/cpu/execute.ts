@@ -2,7 +2,7 @@
 // the opcode index, which compiles to a single br_table (notes/assemblyscript-probe.md: 2.6-4.5x
 // faster than a function table). Every opcode without a case raises #UD and is counted by opcode.
 import {
-  EXIT_NONE, EXIT_BUDGET, EXIT_HLT, EXIT_EXCEPTION, EXIT_IO, EXIT_SHUTDOWN, EXIT_EPT_VIOLATION, EXIT_IRQ_WINDOW, ST_IRQ_WINDOW, ST_UNIMPLEMENTED_LIN, ATTR_INVALID64, ATTR_FORM, ST_EXIT_REASON,
+  EXIT_NONE, EXIT_BUDGET, EXIT_HLT, EXIT_EXCEPTION, EXIT_IO, EXIT_HYPERCALL, EXIT_PAUSE_LOOP, EXIT_SHUTDOWN, EXIT_EPT_VIOLATION, EXIT_IRQ_WINDOW, ST_IRQ_WINDOW, ST_UNIMPLEMENTED_LIN, ATTR_INVALID64, ATTR_FORM, ST_EXIT_REASON,
   ST_EXIT_VECTOR, ST_EXIT_ERROR_CODE, ST_EXIT_HAS_ERROR, ST_EXIT_ADDR, ST_EXIT_OPCODE, ST_EXIT_RIP,
   ST_EXIT_BYTES, ST_EXIT_LENGTH, ST_COUNTERS, CNT_INSTRUCTIONS, CNT_EXITS, CNT_EXCEPTIONS,
   CNT_UNIMPLEMENTED, CNT_DECODED, ST_UD_BY_OPCODE, VEC_DB, ST_IRQ_VECTOR, ST_NMI_PENDING,
@@ -18,7 +18,7 @@ import {
 } from './fault';
 import {
   decodeAt, revalidate, MUST_DECODE, FETCH_FAULTED, unpack, E_LEN, E_HANDLER,
-  opIdx, attr, ext, isMem, mod, prefixes, P_LOCK, P_66, rex, lastRep, instrStart, fetchedLength,
+  opIdx, attr, ext, isMem, mod, prefixes, P_LOCK, P_66, P_REP, rex, lastRep, instrStart, fetchedLength,
 } from './decode';
 import { classify, executeFast, H_GENERIC } from './fastpath';
 import { bouncePending, flushBounces, dataBreakpointHits, clearDataBreakpointHits, refreshDataBreakpoints } from '../mmu/translate';
@@ -49,7 +49,7 @@ import { flagOp, lahf, sahf, rdtsc, cpuid, int3 } from './ops/misc';
 import {
   hlt, cliSti, portIo, completePendingIn, movCr, clts, group6, group7, rdmsr, wrmsr, farDirect,
   farIndirect, retFar, intN, iretOp, movSreg, pushPopSreg, loadFarPointer, incDecReg, pushaPopa,
-  bcdAdjust, bound, arpl, stopReason, clearStop, STOP_NONE, STOP_HLT, STOP_IO, unimplementedHit,
+  bcdAdjust, bound, arpl, stopReason, clearStop, STOP_NONE, STOP_HLT, STOP_IO, STOP_HYPERCALL, STOP_PAUSE_LOOP, pause, unimplementedHit,
   clearUnimplementedHit, interruptShadow, clearInterruptShadow, setInterruptShadow, syscall, sysret, sysenter, sysexit,
   rdtscRequest, clearRdtscRequest, movDr, larLsl, invpcidInstr,
 } from './ops/system';
@@ -161,6 +161,7 @@ function execute(): void {
     case 0x90:
       // 90 is NOP, F3 90 PAUSE; with REX.B it is XCHG r8, rAX.
       if ((rex & 1) != 0) xchgAccReg();
+      else if ((prefixes & P_REP) != 0) pause(load<u64>(cpu + ST_COUNTERS + CNT_INSTRUCTIONS * 8) + <u64>retired);
       break;
     case 0x91: case 0x92: case 0x93: case 0x94: case 0x95: case 0x96: case 0x97:
       xchgAccReg(); break;
@@ -502,6 +503,8 @@ export function run(vcpu: i32, budget: i32): i32 {
       if (stopReason == STOP_NONE) { clearFault(); continue; } // only a split access to finish
       if (stopReason == STOP_HLT) exitReason = EXIT_HLT;
       else if (stopReason == STOP_IO) exitReason = EXIT_IO;
+      else if (stopReason == STOP_HYPERCALL) exitReason = EXIT_HYPERCALL;
+      else if (stopReason == STOP_PAUSE_LOOP) exitReason = EXIT_PAUSE_LOOP;
       clearStop();
       break;
     }

@@ -110,8 +110,8 @@ export function classify(e: usize): void {
     setOperands(e, 0, (idx & 7) | ((rex & 1) << 3), 0);
   } else if (idx == 0xa8) {
     h = H_TEST_AL_IMM;
-  } else if (idx == 0x90 && (rex & 1) == 0) {
-    h = H_NOP; // NOP and PAUSE (F3 90)
+  } else if (idx == 0x90 && (rex & 1) == 0 && (pfx & P_REP) == 0) {
+    h = H_NOP; // (PAUSE, F3 90, is generic: pause-loop exiting watches it)
   }
   // REP/REPNE on these forms is ignored by the hardware; other prefixes are folded into the entry.
   if ((pfx & (P_REP | P_REPNE)) != 0 && h != H_NOP) h = H_GENERIC;

@@ -171,6 +171,8 @@ export const EXIT_SHUTDOWN = 4; // triple fault
 export const EXIT_IO = 5; // port I/O: see ST_IO_*
 export const EXIT_IRQ_WINDOW = 7; // RFLAGS.IF = 1 and no interrupt shadow: the host may inject now (KVM's interrupt window)
 export const EXIT_EPT_VIOLATION = 6; // gpa in ST_EXIT_ADDR, gva in ST_EXIT_GVA, qualification in ST_EXIT_ERROR_CODE
+export const EXIT_HYPERCALL = 8; // VMCALL or VMMCALL completed: the host reads RAX (number), RBX, RCX, RDX, RSI and sets RAX
+export const EXIT_PAUSE_LOOP = 9; // a PAUSE loop at CPL 0 outlasted ST_PLE_WINDOW (VMX pause-loop exiting)
 
 // EPT violation exit qualification (SDM Vol. 3C, 28.3.3.2, Table 28-7).
 export const EPTQ_READ = 0x1;

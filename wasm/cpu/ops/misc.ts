@@ -1,13 +1,14 @@
 // Flag instructions, LAHF/SAHF, CPUID, RDTSC, NOP/PAUSE/fences, INT3/INT n, HLT.
 import {
   FLAG_CF, FLAG_DF, FLAG_PF, FLAG_AF, FLAG_ZF, FLAG_SF, CPUID_TABLE_BASE, CPUID_ENTRY_SIZE,
-  CPUID_COUNT_ADDR, ST_COUNTERS, CNT_INSTRUCTIONS, ST_TSC_OFFSET, VEC_BP, ST_CR4, ST_VM_VCPU,
+  CPUID_COUNT_ADDR, CPUID_TABLE_STRIDE, ST_COUNTERS, CNT_INSTRUCTIONS, ST_TSC_OFFSET, VEC_BP, ST_CR4, ST_VM_VCPU,
 } from '../../abi';
 import { cpu, getReg64, setReg64, gprPtr } from '../state';
 import { getFlags, setFlags, getCF, setArithFlags } from '../flags';
 import { raiseTrap } from '../fault';
 import { opIdx, imm } from '../decode';
 import { setReg } from '../operands';
+import { currentVm } from '../../mem/memory-map';
 
 /** F5 CMC, F8 CLC, F9 STC, FC CLD, FD STD. */
 export function flagOp(): void {
@@ -43,10 +44,11 @@ export function rdtsc(extra: u64): void {
 export function cpuid(): void {
   const leaf = <u32>getReg64(0);
   const sub = <u32>getReg64(1);
-  const n = load<u32>(CPUID_COUNT_ADDR);
+  const n = load<u32>(<usize>CPUID_COUNT_ADDR + <usize>currentVm * 4);
+  const table = <usize>CPUID_TABLE_BASE + <usize>currentVm * <usize>CPUID_TABLE_STRIDE;
   let eax: u32 = 0, ebx: u32 = 0, ecx: u32 = 0, edx: u32 = 0;
   for (let i: u32 = 0; i < n; i++) {
-    const e: usize = <usize>CPUID_TABLE_BASE + <usize>i * <usize>CPUID_ENTRY_SIZE;
+    const e: usize = table + <usize>i * <usize>CPUID_ENTRY_SIZE;
     if (load<u32>(e) != leaf) continue;
     const s = load<u32>(e + 4);
     if (s != sub && s != 0xffffffff) continue;

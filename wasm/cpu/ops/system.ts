@@ -23,7 +23,7 @@ import { refreshCacheKey, linearMappingsChanged, linearPageChanged } from '../co
 import { getReg, setReg, rmPtr, putRM, getG, setG } from '../operands';
 import { translate, refreshDataBreakpoints } from '../../mmu/translate';
 import { hostMsrRead, hostMsrWrite } from '../../host-imports';
-import { MSR_DATA, VCPU_AREA_BASE, VCPU_STRIDE, FLAG_AC } from '../../abi';
+import { MSR_DATA, VCPU_AREA_BASE, VCPU_STRIDE, FLAG_AC, ST_PLE_WINDOW, ST_PLE_GAP, ST_PLE_LAST, ST_PLE_LOOP_START } from '../../abi';
 import { cr0Written, cr3Written, cr4Written, eferWritten, invlpg, invpcid } from '../../mmu/control';
 import { push, jumpTo } from './flow';
 import {
@@ -36,6 +36,8 @@ import { deliverException, iret, stackWrite, loadStackForCpl, loadStackSelector 
 export const STOP_NONE: i32 = 0;
 export const STOP_HLT: i32 = 1;
 export const STOP_IO: i32 = 2;
+export const STOP_HYPERCALL: i32 = 3;
+export const STOP_PAUSE_LOOP: i32 = 4;
 /** Why the current instruction asked the run loop to stop (read by execute.ts). */
 export let stopReason: i32 = STOP_NONE;
 export function clearStop(): void { stopReason = STOP_NONE; }
@@ -332,6 +334,7 @@ export function group7(): void { // 0F 01: SGDT SIDT LGDT LIDT SMSW LMSW INVLPG,
     else if (m == 0xd0) xgetbv();
     else if (m == 0xd1) xsetbv();
     else if (m == 0xca || m == 0xcb) clacStac(m == 0xcb);
+    else if (m == 0xc1 || m == 0xd9) hypercall();
     else unimplementedSystem(); // MONITOR/MWAIT, XGETBV/XSETBV, ...: not yet
     return;
   }
@@ -360,6 +363,30 @@ export function group7(): void { // 0F 01: SGDT SIDT LGDT LIDT SMSW LMSW INVLPG,
       break;
     default: raiseUD(); break;
   }
+}
+
+/** 0F 01 C1 VMCALL (Intel) and 0F 01 D9 VMMCALL (AMD): in a guest, an exit to the hypervisor at
+ *  any CPL (SDM Vol. 3C, 25.1.3; AMD APM Vol. 3, VMMCALL). Both are accepted whatever the CPU model,
+ *  as KVM does after patching the other one. The instruction completes (RIP past it) and the host
+ *  handles the call (the KVM hypercall ABI: number in RAX, result in RAX). */
+function hypercall(): void {
+  stopReason = STOP_HYPERCALL;
+  requestStop();
+}
+
+/** F3 90 PAUSE. With pause-loop exiting on (ST_PLE_WINDOW != 0), at CPL 0: a PAUSE more than PLE_GAP
+ *  after the previous one starts a loop; one more than PLE_WINDOW after its loop's first exits to the
+ *  host (SDM Vol. 3C, 26.1.3 "PAUSE-Loop Exiting"; time here is instructions retired). */
+export function pause(now: u64): void {
+  const window = load<u32>(cpu + ST_PLE_WINDOW);
+  if (window == 0 || cpl != 0 || flatHarness) return;
+  const last = load<u64>(cpu + ST_PLE_LAST);
+  store<u64>(cpu + ST_PLE_LAST, now);
+  if (last == 0 || now - last > <u64>load<u32>(cpu + ST_PLE_GAP)) { store<u64>(cpu + ST_PLE_LOOP_START, now); return; }
+  if (now - load<u64>(cpu + ST_PLE_LOOP_START) <= <u64>window) return;
+  store<u64>(cpu + ST_PLE_LAST, 0); // the next PAUSE starts a new loop
+  stopReason = STOP_PAUSE_LOOP;
+  requestStop();
 }
 
 /** 0F 01 CA / CB: CLAC / STAC clear or set RFLAGS.AC, which lets the kernel reach user pages under
@@ -444,7 +471,11 @@ function msrSlot(msr: u32): usize {
 }
 
 /** MSRs of host devices (the local APIC: IA32_APIC_BASE, TSC_DEADLINE, the x2APIC range). */
-function hostOwnedMsr(msr: u32): bool { return msr == 0x1b || msr == 0x6e0 || (msr >= 0x800 && msr <= 0x8ff); }
+/** MSRs the VMM models: the local APIC's (IA32_APIC_BASE, TSC_DEADLINE, x2APIC) and KVM's
+ *  paravirtual ones (0x4b564d00-0x4b564dff; emu/machine/kvm-pv.ts). */
+function hostOwnedMsr(msr: u32): bool {
+  return msr == 0x1b || msr == 0x6e0 || (msr >= 0x800 && msr <= 0x8ff) || (msr >> 8) == 0x4b564d;
+}
 function vcpuIndex(): i32 { return <i32>((cpu - <usize>VCPU_AREA_BASE) / <usize>VCPU_STRIDE); }
 
 export function rdmsr(): void {
