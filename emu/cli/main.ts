@@ -1,6 +1,7 @@
 // The `hvlab` command line (commander). Each subcommand lives in its own module; this file only
 // wires them up.
 import { Command, InvalidArgumentError } from 'commander';
+import { registerBenchSched } from './bench-sched.ts';
 
 function intArg(v: string): number {
   const n = Number(v);
@@ -135,6 +136,8 @@ export async function main(argv: string[]): Promise<number> {
       console.log(r.cache ? `data cache model: ${r.cache.bytes >> 10} KiB, ${r.cache.ways}-way, ${r.cache.line}-byte lines, LRU` : 'data cache model: off');
     });
 
+  registerBenchSched(bench, (n) => { status = n; });
+
   const img = program.command('img').description('disk image utilities, as qemu-img: create, info, commit (raw and qcow2)');
   img.command('create')
     .description('create an image (SIZE: bytes or k/M/G/T suffixes; with -b it defaults to the backing file\'s size)')
@@ -213,13 +216,17 @@ export async function main(argv: string[]): Promise<number> {
     .option('--pace', 'keep virtual time from running ahead of wall time (default when interactive)')
     .option('--no-pace', 'run as fast as possible even when interactive')
     .option('--max-instructions <n>', 'stop after this many instructions', intArg)
+    .option('--pv <mode>', 'KVM paravirtual interface: on (PV spinlocks, steal time, PV TLB flush, PV IPI, sched yield), off (no hypervisor CPUID leaves), realtime (on, with KVM_HINTS_REALTIME)', 'on')
+    .option('--ple <on|off>', 'pause-loop exiting (KVM\'s VMX defaults: gap 128, window 4096)', 'on')
     .action(async (o) => {
       if (!['direct', 'ept', 'shadow'].includes(o.mmu)) throw new InvalidArgumentError(`--mmu must be direct, ept or shadow (got ${o.mmu})`);
+      if (!['on', 'off', 'realtime'].includes(o.pv)) throw new InvalidArgumentError(`--pv must be on, off or realtime (got ${o.pv})`);
+      if (!['on', 'off'].includes(o.ple)) throw new InvalidArgumentError(`--ple must be on or off (got ${o.ple})`);
       const { boot } = await import('./boot.ts');
       status = await boot({
         bios: o.bios, kernel: o.kernel, initrd: o.initrd, append: o.append, memory: o.memory, mmu: o.mmu, smp: o.smp, drives: o.drive, stats: o.stats,
         maxInstructions: o.maxInstructions, script: o.script, timeout: o.timeout ?? (o.script !== undefined ? 600 : undefined),
-        interactive: o.script === undefined, pace: o.pace,
+        interactive: o.script === undefined, pace: o.pace, pv: o.pv, ple: o.ple === 'on',
       });
     });
 
@@ -231,15 +238,25 @@ export async function main(argv: string[]): Promise<number> {
     .option('--host-memory <MiB>', 'the host frame pool in MiB (a multiple of 2)', intArg, 1024)
     .option('--host-cpus <n>', 'simulated host CPUs the vCPUs share (default: one per vCPU)', intArg)
     .option('--mmu <mode>', 'ept (two-dimensional walk) or shadow (shadow page tables)', 'ept')
-    .option('--config <file>', 'JSON: {"host": {"memory", "cpus", "mmu"}, "guests": [{"name", "kernel", "initrd", "append", "memory", "smp", "drives", "script"}]}')
+    .option('--config <file>', 'JSON: {"host": {"memory", "cpus", "mmu"}, "sched": {"policy", "coSkewMs", "quantumMs"}, "groups": [{"name", "weight", "cap", "guarantee", "parent"}], "guests": [{"name", "kernel", "initrd", "append", "memory", "smp", "drives", "script", "weight", "cap", "guarantee", "group"}]}')
+    .option('--sched <policy>', 'vCPU scheduler: rr (round-robin, 3 ms quanta), fair (weighted fair share over the group tree, as CFS) or gang (a guest\'s vCPUs run together)', 'rr')
+    .option('--co-skew <ms>', 'gang only: relaxed co-scheduling, a vCPU may run this many ms ahead of its slowest sibling (0: strict)')
+    .option('--weight <n>', 'each guest\'s weight (cgroup v2 cpu.weight, 1-10000; default 100)')
+    .option('--cap <percent>', 'each guest\'s cap, in percent of one host CPU (cpu.max with a 100 ms period)')
+    .option('--guarantee <percent>', 'host CPU time reserved for each guest, in percent of one host CPU')
+    .option('--pv <on|off>', 'KVM\'s paravirtual interface in every guest (PV spinlocks, steal time, PV TLB flush, PV IPI, sched yield)', 'on')
+    .option('--ple <on|off>', 'pause-loop exiting in every guest (a spinning vCPU yields its host CPU)', 'on')
     .option('--script <commands>', 'type these commands at each guest\'s shell prompt')
     .option('--timeout <seconds>', 'give up on guests still running after this many seconds (their exit status 124)', intArg)
     .option('--console-dir <dir>', 'write each guest\'s console to DIR/NAME.log instead of the terminal')
     .option('--json', 'print the host and every guest as one JSON object at the end')
     .action(async (o) => {
-      const { runHost, hostGuests, HostConfigError } = await import('./host.ts');
-      let cfg;
-      try { cfg = hostGuests({ guests: o.guests, memory: o.memory, smp: o.smp, script: o.script, config: o.config }); } catch (e) {
+      const { runHost, hostGuests, parseSchedFlags, HostConfigError } = await import('./host.ts');
+      let cfg, flags;
+      try {
+        flags = parseSchedFlags({ sched: o.sched, coSkew: o.coSkew, weight: o.weight, cap: o.cap, guarantee: o.guarantee, pv: o.pv, ple: o.ple });
+        cfg = hostGuests({ guests: o.guests, memory: o.memory, smp: o.smp, script: o.script, config: o.config, weight: flags.weight, cap: flags.cap, guarantee: flags.guarantee });
+      } catch (e) {
         if (e instanceof HostConfigError || (e as NodeJS.ErrnoException).code === 'ENOENT') { console.error(`hvlab host: ${(e as Error).message}`); status = 2; return; }
         throw e;
       }
@@ -249,6 +266,7 @@ export async function main(argv: string[]): Promise<number> {
       const r = await runHost({
         guests: cfg.guests, hostMemory: cfg.host.memory ?? o.hostMemory, hostCpus: cfg.host.cpus ?? o.hostCpus, mmu,
         timeout: o.timeout ?? (o.script !== undefined || o.config ? 600 : undefined), json: o.json, consoleDir: o.consoleDir,
+        sched: { ...flags.sched, ...cfg.sched }, groups: cfg.groups, pv: flags.pv, ple: flags.ple,
       });
       status = r.status;
     });
