@@ -28,9 +28,12 @@ export type LockMode = (typeof MODES)[number];
 export const POLICIES = ['rr', 'fair', 'gang'] as const;
 export type SchedPolicy = (typeof POLICIES)[number];
 
-/** The simulated host: 2 CPUs (this machine's core count, so 1:1 is the uncontended case). */
+/** The default shape: 2-vCPU guests on 2 simulated host CPUs (this machine's core count). */
 export const HOST_CPUS = 2;
 export const VCPUS_PER_GUEST = 2;
+/** The issue's moonshot: three 4-vCPU guests on 4 host CPUs (3:1), against one guest at 1:1, for
+ *  no remedy (rr), strict gang scheduling, and the full PV set with PLE on each policy. */
+export const MOONSHOT = { hostCpus: 4, vcpusPerGuest: 4, overcommit: [1, 3], configs: ['rr', 'gang', 'rr+pv+ple', 'fair+pv+ple', 'gang+pv+ple'] };
 /** Guest RAM per guest (MiB): the workload needs little; the pool is sized so memory never binds. */
 const GUEST_MIB = 128;
 
@@ -100,6 +103,17 @@ export interface ModeResult {
   per_guest_ops_per_s: number[];
 }
 
+/** One guest's steal: what its kernel reports in /proc/stat (USER_HZ ticks, as ns) against what
+ *  the host's scheduler counted while its vCPUs were runnable without a host CPU, from the
+ *  registration of the steal-time record on. */
+export interface StealCheck {
+  guest: string;
+  guest_ns: number;
+  host_ns: number;
+  /** |guest - host| / host. */
+  rel_error: number;
+}
+
 export interface SchedRun {
   config: string;
   overcommit: number;
@@ -113,6 +127,10 @@ export interface SchedRun {
   /** Host virtual seconds of the whole run (boots included). */
   virtual_seconds: number;
   modes: Partial<Record<LockMode, ModeResult>>;
+  /** With --pv: each guest's reported steal against the host's (empty without the PV interface). */
+  steal: StealCheck[];
+  /** Exits by cause, summed over the guests. */
+  exits: Record<string, number> | null;
 }
 
 export interface SchedBenchResult {
@@ -127,6 +145,8 @@ export interface SchedBenchResult {
   host_options: { sched: boolean; pv: boolean; ple: boolean };
   notes: string[];
   runs: SchedRun[];
+  /** schedSummary's figures: the moonshot and steal checks at the highest overcommit. */
+  summary?: ReturnType<typeof schedSummary>;
 }
 
 export interface SchedBenchOptions {
@@ -134,6 +154,8 @@ export interface SchedBenchOptions {
   configs?: string[];
   overcommit?: number[];
   rounds?: number;
+  hostCpus?: number;
+  vcpusPerGuest?: number;
   json?: string | null;
   svg?: string | null;
   /** Progress on stderr (a live block on a terminal, plain lines otherwise). */
@@ -165,23 +187,42 @@ export function hostArgs(c: SchedConfig, have: { sched: boolean; pv: boolean; pl
   return missing.length ? { missing: `hvlab host has no ${missing.join(', ')} option yet` } : { args };
 }
 
-export function guestScript(seconds: number): string {
-  return `${MODES.map((m) => `locks ${m} ${VCPUS_PER_GUEST} ${seconds}`).join('; ')}; poweroff -f`;
+/** Every mode on one thread per vCPU, then the kernel's CPU times (the steal column), then off. */
+export function guestScript(seconds: number, vcpus = VCPUS_PER_GUEST): string {
+  return `${MODES.map((m) => `locks ${m} ${vcpus} ${seconds}`).join('; ')}; cat /proc/stat; poweroff -f`;
+}
+
+/** Linux's USER_HZ: /proc/stat counts in these ticks. */
+const USER_HZ = 100;
+
+/** The steal column summed over a guest's `cpuN` lines of /proc/stat, in ns (the last dump in the
+ *  text); null when there is none. */
+export function parseProcStatSteal(text: string): number | null {
+  let total: number | null = null;
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/\r/g, '');
+    if (/^cpu /.test(line)) total = 0; // the summary line starts a dump
+    const m = /^cpu\d+((?: \d+){8,})\s*$/.exec(line);
+    if (m && total !== null) total += Number(m[1].trim().split(' ')[7]) * (1e9 / USER_HZ);
+  }
+  return total;
 }
 
 interface RunProgress { (guestModesDone: number[]): void }
 
-/** One `hvlab host` run: `guests` guests on HOST_CPUS host CPUs under `args`. */
-async function runOnce(c: SchedConfig, guests: number, seconds: number, args: string[], onProgress: RunProgress): Promise<SchedRun> {
+interface Shape { hostCpus: number; vcpusPerGuest: number }
+
+/** One `hvlab host` run: `guests` guests on the shape's host CPUs under `args`. */
+async function runOnce(c: SchedConfig, guests: number, seconds: number, args: string[], shape: Shape, onProgress: RunProgress): Promise<SchedRun> {
   const dir = mkdtempSync(join(tmpdir(), 'hvlab-bench-sched-'));
   const consoles = join(dir, 'consoles');
   const names = Array.from({ length: guests }, (_, i) => `g${i}`);
   const config = {
-    host: { memory: guests * GUEST_MIB + 64, cpus: HOST_CPUS, mmu: 'ept' },
-    guests: names.map((name) => ({ name, initrd: BENCH_INITRD, memory: GUEST_MIB, smp: VCPUS_PER_GUEST, script: guestScript(seconds) })),
+    host: { memory: guests * GUEST_MIB + 64, cpus: shape.hostCpus, mmu: 'ept' },
+    guests: names.map((name) => ({ name, initrd: BENCH_INITRD, memory: GUEST_MIB, smp: shape.vcpusPerGuest, script: guestScript(seconds, shape.vcpusPerGuest) })),
   };
   writeFileSync(join(dir, 'host.json'), JSON.stringify(config, null, 2));
-  const base: SchedRun = { config: c.name, overcommit: (guests * VCPUS_PER_GUEST) / HOST_CPUS, guests, status: 'failed', message: null, host_args: args, wall_seconds: 0, virtual_seconds: 0, modes: {} };
+  const base: SchedRun = { config: c.name, overcommit: (guests * shape.vcpusPerGuest) / shape.hostCpus, guests, status: 'failed', message: null, host_args: args, wall_seconds: 0, virtual_seconds: 0, modes: {}, steal: [], exits: null };
   const readConsoles = () => names.map((n) => {
     const f = join(consoles, `${n}.log`);
     return existsSync(f) ? readFileSync(f, 'latin1') : '';
@@ -227,6 +268,16 @@ async function runOnce(c: SchedConfig, guests: number, seconds: number, args: st
         ratio: null, per_guest_ops_per_s: lines.map((l) => l.ops_per_s),
       };
     }
+    base.exits = {};
+    for (const g of report.guests) for (const [k, v] of Object.entries(g.exits ?? {})) base.exits[k] = (base.exits[k] ?? 0) + v;
+    if (c.pv) {
+      report.guests.forEach((g, i) => {
+        const guestNs = parseProcStatSteal(texts[i]);
+        if (guestNs === null || !g.steal_base_ns) return;
+        const hostNs = g.vcpus.reduce((sum, v, j) => sum + v.steal_ns - (g.steal_base_ns![j] ?? 0), 0);
+        base.steal.push({ guest: g.name, guest_ns: guestNs, host_ns: hostNs, rel_error: hostNs > 0 ? Math.abs(guestNs - hostNs) / hostNs : guestNs === 0 ? 0 : Infinity });
+      });
+    }
     return { ...base, status: 'ok' };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -252,9 +303,12 @@ export async function benchSched(opts: SchedBenchOptions = {}): Promise<SchedBen
   const configs = (opts.configs ?? DEFAULT_CONFIGS).map(parseConfig);
   // The reference of every ratio is the config's 1:1 run, so it is always measured.
   const overcommit = [...new Set([1, ...(opts.overcommit ?? DEFAULT_OVERCOMMIT)])].sort((a, b) => a - b);
+  const shape: Shape = { hostCpus: opts.hostCpus ?? HOST_CPUS, vcpusPerGuest: opts.vcpusPerGuest ?? VCPUS_PER_GUEST };
+  if (!(shape.vcpusPerGuest >= 1 && shape.vcpusPerGuest <= 4)) throw new Error(`guests have 1 to 4 vCPUs (got ${shape.vcpusPerGuest})`);
+  const guestsAt = (k: number) => (k * shape.hostCpus) / shape.vcpusPerGuest;
   for (const k of overcommit) {
-    const guests = (k * HOST_CPUS) / VCPUS_PER_GUEST;
-    if (!(Number.isInteger(guests) && guests >= 1 && guests <= 8)) throw new Error(`overcommit ${k}:1 needs a whole number of ${VCPUS_PER_GUEST}-vCPU guests on ${HOST_CPUS} host CPUs (1 to 8 guests)`);
+    const guests = guestsAt(k);
+    if (!(Number.isInteger(guests) && guests >= 1 && guests <= 8)) throw new Error(`overcommit ${k}:1 needs a whole number of ${shape.vcpusPerGuest}-vCPU guests on ${shape.hostCpus} host CPUs (1 to 8 guests)`);
   }
   const rounds = opts.rounds ?? 1;
   buildBenchInitramfs();
@@ -269,7 +323,7 @@ export async function benchSched(opts: SchedBenchOptions = {}): Promise<SchedBen
   // (log-update sizes its block to the terminal: a terminal without rows gets plain lines instead.)
   const live = progress && process.stderr.isTTY && (process.stderr.rows ?? 0) > 0 ? createLogUpdate(process.stderr) : null;
   const benchStart = Date.now();
-  const jobs = configs.flatMap((c) => overcommit.map((k) => ({ c, k, guests: (k * HOST_CPUS) / VCPUS_PER_GUEST })));
+  const jobs = configs.flatMap((c) => overcommit.map((k) => ({ c, k, guests: guestsAt(k) })));
   const total = jobs.length * rounds;
   let done = 0;
   const show = (what: string, modesDone?: number[]) => {
@@ -290,10 +344,10 @@ export async function benchSched(opts: SchedBenchOptions = {}): Promise<SchedBen
       const a = hostArgs(c, have);
       let run: SchedRun;
       if ('missing' in a) {
-        run = { config: c.name, overcommit: k, guests, status: 'unsupported', message: a.missing, host_args: [], wall_seconds: 0, virtual_seconds: 0, modes: {} };
+        run = { config: c.name, overcommit: k, guests, status: 'unsupported', message: a.missing, host_args: [], wall_seconds: 0, virtual_seconds: 0, modes: {}, steal: [], exits: null };
       } else {
         show(label);
-        run = await runOnce(c, guests, seconds, a.args, (m) => show(label, m));
+        run = await runOnce(c, guests, seconds, a.args, shape, (m) => show(label, m));
       }
       done++;
       samples.set(key, [...(samples.get(key) ?? []), run]);
@@ -312,9 +366,10 @@ export async function benchSched(opts: SchedBenchOptions = {}): Promise<SchedBen
     }
   }
   const result: SchedBenchResult = {
-    seconds_per_mode: seconds, host_cpus: HOST_CPUS, vcpus_per_guest: VCPUS_PER_GUEST, guest_memory_bytes: GUEST_MIB << 20,
+    seconds_per_mode: seconds, host_cpus: shape.hostCpus, vcpus_per_guest: shape.vcpusPerGuest, guest_memory_bytes: GUEST_MIB << 20,
     rounds, configs, overcommit, host_options: have, notes, runs,
   };
+  result.summary = schedSummary(result);
   const write = (file: string, text: string) => { mkdirSync(dirname(file), { recursive: true }); writeFileSync(file, text); };
   if (opts.json) write(opts.json, `${JSON.stringify(result, null, 2)}\n`);
   if (opts.svg) write(opts.svg, schedSvg(result));
@@ -344,6 +399,34 @@ export function formatSchedTable(r: SchedBenchResult): string[] {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.filter((row) => row.length === head.length || i === 0).map((row) => row[i].length)));
   const fmt = (row: string[]) => row.length === head.length ? row.map((v, i) => (i < 2 ? v.padEnd(widths[i]) : v.padStart(widths[i]))).join('  ') : `${row[0].padEnd(widths[0])}  ${row.slice(2).join(' ')}`;
   return [fmt(head), ...rows.map(fmt)];
+}
+
+const geomean = (xs: number[]) => Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length);
+
+/** At the highest overcommit: each PV config's aggregate ops/s against the no-remedy baseline
+ *  (rr, PV and PLE off) and strict gang scheduling, per mode and as the geometric mean over modes;
+ *  and the worst steal error of each PV config's guests. */
+export function schedSummary(r: SchedBenchResult): { lines: string[]; moonshot: Array<{ config: string; vs_baseline: number; vs_gang: number | null; met: boolean }> } {
+  const k = Math.max(...r.overcommit);
+  const at = (name: string) => r.runs.find((x) => x.config === name && x.overcommit === k && x.status === 'ok');
+  const lines: string[] = [];
+  const moonshot: Array<{ config: string; vs_baseline: number; vs_gang: number | null; met: boolean }> = [];
+  const baseline = at('rr'), gang = at('gang');
+  for (const c of r.configs.filter((x) => x.pv)) {
+    const run = at(c.name);
+    if (!run) continue;
+    const worst = run.steal.length ? Math.max(...run.steal.map((x) => x.rel_error)) : null;
+    if (worst !== null) lines.push(`steal ${c.name} ${k}:1: guest /proc/stat vs host deschedule time, worst guest ${(worst * 100).toFixed(2)}% (${run.steal.map((x) => `${x.guest} ${(x.guest_ns / 1e6).toFixed(0)}/${(x.host_ns / 1e6).toFixed(0)} ms`).join(', ')})`);
+    if (!baseline || !c.ple) continue;
+    const per = (ref: SchedRun) => MODES.map((m) => (run.modes[m]?.ops_per_s ?? 0) / Math.max(1e-9, ref.modes[m]?.ops_per_s ?? 0));
+    const vsBase = geomean(per(baseline)), vsGang = gang ? geomean(per(gang)) : null;
+    const met = vsBase >= 2 && (vsGang === null || vsGang >= 1);
+    moonshot.push({ config: c.name, vs_baseline: vsBase, vs_gang: vsGang, met });
+    lines.push(`${c.name} at ${k}:1: ${vsBase.toFixed(2)}x the no-PV baseline (rr) [${per(baseline).map((x, i) => `${MODES[i]} ${x.toFixed(2)}`).join(', ')}]`
+      + (vsGang !== null ? `, ${vsGang.toFixed(2)}x strict gang [${per(gang!).map((x, i) => `${MODES[i]} ${x.toFixed(2)}`).join(', ')}]` : '')
+      + ` (geometric means over modes)${met ? ': the moonshot holds' : ''}`);
+  }
+  return { lines, moonshot };
 }
 
 const COLORS = ['#c0392b', '#2c3e50', '#27ae60', '#8e44ad', '#d35400', '#2980b9', '#7f8c8d', '#f1c40f'];

@@ -53,6 +53,10 @@ export interface HostSchedConfig {
   /** gang only: relaxed co-scheduling's skew bound (0: strict). */
   coSkewNs?: number;
   quantumNs?: number;
+  /** The longest round (host ns). The vCPUs of a round run one after another, each for the round's
+   *  length, so what one writes the others see within a round: a lock handed between vCPUs waits
+   *  up to a round. Default: the scheduler's (ROUND_NS_SMP when a guest has several vCPUs). */
+  roundNs?: number;
 }
 
 export interface HostRunOptions {
@@ -95,6 +99,25 @@ export interface GuestReport {
   memory_bytes: number;
   /** Per vCPU: host ns running, runnable without a host CPU (steal), halted; yields. */
   vcpus: VcpuReport[];
+  /** Exits by cause (all vCPUs), and what the guest asked of KVM's paravirtual interface. */
+  exits: ExitReport;
+  /** With the PV interface: per vCPU, the host's steal_ns when the guest registered its steal-time
+   *  record (0 if it never did); what the guest can report is steal_ns minus this. */
+  steal_base_ns: number[] | null;
+}
+
+export interface ExitReport {
+  halt: number; pause_loop: number; hypercall: number; io: number; ept_violation: number;
+  /** KVM_HC_KICK_CPU, KVM_HC_SEND_IPI (IPIs delivered), KVM_HC_SCHED_YIELD; PV TLB flushes done on entry. */
+  pv_kick: number; pv_ipi: number; pv_yield: number; pv_tlb_flush: number;
+}
+
+function exitsOf(m: { exitCounts: { halt: number; pauseLoop: number; hypercall: number; io: number; eptViolation: number }; pv: { counts: { kicks: number; ipis: number; yields: number; tlbFlushes: number } } | null } | null): ExitReport {
+  const e = m?.exitCounts, pv = m?.pv?.counts;
+  return {
+    halt: e?.halt ?? 0, pause_loop: e?.pauseLoop ?? 0, hypercall: e?.hypercall ?? 0, io: e?.io ?? 0, ept_violation: e?.eptViolation ?? 0,
+    pv_kick: pv?.kicks ?? 0, pv_ipi: pv?.ipis ?? 0, pv_yield: pv?.yields ?? 0, pv_tlb_flush: pv?.tlbFlushes ?? 0,
+  };
 }
 
 export interface HostReport {
@@ -163,11 +186,12 @@ export function parseHostConfig(text: string, file: string, defaults: { memory: 
   if (top.sched !== undefined) {
     if (!isObj(top.sched)) fail('sched', 'must be an object');
     const o = top.sched as Record<string, unknown>;
-    keys('sched', o, ['policy', 'coSkewMs', 'quantumMs']);
+    keys('sched', o, ['policy', 'coSkewMs', 'quantumMs', 'roundUs']);
     sched = {};
     if (o.policy !== undefined) sched.policy = o.policy === 'rr' || o.policy === 'fair' || o.policy === 'gang' ? o.policy : fail('sched.policy', `must be "rr", "fair" or "gang" (got ${JSON.stringify(o.policy)})`);
     if (o.coSkewMs !== undefined) sched.coSkewNs = Math.round(num('sched.coSkewMs', o.coSkewMs, 0, 1000, 'a number of ms') * MS);
     if (o.quantumMs !== undefined) sched.quantumNs = Math.max(1, Math.round(num('sched.quantumMs', o.quantumMs, 0.001, 1000, 'a number of ms') * MS));
+    if (o.roundUs !== undefined) sched.roundNs = Math.round(num('sched.roundUs', o.roundUs, 1, 100_000, 'a number of µs') * 1000);
   }
   const parseCap = (at: string, v: unknown): CpuMax => {
     if (typeof v === 'number') return { quotaNs: Math.round(num(at, v, 1, MAX_PERCENT, 'a percentage of one host CPU') * (CAP_PERIOD_NS / 100)), periodNs: CAP_PERIOD_NS };
@@ -260,7 +284,7 @@ export function schedGroups(guests: readonly HostGuestConfig[], groups: readonly
 
 /** The command line's scheduler options (strings as typed) -> checked values; one sentence per
  *  problem. */
-export function parseSchedFlags(o: { sched?: string; coSkew?: string; weight?: string | number; cap?: string; guarantee?: string; pv?: string; ple?: string }):
+export function parseSchedFlags(o: { sched?: string; coSkew?: string; round?: string; weight?: string | number; cap?: string; guarantee?: string; pv?: string; ple?: string }):
   { sched: HostSchedConfig; weight?: number; cap?: CpuMax; guarantee?: number; pv: boolean; ple: boolean } {
   const bad = (what: string): never => { throw new HostConfigError(what); };
   const number = (flag: string, v: string, min: number, max: number, what: string) => {
@@ -273,6 +297,7 @@ export function parseSchedFlags(o: { sched?: string; coSkew?: string; weight?: s
   if (policy !== 'rr' && policy !== 'fair' && policy !== 'gang') bad(`--sched must be rr, fair or gang (got ${policy})`);
   const sched: HostSchedConfig = { policy: policy as PolicyName };
   if (o.coSkew !== undefined) sched.coSkewNs = Math.round(number('--co-skew', o.coSkew, 0, 1000, 'a number of ms') * MS);
+  if (o.round !== undefined) sched.roundNs = Math.round(number('--round-us', o.round, 1, 100_000, 'a number of µs') * 1000);
   const weight = o.weight === undefined ? undefined : number('--weight', String(o.weight), 1, 10000, 'an integer');
   if (weight !== undefined && !Number.isInteger(weight)) bad(`--weight must be an integer from 1 to 10000 (got ${o.weight})`);
   const cap = o.cap === undefined ? undefined : { quotaNs: Math.round(number('--cap', o.cap, 1, MAX_PERCENT, 'a percentage of one host CPU') * (CAP_PERIOD_NS / 100)), periodNs: CAP_PERIOD_NS };
@@ -321,6 +346,7 @@ export async function runHost(opts: HostRunOptions, io: HostIo = defaultIo): Pro
   // first for every configured guest, so a bad group tree or policy stops the host before it loads.
   const schedOptions = (index: (i: number) => number | undefined, names: string[], hostCpus: number): CreateSchedulerOptions => ({
     policy: opts.sched?.policy ?? 'rr', coSkewNs: opts.sched?.coSkewNs, quantumNs: opts.sched?.quantumNs, hostCpus,
+    sliceInstructions: opts.sched?.roundNs,
     groups: schedGroups(opts.guests, opts.groups, index), guestNames: names,
   });
   try {
@@ -354,6 +380,7 @@ export async function runHost(opts: HostRunOptions, io: HostIo = defaultIo): Pro
       instructions: Number(m.instructions), rss_bytes: vm.rssBytes, charged_bytes: vm.chargedBytes, nested_table_bytes: vm.tableBytes,
       peak_rss_bytes: Math.max(g.peakRss, vm.rssBytes), ept_violations: vm.eptViolations, demand_faults: vm.memory.demandFaults,
       virtual_seconds: m.virtualNs / 1e9, memory_bytes: vm.ramBytes, vcpus: [], // (the scheduler's accounting, at the end)
+      exits: exitsOf(m), steal_base_ns: m.pv ? m.vcpus.map((_, i) => m.pv!.stealBaseNs(i) ?? 0) : null,
     };
     if (end.reason === 'out-of-memory' || (end.reason !== 'poweroff' && end.reason !== 'debug-exit')) pending.push(`hvlab host: ${end.message}\n`);
     closeDrives(m.drives);
@@ -374,7 +401,8 @@ export async function runHost(opts: HostRunOptions, io: HostIo = defaultIo): Pro
       io.err(`hvlab host: ${why}\n`);
       g.report = { name: cfg.name, exit: 2, reason: 'error', message: why, instructions: 0, rss_bytes: 0, charged_bytes: 0, nested_table_bytes: 0,
         peak_rss_bytes: 0, ept_violations: 0, demand_faults: 0, virtual_seconds: 0, memory_bytes: cfg.memory << 20,
-        vcpus: Array.from({ length: cfg.smp }, () => ({ running_ns: 0, steal_ns: 0, halted_ns: 0, costop_ns: 0, preemptions: 0, yields: 0, directed_yields: 0 })) };
+        vcpus: Array.from({ length: cfg.smp }, () => ({ running_ns: 0, steal_ns: 0, halted_ns: 0, costop_ns: 0, preemptions: 0, yields: 0, directed_yields: 0 })),
+        exits: exitsOf(null), steal_base_ns: null };
       g.file?.end();
     }
     guests.push(g);
@@ -389,7 +417,9 @@ export async function runHost(opts: HostRunOptions, io: HostIo = defaultIo): Pro
     const rows = guests.map((g) => {
       const state = g.report ? `${g.report.reason} (exit ${g.report.exit})` : 'running';
       const held = g.machine ? (g.report ? g.report.rss_bytes : g.machine.vm.rssBytes) / 2 ** 20 : 0;
-      const speed = g.report ? '' : `${g.mips.toFixed(1).padStart(6)} MIPS  cpu ${g.cpu.toFixed(0).padStart(3)}%  steal ${g.steal.toFixed(0).padStart(3)}%`;
+      const x = g.machine?.exitCounts;
+      const exits = x ? `  exits hlt ${x.halt} ple ${x.pauseLoop} hc ${x.hypercall}` : '';
+      const speed = g.report ? '' : `${g.mips.toFixed(1).padStart(6)} MIPS  cpu ${g.cpu.toFixed(0).padStart(3)}%  steal ${g.steal.toFixed(0).padStart(3)}%${exits}`;
       return `${g.cfg.name.padEnd(8)} ${state.padEnd(22)} ${speed}  ${held.toFixed(1).padStart(7)} MiB held`;
     });
     const st = host.pool.stats();

@@ -238,9 +238,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('--host-memory <MiB>', 'the host frame pool in MiB (a multiple of 2)', intArg, 1024)
     .option('--host-cpus <n>', 'simulated host CPUs the vCPUs share (default: one per vCPU)', intArg)
     .option('--mmu <mode>', 'ept (two-dimensional walk) or shadow (shadow page tables)', 'ept')
-    .option('--config <file>', 'JSON: {"host": {"memory", "cpus", "mmu"}, "sched": {"policy", "coSkewMs", "quantumMs"}, "groups": [{"name", "weight", "cap", "guarantee", "parent"}], "guests": [{"name", "kernel", "initrd", "append", "memory", "smp", "drives", "script", "weight", "cap", "guarantee", "group"}]}')
+    .option('--config <file>', 'JSON: {"host": {"memory", "cpus", "mmu"}, "sched": {"policy", "coSkewMs", "quantumMs", "roundUs"}, "groups": [{"name", "weight", "cap", "guarantee", "parent"}], "guests": [{"name", "kernel", "initrd", "append", "memory", "smp", "drives", "script", "weight", "cap", "guarantee", "group"}]}')
     .option('--sched <policy>', 'vCPU scheduler: rr (round-robin, 3 ms quanta), fair (weighted fair share over the group tree, as CFS) or gang (a guest\'s vCPUs run together)', 'rr')
     .option('--co-skew <ms>', 'gang only: relaxed co-scheduling, a vCPU may run this many ms ahead of its slowest sibling (0: strict)')
+    .option('--round-us <us>', 'the longest scheduling round in µs (default 50 with SMP guests, else 1000): a guest\'s vCPUs see each other\'s writes within a round')
     .option('--weight <n>', 'each guest\'s weight (cgroup v2 cpu.weight, 1-10000; default 100)')
     .option('--cap <percent>', 'each guest\'s cap, in percent of one host CPU (cpu.max with a 100 ms period)')
     .option('--guarantee <percent>', 'host CPU time reserved for each guest, in percent of one host CPU')
@@ -254,7 +255,7 @@ export async function main(argv: string[]): Promise<number> {
       const { runHost, hostGuests, parseSchedFlags, HostConfigError } = await import('./host.ts');
       let cfg, flags;
       try {
-        flags = parseSchedFlags({ sched: o.sched, coSkew: o.coSkew, weight: o.weight, cap: o.cap, guarantee: o.guarantee, pv: o.pv, ple: o.ple });
+        flags = parseSchedFlags({ sched: o.sched, coSkew: o.coSkew, round: o.roundUs, weight: o.weight, cap: o.cap, guarantee: o.guarantee, pv: o.pv, ple: o.ple });
         cfg = hostGuests({ guests: o.guests, memory: o.memory, smp: o.smp, script: o.script, config: o.config, weight: flags.weight, cap: flags.cap, guarantee: flags.guarantee });
       } catch (e) {
         if (e instanceof HostConfigError || (e as NodeJS.ErrnoException).code === 'ENOENT') { console.error(`hvlab host: ${(e as Error).message}`); status = 2; return; }

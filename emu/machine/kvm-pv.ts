@@ -141,6 +141,10 @@ export class KvmParavirt {
     return true;
   }
 
+  /** The host's steal count of vCPU `i` when its record was registered (the record counts from
+   *  there), or null while it has none. */
+  stealBaseNs(i: number): number | null { return this.stealGpa[i] >= 0 ? this.stealAtEnable[i] : null; }
+
   /** vCPU `i` is about to run, having waited `stealNs` host ns in total while runnable: publish it
    *  and take up a TLB flush requested while it was preempted (KVM's record_steal_time). */
   enterVcpu(i: number, stealNs: number): void {

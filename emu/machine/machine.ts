@@ -150,6 +150,8 @@ export class Machine implements SchedGuest<GuestEnd> {
   private yieldRequest: Array<number | null> = [];
   /** Each vCPU's steal so far (host ns runnable without a host CPU), as the scheduler last said. */
   private stealNs: number[] = [];
+  /** Host ns each vCPU ran in its last slice (the scheduler's ranNs). */
+  private lastSliceNs: number[] = [];
   /** Exits by cause, for --json and the status line. */
   readonly exitCounts = { halt: 0, pauseLoop: 0, hypercall: 0, io: 0, eptViolation: 0 };
   /** A one-guest host's scheduler (run): one host CPU per vCPU. */
@@ -197,6 +199,7 @@ export class Machine implements SchedGuest<GuestEnd> {
     this.unhalted = this.vcpus.map(() => false);
     this.yieldRequest = this.vcpus.map(() => null);
     this.stealNs = this.vcpus.map(() => 0);
+    this.lastSliceNs = this.vcpus.map(() => 0);
     this.pleWindow = this.vcpus.map(() => this.ple?.window ?? 0);
     this.pv = pv ? new KvmParavirt(pv, this.paravirtBoard()) : null;
     this.vcpu = this.vcpus[0];
@@ -410,21 +413,36 @@ export class Machine implements SchedGuest<GuestEnd> {
   stopPending(): boolean { return this.stopRequest !== null || this.userStop; }
   advance(ns: number): void { this.nowNs = ns; this.clock.advanceTo(ns); }
 
-  /** Run vCPU `i` for `budget` instructions of this round (less if it halts); handles its exits.
-   *  Returns a result when the run must end. */
-  runSlice(i: number, budget: number): GuestEnd | null {
+  /** Run vCPU `i` for `budgetNs` of this round (less if it halts or yields), starting `offsetNs`
+   *  into the round (the rest of a yielder's round); handles its exits. Returns a result when the
+   *  run must end. */
+  runSlice(i: number, budgetNs: number, offsetNs = 0): GuestEnd | null {
+    const v = this.vcpus[i];
+    const retiredBefore = v.counter(abi.CNT_INSTRUCTIONS);
+    try {
+      return this.runVcpu(i, Math.floor(budgetNs / this.clock.nsPerInstruction), this.nowNs + offsetNs);
+    } finally {
+      this.lastSliceNs[i] = Number(v.counter(abi.CNT_INSTRUCTIONS) - retiredBefore) * this.clock.nsPerInstruction;
+    }
+  }
+
+  /** The host ns vCPU `i` ran in its last slice (it retired one instruction per nsPerInstruction). */
+  ranNs(i: number): number { return this.lastSliceNs[i]; }
+
+  /** The exit loop of one slice: `budget` instructions from `startNs` of virtual time. */
+  private runVcpu(i: number, budget: number, startNs: number): GuestEnd | null {
     const v = this.vcpus[i];
     this.applyApicEvents(i);
     v.configurePauseLoopExiting(this.ple?.gap ?? 0, this.ple ? this.pleWindow[i] : 0); // (INIT clears the vCPU's state)
     const retiredBefore = v.counter(abi.CNT_INSTRUCTIONS);
     const unimplementedBefore = v.counter(abi.CNT_UNIMPLEMENTED);
     // TSC = virtual time: the round's start plus the instructions this vCPU ran in it.
-    v.setReg64(abi.ST_TSC_OFFSET, BigInt.asUintN(64, BigInt(Math.round(this.nowNs / this.clock.nsPerInstruction)) - retiredBefore));
+    v.setReg64(abi.ST_TSC_OFFSET, BigInt.asUintN(64, BigInt(Math.round(startNs / this.clock.nsPerInstruction)) - retiredBefore));
     for (;;) {
       const ran = Number(v.counter(abi.CNT_INSTRUCTIONS) - retiredBefore);
       if (ran >= budget) return null;
       // Device reads in the middle of a slice see the time this vCPU has reached.
-      this.clock.advanceTo(this.nowNs + ran * this.clock.nsPerInstruction);
+      this.clock.advanceTo(startNs + ran * this.clock.nsPerInstruction);
       this.deliverInterrupts(i);
       const reason = v.run(budget - ran);
       if (this.vm.outOfMemory) return { reason: 'out-of-memory', message: this.vm.outOfMemoryMessage() };
@@ -441,7 +459,7 @@ export class Machine implements SchedGuest<GuestEnd> {
         case abi.EXIT_IO: {
           this.exitCounts.io++;
           const io = v.io();
-          this.clock.advanceTo(this.nowNs + Number(v.counter(abi.CNT_INSTRUCTIONS) - retiredBefore) * this.clock.nsPerInstruction);
+          this.clock.advanceTo(startNs + Number(v.counter(abi.CNT_INSTRUCTIONS) - retiredBefore) * this.clock.nsPerInstruction);
           try {
             if (io.isIn) v.completeIn(this.bus.read(io.port, io.size));
             else this.bus.write(io.port, io.size, io.data);

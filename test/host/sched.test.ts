@@ -3,6 +3,7 @@
 // timer deadlines ending rounds, and the same sequence on every run.
 import { describe, expect, it } from 'vitest';
 import { RoundRobinScheduler, type SchedGuest } from '../../emu/hv/sched/round-robin.ts';
+import { ROUND_NS_SMP, ROUND_NS_UP } from '../../emu/hv/sched/scheduler.ts';
 
 class FakeGuest implements SchedGuest<string> {
   readonly log: Array<[number, number, number]> = [];
@@ -40,11 +41,21 @@ describe('round-robin over host CPUs', () => {
 
   it('with a host CPU per vCPU every vCPU runs every round, and a timer deadline ends the round', () => {
     const a = new FakeGuest(2, 1_500_000), b = new FakeGuest(1);
-    const s = new RoundRobinScheduler([a, b]);
+    const s = new RoundRobinScheduler([a, b], { sliceInstructions: 1_000_000 });
     expect(s.hostCpus).toBe(3);
     s.run(3_000_000, () => {});
     expect(a.log.map(([t, i, n]) => `${t}:${i}:${n}`)).toEqual(['0:0:1000000', '0:1:1000000', '1000000:0:500000', '1000000:1:500000', '1500000:0:1000000', '1500000:1:1000000', '2500000:0:500000', '2500000:1:500000']);
     expect(b.ran).toBe(3_000_000);
+  });
+
+  it('rounds are 1 ms with guests of one vCPU and ROUND_NS_SMP (50 µs) once a guest has several', () => {
+    const up = [new FakeGuest(1), new FakeGuest(1)], smp = [new FakeGuest(1), new FakeGuest(2)];
+    new RoundRobinScheduler(up, { hostCpus: 2 }).run(2_000_000, () => {});
+    new RoundRobinScheduler(smp, { hostCpus: 3 }).run(200_000, () => {});
+    expect(up[0].log.map(([, , n]) => n)).toEqual([ROUND_NS_UP, ROUND_NS_UP]);
+    expect(ROUND_NS_SMP).toBe(50_000);
+    expect(smp[1].log.map(([t, i, n]) => `${t}:${i}:${n}`)).toEqual(['0:0:50000', '0:1:50000', '50000:0:50000', '50000:1:50000', '100000:0:50000', '100000:1:50000', '150000:0:50000', '150000:1:50000']);
+    expect(() => new RoundRobinScheduler(up, { sliceInstructions: 0 })).toThrow('the round must be a positive whole number of ns');
   });
 
   it('a halted vCPU gives its host CPU to one that waits; a guest that can never wake ends', () => {
