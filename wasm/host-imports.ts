@@ -21,8 +21,10 @@ export declare function hostMsrRead(vcpu: i32, index: i32): i32;
 @external("env", "msrWrite")
 export declare function hostMsrWrite(vcpu: i32, index: i32): i32;
 
-/** A device (or the core for one) needs guest RAM at gfn (lo, hi) of VM `vm` that has no frame yet
- *  (demand paging): the host maps one, as a first touch would (KVM's gfn_to_pfn faulting the page
- *  in). 1 done, 0 when the host cannot (out of memory, or not RAM). */
+/** A device (or the core for one) needs guest RAM at gfn (lo, hi) of VM `vm` that has no frame
+ *  (demand paging, or the host reclaimed it): the host maps one, as a first touch would (KVM's
+ *  gfn_to_pfn faulting the page in, from swap if it is there). 1 done; 2 (a read only) the page
+ *  holds zeros and has no frame (the caller reads the zero page); 0 when the host cannot (out of
+ *  memory, or not RAM). */
 @external("env", "guestFrameFault")
 export declare function hostGuestFrameFault(vm: i32, gfnLo: i32, gfnHi: i32, write: i32): i32;

@@ -10,7 +10,10 @@
 import { readFileSync, mkdirSync, createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import logUpdate from 'log-update';
-import { Host, MAX_POOL_BYTES, type MmuMode } from '../machine/host.ts';
+import { Host, MAX_POOL_BYTES, type MmuMode, type Vm } from '../machine/host.ts';
+import type { GuestMemoryCounters } from '../machine/guest-memory.ts';
+import { parseSwapSpec, type SwapStats } from '../hv/mm/swap.ts';
+import type { ReclaimStats } from '../hv/mm/reclaim.ts';
 import { Machine, pcCpuid, type GuestEnd } from '../machine/machine.ts';
 import { createScheduler, type CreateSchedulerOptions, type CpuMax, type GroupSpec, type GroupStats, type PolicyName, type SchedGuest, type VcpuStats } from '../hv/sched/scheduler.ts';
 import { OutOfHostMemory } from '../hv/mm/frame-pool.ts';
@@ -36,6 +39,9 @@ export interface HostGuestConfig {
   /** Host CPUs reserved. */
   guarantee?: number;
   group?: string;
+  /** Its memory container: cgroup v2 memory.max and memory.low, in MiB. */
+  memoryMax?: number;
+  memoryLow?: number;
 }
 
 /** A scheduler group of a --config file (guests join it with "group"). */
@@ -76,6 +82,8 @@ export interface HostRunOptions {
   /** KVM's paravirtual interface and pause-loop exiting for every guest (default on). */
   pv?: boolean;
   ple?: boolean;
+  /** Host swap: `FILE[,size=MiB]`. */
+  swap?: string;
 }
 
 /** A vCPU's scheduler accounting in the report. */
@@ -104,6 +112,24 @@ export interface GuestReport {
   /** With the PV interface: per vCPU, the host's steal_ns when the guest registered its steal-time
    *  record (0 if it never did); what the guest can report is steal_ns minus this. */
   steal_base_ns: number[] | null;
+  /** Its memory container (cgroup v2 names): memory.current/max/low, and memory.stat's counters. */
+  memory: MemoryReport;
+}
+
+export interface MemoryReport {
+  current_bytes: number; max_bytes: number | null; low_bytes: number;
+  /** Pages in swap now, and slots held (those plus clean copies of resident pages). */
+  swapped_bytes: number; swap_slots_bytes: number;
+  stat: GuestMemoryCounters;
+}
+
+function memoryOf(vm: Vm | null): MemoryReport {
+  const m = vm?.memory;
+  return {
+    current_bytes: vm?.chargedBytes ?? 0, max_bytes: vm && vm.limits.max !== Infinity ? vm.limits.max : null, low_bytes: vm?.limits.low ?? 0,
+    swapped_bytes: (m?.swappedPages ?? 0) * 4096, swap_slots_bytes: (m?.swapSlots ?? 0) * 4096,
+    stat: m ? { ...m.counters } : { pgfault: 0, pgmajfault: 0, pswpout: 0, pswpin: 0, zero_dropped: 0, clean_dropped: 0, swapin_wait_ns: 0 },
+  };
 }
 
 export interface ExitReport {
@@ -125,6 +151,8 @@ export interface HostReport {
     pool_bytes: number; used_bytes: number; free_bytes: number; peak_used_bytes: number;
     host_cpus: number; mmu: MmuMode; guests: number; wall_seconds: number; virtual_seconds: number;
     invariant_violations: string[];
+    swap: SwapStats | null;
+    reclaim: ReclaimStats | null;
   };
   sched: { policy: PolicyName; host_cpus: number; quantum_ns: number; co_skew_ns: number; groups: GroupStats[] };
   guests: GuestReport[];
@@ -142,7 +170,7 @@ const MAX_PERCENT = 6400;
 
 export interface ParsedHostConfig {
   guests: HostGuestConfig[];
-  host: { memory?: number; cpus?: number; mmu?: MmuMode };
+  host: { memory?: number; cpus?: number; mmu?: MmuMode; swap?: string };
   sched?: HostSchedConfig;
   groups?: HostGroupConfig[];
 }
@@ -151,7 +179,7 @@ export interface ParsedHostConfig {
  *  quantumMs }, "groups"?: [ { name, weight?, cap?, guarantee?, parent? } ], "guests": [ { name,
  *  kernel?, initrd?, append?, memory?, smp?, drives?, script?, weight?, cap?, guarantee?, group? } ] }`;
  *  every problem is one clear sentence. `defaults` weight/cap/guarantee: the command line's. */
-export function parseHostConfig(text: string, file: string, defaults: { memory: number; smp: number; script?: string; weight?: number; cap?: CpuMax; guarantee?: number }): ParsedHostConfig {
+export function parseHostConfig(text: string, file: string, defaults: { memory: number; smp: number; script?: string; weight?: number; cap?: CpuMax; guarantee?: number; memoryMax?: number; memoryLow?: number }): ParsedHostConfig {
   let raw: unknown;
   try { raw = JSON.parse(text); } catch (e) { throw new HostConfigError(`${file}: not JSON (${(e as Error).message})`); }
   const fail = (where: string, what: string): never => { throw new HostConfigError(`${file}: ${where}: ${what}`); };
@@ -171,7 +199,7 @@ export function parseHostConfig(text: string, file: string, defaults: { memory: 
     return v as number;
   };
   const str = (where: string, v: unknown): string => (typeof v === 'string' && v.length > 0 ? v : fail(where, `must be a non-empty string (got ${JSON.stringify(v)})`));
-  const host: { memory?: number; cpus?: number; mmu?: MmuMode } = {};
+  const host: { memory?: number; cpus?: number; mmu?: MmuMode; swap?: string } = {};
   if (top.host !== undefined) {
     if (!isObj(top.host)) fail('host', 'must be an object');
     const h = top.host as Record<string, unknown>;
@@ -179,7 +207,10 @@ export function parseHostConfig(text: string, file: string, defaults: { memory: 
       if (k === 'memory') host.memory = posInt('host.memory', h[k], Math.floor(MAX_POOL_BYTES / 2 ** 20));
       else if (k === 'cpus') host.cpus = posInt('host.cpus', h[k], 64);
       else if (k === 'mmu') host.mmu = h[k] === 'ept' || h[k] === 'shadow' ? h[k] as MmuMode : fail('host.mmu', `must be "ept" or "shadow" (got ${JSON.stringify(h[k])})`);
-      else fail('host', `unknown key "${k}" (expected "memory", "cpus", "mmu")`);
+      else if (k === 'swap') {
+        host.swap = str('host.swap', h[k]);
+        try { parseSwapSpec(host.swap); } catch (e) { fail('host.swap', (e as Error).message.replace(/^--swap: /, '')); }
+      } else fail('host', `unknown key "${k}" (expected "memory", "cpus", "mmu", "swap")`);
     }
   }
   let sched: HostSchedConfig | undefined;
@@ -240,7 +271,7 @@ export function parseHostConfig(text: string, file: string, defaults: { memory: 
     const at = `guests[${i}]`;
     if (!isObj(g)) fail(at, 'must be an object');
     const o = g as Record<string, unknown>;
-    keys(at, o, ['name', 'kernel', 'initrd', 'append', 'memory', 'smp', 'drives', 'script', 'weight', 'cap', 'guarantee', 'group']);
+    keys(at, o, ['name', 'kernel', 'initrd', 'append', 'memory', 'smp', 'drives', 'script', 'weight', 'cap', 'guarantee', 'group', 'memoryMax', 'memoryLow']);
     const name = o.name === undefined ? `g${i}` : str(`${at}.name`, o.name);
     if (!NAME.test(name)) fail(`${at}.name`, `"${name}" must be 1-32 letters, digits, '_', '.' or '-'`);
     if (names.has(name)) fail(`${at}.name`, `"${name}" is used twice`);
@@ -261,6 +292,8 @@ export function parseHostConfig(text: string, file: string, defaults: { memory: 
       drives,
       script: o.script === undefined ? defaults.script : typeof o.script === 'string' ? o.script : fail(`${at}.script`, 'must be a string'),
       weight: k.weight ?? defaults.weight, cap: k.cap ?? defaults.cap, guarantee: k.guarantee ?? defaults.guarantee, group,
+      memoryMax: o.memoryMax === undefined ? defaults.memoryMax : posInt(`${at}.memoryMax`, o.memoryMax, 65536),
+      memoryLow: o.memoryLow === undefined ? defaults.memoryLow : num(`${at}.memoryLow`, o.memoryLow, 0, 65536, 'a number of MiB'),
     };
   });
   return { guests, host, sched, groups };
@@ -355,7 +388,9 @@ export async function runHost(opts: HostRunOptions, io: HostIo = defaultIo): Pro
   } catch (e) { io.err(`hvlab host: ${(e as Error).message}\n`); return { status: 2, report: null }; }
   const poolBytes = opts.hostMemory * 2 ** 20;
   let host: Host;
-  try { host = new Host({ poolBytes, cpuid: pcCpuid() }); } catch (e) { io.err(`hvlab host: ${(e as Error).message}\n`); return { status: 2, report: null }; }
+  try {
+    host = new Host({ poolBytes, cpuid: pcCpuid(), swap: opts.swap ? parseSwapSpec(opts.swap) : undefined });
+  } catch (e) { io.err(`hvlab host: ${(e as Error).message.replace(/^hvlab: /, '')}\n`); return { status: 2, report: null }; }
   if (opts.consoleDir) mkdirSync(opts.consoleDir, { recursive: true });
   const wallStart = process.hrtime.bigint();
   const status = opts.status ?? (io.isTty && !opts.json);
@@ -380,7 +415,7 @@ export async function runHost(opts: HostRunOptions, io: HostIo = defaultIo): Pro
       instructions: Number(m.instructions), rss_bytes: vm.rssBytes, charged_bytes: vm.chargedBytes, nested_table_bytes: vm.tableBytes,
       peak_rss_bytes: Math.max(g.peakRss, vm.rssBytes), ept_violations: vm.eptViolations, demand_faults: vm.memory.demandFaults,
       virtual_seconds: m.virtualNs / 1e9, memory_bytes: vm.ramBytes, vcpus: [], // (the scheduler's accounting, at the end)
-      exits: exitsOf(m), steal_base_ns: m.pv ? m.vcpus.map((_, i) => m.pv!.stealBaseNs(i) ?? 0) : null,
+      exits: exitsOf(m), steal_base_ns: m.pv ? m.vcpus.map((_, i) => m.pv!.stealBaseNs(i) ?? 0) : null, memory: memoryOf(vm),
     };
     if (end.reason === 'out-of-memory' || (end.reason !== 'poweroff' && end.reason !== 'debug-exit')) pending.push(`hvlab host: ${end.message}\n`);
     closeDrives(m.drives);
@@ -395,6 +430,7 @@ export async function runHost(opts: HostRunOptions, io: HostIo = defaultIo): Pro
     try {
       g.machine = prepare({ kernel: cfg.kernel, initrd: cfg.initrd, append: cfg.append, memory: cfg.memory, smp: cfg.smp,
         drives: cfg.drives, mmu: opts.mmu, host, name: cfg.name, pv: opts.pv ?? true, ple: opts.ple ?? true }, g.console.onByte);
+      g.machine.vm.setMemoryLimits({ max: cfg.memoryMax !== undefined ? cfg.memoryMax * 2 ** 20 : undefined, low: cfg.memoryLow !== undefined ? cfg.memoryLow * 2 ** 20 : undefined });
     } catch (e) {
       const why = e instanceof OutOfHostMemory ? `guest ${cfg.name}: out of host memory while loading (pool ${opts.hostMemory} MiB)`
         : e instanceof BootError || e instanceof Error ? `guest ${cfg.name}: ${(e as Error).message}` : String(e);
@@ -402,7 +438,7 @@ export async function runHost(opts: HostRunOptions, io: HostIo = defaultIo): Pro
       g.report = { name: cfg.name, exit: 2, reason: 'error', message: why, instructions: 0, rss_bytes: 0, charged_bytes: 0, nested_table_bytes: 0,
         peak_rss_bytes: 0, ept_violations: 0, demand_faults: 0, virtual_seconds: 0, memory_bytes: cfg.memory << 20,
         vcpus: Array.from({ length: cfg.smp }, () => ({ running_ns: 0, steal_ns: 0, halted_ns: 0, costop_ns: 0, preemptions: 0, yields: 0, directed_yields: 0 })),
-        exits: exitsOf(null), steal_base_ns: null };
+        exits: exitsOf(null), steal_base_ns: null, memory: memoryOf(null) };
       g.file?.end();
     }
     guests.push(g);
@@ -420,7 +456,9 @@ export async function runHost(opts: HostRunOptions, io: HostIo = defaultIo): Pro
       const x = g.machine?.exitCounts;
       const exits = x ? `  exits hlt ${x.halt} ple ${x.pauseLoop} hc ${x.hypercall}` : '';
       const speed = g.report ? '' : `${g.mips.toFixed(1).padStart(6)} MIPS  cpu ${g.cpu.toFixed(0).padStart(3)}%  steal ${g.steal.toFixed(0).padStart(3)}%${exits}`;
-      return `${g.cfg.name.padEnd(8)} ${state.padEnd(22)} ${speed}  ${held.toFixed(1).padStart(7)} MiB held`;
+      const mem = g.machine?.vm.memory;
+      const swapped = mem && host.swap ? `  ${(mem.counters.pswpout * 4 / 1024).toFixed(1)} MiB out, ${(mem.counters.pswpin * 4 / 1024).toFixed(1)} in, ${mem.counters.zero_dropped} zero pages dropped` : '';
+      return `${g.cfg.name.padEnd(8)} ${state.padEnd(22)} ${speed}  ${held.toFixed(1).padStart(7)} MiB held${swapped}`;
     });
     const st = host.pool.stats();
     rows.push(`host     pool ${opts.hostMemory} MiB: ${(st.usedBytes / 2 ** 20).toFixed(1)} MiB used, ${(st.freeBytes / 2 ** 20).toFixed(1)} MiB free; ${sched.hostCpus} host CPUs (${sched.policy.name}); host time ${(sched.nowNs / 1e9).toFixed(2)} s`);
@@ -472,6 +510,7 @@ export async function runHost(opts: HostRunOptions, io: HostIo = defaultIo): Pro
     }
   } finally {
     for (const g of live) if (!g.report) closeDrives(g.machine!.drives);
+    host.close();
   }
   if (status) { logUpdate(render()); logUpdate.done(); }
   const st = host.pool.stats();
@@ -483,6 +522,7 @@ export async function runHost(opts: HostRunOptions, io: HostIo = defaultIo): Pro
       host_cpus: sched.hostCpus, mmu: opts.mmu, guests: guests.length,
       wall_seconds: Number(process.hrtime.bigint() - wallStart) / 1e9, virtual_seconds: sched.nowNs / 1e9,
       invariant_violations: host.checkInvariants(),
+      swap: host.swap?.stats() ?? null, reclaim: host.reclaimer ? { ...host.reclaimer.stats } : null,
     },
     sched: { policy: ss.policy, host_cpus: ss.host_cpus, quantum_ns: ss.quantum_ns, co_skew_ns: ss.co_skew_ns, groups: ss.groups },
     guests: guests.map((g) => g.report!),
@@ -499,8 +539,8 @@ function closeDrives(drives: AttachedDrive[]): void {
 
 /** `hvlab host` options -> the guests to run (weight, cap, guarantee: every guest's, and the
  *  defaults of a --config file's guests). */
-export function hostGuests(o: { guests: number; memory: number; smp: number; script?: string; config?: string; weight?: number; cap?: CpuMax; guarantee?: number }): ParsedHostConfig {
-  const knobs = { weight: o.weight, cap: o.cap, guarantee: o.guarantee };
+export function hostGuests(o: { guests: number; memory: number; smp: number; script?: string; config?: string; weight?: number; cap?: CpuMax; guarantee?: number; memoryMax?: number; memoryLow?: number }): ParsedHostConfig {
+  const knobs = { weight: o.weight, cap: o.cap, guarantee: o.guarantee, memoryMax: o.memoryMax, memoryLow: o.memoryLow };
   if (o.config) return parseHostConfig(readFileSync(o.config, 'utf8'), o.config, { memory: o.memory, smp: o.smp, script: o.script, ...knobs });
   if (!(o.guests >= 1 && o.guests <= 16)) throw new HostConfigError(`--guests must be 1 to 16 (got ${o.guests})`);
   return { guests: Array.from({ length: o.guests }, (_, i) => ({ name: `g${i}`, memory: o.memory, smp: o.smp, script: o.script, ...knobs })), host: {} };

@@ -7,12 +7,34 @@
 import * as abi from '../../wasm/abi.ts';
 import { NestedPageTable, type PageSize, PAGE_BYTES } from '../hv/mm/nested-page-table.ts';
 import { FramePool, FRAME_BYTES, OutOfHostMemory } from '../hv/mm/frame-pool.ts';
+import type { SwapFile } from '../hv/mm/swap.ts';
 
 export interface GuestMemoryHost {
   readonly bytes: Uint8Array;
   readonly view: DataView;
   readonly pool: FramePool;
   readonly core: { hostWroteGuest(vm: number, gpa: number, bytes: number): void; invept(vm: number): void };
+  /** Host swap (emu/hv/mm/swap.ts) and its reclaimer, when the host has them. */
+  readonly swap?: SwapFile | null;
+  /** Make room before VM `vm` takes a frame (reclaim under its limit or the pool's watermark). */
+  makeRoom?(vm: number): void;
+}
+
+/** cgroup v2 memory.stat-style counters of one VM's RAM (the names Linux uses where it has one). */
+export interface GuestMemoryCounters {
+  /** First touches and refaults that got a frame (minor and major). */
+  pgfault: number;
+  /** Faults that read the page back from swap. */
+  pgmajfault: number;
+  /** Pages written to swap, and read back. */
+  pswpout: number;
+  pswpin: number;
+  /** Reclaimed pages found all zero: dropped, never written (they refault as zeros). */
+  zero_dropped: number;
+  /** Reclaimed pages whose swap copy was still current: dropped without a write. */
+  clean_dropped: number;
+  /** Virtual ns vCPUs of this VM waited for swap-ins. */
+  swapin_wait_ns: number;
 }
 
 const RWX = abi.EPT_R | abi.EPT_W | abi.EPT_X;
@@ -22,6 +44,12 @@ export class GuestMemory {
   private readonly p2m: Int32Array | null;
   /** Frames faulted in on first touch (demand paging). */
   demandFaults = 0;
+  /** gfn -> its swap slot, -1 when none. A gfn with a frame and a slot has a clean copy in swap
+   *  (as long as its EPT dirty flag stays clear and the host does not write it). */
+  private readonly swapSlot: Int32Array | null;
+  readonly counters: GuestMemoryCounters = { pgfault: 0, pgmajfault: 0, pswpout: 0, pswpin: 0, zero_dropped: 0, clean_dropped: 0, swapin_wait_ns: 0 };
+  /** The virtual ns the last fault() waited for the swap device (0: no swap-in). */
+  lastFaultNs = 0;
 
   constructor(
     private readonly host: GuestMemoryHost,
@@ -34,6 +62,7 @@ export class GuestMemory {
     readonly demand: boolean,
   ) {
     this.p2m = map ? new Int32Array(Math.ceil(ramBytes / FRAME_BYTES)).fill(-1) : null;
+    this.swapSlot = map && demand ? new Int32Array(Math.ceil(ramBytes / FRAME_BYTES)).fill(-1) : null;
   }
 
   /** Map RAM eagerly to the contiguous run at contiguousHpa with `size` leaves (4 KiB at the tail). */
@@ -52,17 +81,73 @@ export class GuestMemory {
     return this.p2m ? this.p2m[gfn] : this.contiguousHpa / FRAME_BYTES + gfn;
   }
 
-  /** Give `gfn` a zeroed frame of its own now (first touch). Throws OutOfHostMemory. */
+  /** Give `gfn` a frame of its own now: zeroed on first touch (or after its zero page was
+   *  dropped), read back from swap if it is there (lastFaultNs says what that cost). Throws
+   *  OutOfHostMemory. */
   fault(gfn: number): number {
+    this.lastFaultNs = 0;
     const have = this.frameOf(gfn);
     if (have >= 0) return have;
     if (!this.p2m || !this.map || gfn * FRAME_BYTES >= this.ramBytes) throw new RangeError(`gfn 0x${gfn.toString(16)} is not guest RAM`);
+    this.host.makeRoom?.(this.vm);
     const frame = this.host.pool.allocGuestFrame(this.vm, gfn);
     if (frame < 0) throw new OutOfHostMemory('the host pool is exhausted');
+    const slot = this.swapSlot ? this.swapSlot[gfn] : -1;
+    if (slot >= 0) {
+      // A major fault: the page comes back; its slot stays, a clean copy until the page is written.
+      const at = abi.HOST_POOL_BASE + frame * FRAME_BYTES;
+      this.lastFaultNs = this.host.swap!.read(slot, this.host.bytes.subarray(at, at + FRAME_BYTES));
+      this.counters.pgmajfault++;
+      this.counters.pswpin++;
+      this.counters.swapin_wait_ns += this.lastFaultNs;
+    }
     this.map.map(gfn * FRAME_BYTES, frame * FRAME_BYTES, FRAME_BYTES, '4k', RWX);
     this.p2m[gfn] = frame;
     this.demandFaults++;
+    this.counters.pgfault++;
     return frame;
+  }
+
+  /** The swap slot holding a copy of `gfn`, or -1. */
+  slotOf(gfn: number): number { return this.swapSlot ? this.swapSlot[gfn] : -1; }
+
+  /** Reclaim: `gfn` loses its frame (the caller unmaps the nested table's view with INVEPT before
+   *  the frame is reused, and frees it). `slot`: where its contents now are (-1: it was all zero, or
+   *  is dropped). */
+  evict(gfn: number, slot: number): number {
+    if (!this.p2m || !this.map || !this.swapSlot) throw new Error(`hvlab: guest memory of VM ${this.vm} cannot be reclaimed`);
+    const frame = this.p2m[gfn];
+    this.map.unmap(gfn * FRAME_BYTES, FRAME_BYTES);
+    this.p2m[gfn] = -1;
+    const old = this.swapSlot[gfn];
+    if (old >= 0 && old !== slot) this.host.swap!.release(old);
+    this.swapSlot[gfn] = slot;
+    return frame;
+  }
+
+  /** The page of `gfn` changes behind the nested table's dirty flag (a host or device write): its
+   *  swap copy is stale. */
+  private dirtied(gfn: number): void {
+    const slot = this.swapSlot ? this.swapSlot[gfn] : -1;
+    if (slot < 0) return;
+    this.host.swap!.release(slot);
+    this.swapSlot![gfn] = -1;
+  }
+
+  /** Swap slots this VM holds (the pages out plus the clean copies of pages in). */
+  get swapSlots(): number {
+    if (!this.swapSlot) return 0;
+    let n = 0;
+    for (const s of this.swapSlot) if (s >= 0) n++;
+    return n;
+  }
+
+  /** Pages out in swap now (no frame, a slot). */
+  get swappedPages(): number {
+    if (!this.swapSlot || !this.p2m) return 0;
+    let n = 0;
+    for (let g = 0; g < this.swapSlot.length; g++) if (this.swapSlot[g] >= 0 && this.p2m[g] < 0) n++;
+    return n;
   }
 
   /** Host address (into `bytes`) of `gpa`, valid to the end of its page; -1 for an untouched gfn
@@ -71,10 +156,19 @@ export class GuestMemory {
     const gfn = Math.floor(gpa / FRAME_BYTES);
     let frame = this.frameOf(gfn);
     if (frame < 0) {
-      if (!write) return -1;
+      if (!write && this.slotOf(gfn) < 0) return -1;
       frame = this.fault(gfn);
     }
+    if (write) this.dirtied(gfn);
     return abi.HOST_POOL_BASE + frame * FRAME_BYTES + (gpa % FRAME_BYTES);
+  }
+
+  /** The core's device path (wasm/mem/guest-memory.ts) met `gfn` without a frame: 1 when it has
+   *  one now, 2 when a read may see the zero page (never touched, or its zero page was dropped). */
+  deviceFault(gfn: number, write: boolean): number {
+    if (!write && this.frameOf(gfn) < 0 && this.slotOf(gfn) < 0) return 2;
+    this.fault(gfn);
+    return 1;
   }
 
   private check(gpa: number, length: number, what: string): void {
@@ -118,6 +212,7 @@ export class GuestMemory {
     const bytes = this.host.bytes;
     const skipUntouched = value === 0 && this.demand;
     this.pages(gpa, length, !skipUntouched, (at, _off, n) => { if (at >= 0) bytes.fill(value, at, at + n); });
+    if (skipUntouched) for (let g = Math.floor(gpa / FRAME_BYTES); g * FRAME_BYTES < gpa + length; g++) this.dirtied(g);
     this.host.core.hostWroteGuest(this.vm, gpa, length);
   }
 
@@ -160,7 +255,13 @@ export class GuestMemory {
     const problems: string[] = [];
     if (!this.p2m || !this.map) return problems;
     const pool = this.host.pool;
+    const slots = new Set<number>();
     for (let gfn = 0; gfn < this.p2m.length; gfn++) {
+      const slot = this.swapSlot ? this.swapSlot[gfn] : -1;
+      if (slot >= 0) {
+        if (slots.has(slot)) problems.push(`vm ${this.vm} gfn 0x${gfn.toString(16)}: swap slot ${slot} is also another gfn's`);
+        slots.add(slot);
+      }
       const f = this.p2m[gfn];
       const t = this.map.translate(gfn * FRAME_BYTES);
       if (f < 0) { if (t) problems.push(`vm ${this.vm} gfn 0x${gfn.toString(16)}: unmapped here, mapped in the nested table`); continue; }

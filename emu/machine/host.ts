@@ -10,6 +10,8 @@ import { defaultCpuid, writeCpuidTable, type CpuidEntry } from '../cpu/cpuid.ts'
 import { NestedPageTable, type PageSize } from '../hv/mm/nested-page-table.ts';
 import { FramePool, FRAME_BYTES, OutOfHostMemory } from '../hv/mm/frame-pool.ts';
 import { GuestMemory } from './guest-memory.ts';
+import { SwapFile, type SwapOptions } from '../hv/mm/swap.ts';
+import { Reclaimer, type MemoryLimits } from '../hv/mm/reclaim.ts';
 
 export interface WasmCore {
   run(vcpu: number, budget: number): number;
@@ -120,6 +122,10 @@ export interface HostOptions {
 export interface HostPoolOptions {
   poolBytes: number;
   cpuid?: CpuidEntry[];
+  /** Host swap (a file of 4 KiB slots); without it reclaim can still drop zero pages. */
+  swap?: SwapOptions;
+  /** Free-frame watermarks of reclaim (default: low 1% of the pool, at least 64 frames; high 2x). */
+  watermarks?: { low: number; high: number };
 }
 
 export interface VmOptions {
@@ -135,6 +141,9 @@ export interface VmOptions {
   name?: string;
   /** The guest's CPUID (its CPU model and paravirtual leaves); default: the host's. */
   cpuid?: CpuidEntry[];
+  /** Its memory container (cgroup v2 memory.max, memory.low in bytes; default none). */
+  memoryMax?: number;
+  memoryLow?: number;
 }
 
 /** Size of the block I/O staging buffer: larger transfers are made in pieces. */
@@ -161,6 +170,11 @@ export class Vm {
   /** Set when the host could not give the VM a frame it needed (the VMM stops it). */
   outOfMemory = false;
   readonly name: string;
+  /** Its memory container's limits (bytes). */
+  readonly limits: MemoryLimits;
+  /** The nested table reclaim reads A/D flags from: EPT with demand paging (shadow MMU VMs and
+   *  eagerly backed VMs are never reclaimed). */
+  readonly reclaimMap: NestedPageTable | null;
 
   constructor(readonly host: Host, readonly index: number, readonly mmu: MmuMode, readonly ramBytes: number,
     readonly vcpuFirst: number, readonly vcpuCount: number, opts: VmOptions) {
@@ -188,6 +202,9 @@ export class Vm {
       map.accessDirty = mmu === 'ept' && demand;
     }
     this.memory = new GuestMemory(host, index, ramBytes, map, contiguousHpa, demand);
+    this.reclaimMap = map && map.accessDirty ? map : null;
+    this.limits = { max: Infinity, low: 0 };
+    this.setMemoryLimits({ max: opts.memoryMax, low: opts.memoryLow });
     if (map && !demand) this.memory.mapContiguous(opts.hostPageSize ?? (ramBytes % TWO_MIB === 0 ? '2m' : '4k'));
     let romBytes = 0, romHpa = 0;
     if (opts.firmware) {
@@ -236,6 +253,16 @@ export class Vm {
 
   /** Host frames charged to this VM: guest RAM, nested tables, shadow region, ROM. */
   get chargedBytes(): number { return this.host.pool.charged4k(this.index) * FRAME_BYTES; }
+  chargedFrames(): number { return this.host.pool.charged4k(this.index); }
+
+  /** Set its container's memory.max / memory.low (bytes; undefined leaves one as it is). As with
+   *  cgroup v2, they may change while the guest runs: a lower max is enforced at the next fault. */
+  setMemoryLimits(l: { max?: number; low?: number }): void {
+    if (l.max !== undefined && !(l.max >= 16 * FRAME_BYTES)) throw new Error(`hvlab: ${this.name}: memory.max must be at least 64 KiB (got ${l.max})`);
+    if (l.low !== undefined && !(l.low >= 0)) throw new Error(`hvlab: ${this.name}: memory.low must be at least 0 (got ${l.low})`);
+    if (l.max !== undefined) this.limits.max = l.max;
+    if (l.low !== undefined) this.limits.low = l.low;
+  }
   /** Of those, guest RAM frames (the guest's resident set). */
   get rssBytes(): number { return this.host.pool.held(this.index, abi.FRAME_GUEST) * FRAME_BYTES; }
   get tableBytes(): number { return this.host.pool.held(this.index, abi.FRAME_NESTED_TABLE) * FRAME_BYTES; }
@@ -262,7 +289,7 @@ export class Vm {
   }
 
   /** Give every frame back to the pool (the VM ended). Its vCPU slots stay allocated. */
-  destroy(): void { this.host.pool.releaseOwner(this.index); this.destroyed = true; }
+  destroy(): void { this.host.pool.releaseOwner(this.index); this.host.swap?.releaseOwner(this.index); this.destroyed = true; }
   destroyed = false;
 
   // ---- The one-guest conveniences (same names as on Host) ----
@@ -275,6 +302,10 @@ export class Host {
   readonly core: WasmCore;
   readonly pool: FramePool;
   readonly vms: Vm[] = [];
+  /** Host swap, when configured. */
+  readonly swap: SwapFile | null = null;
+  /** Reclaim of guest frames (pool hosts; one-guest hosts back their guest eagerly). */
+  readonly reclaimer: Reclaimer | null = null;
   /** The CPUID a VM gets unless it names its own. */
   readonly cpuid: CpuidEntry[];
   /** Host memory [blockStagingBase, + BLOCK_STAGING_BYTES): staging for block I/O (wasm-dma.ts). */
@@ -295,7 +326,7 @@ export class Host {
       mmioWrite: (vcpu: number, lo: number, hi: number, size: number, src: number) => this.guarded(() => this.mmioWrite(vcpu, lo, hi, size, src), undefined),
       msrRead: (vcpu: number, index: number) => this.guarded(() => this.msrRead(vcpu, index >>> 0), 0),
       msrWrite: (vcpu: number, index: number) => this.guarded(() => this.msrWrite(vcpu, index >>> 0), 0),
-      guestFrameFault: (vm: number, lo: number, hi: number) => this.guarded(() => this.guestFrameFault(vm, lo, hi), 0),
+      guestFrameFault: (vm: number, lo: number, hi: number, write: number) => this.guarded(() => this.guestFrameFault(vm, lo, hi, write !== 0), 0),
     } });
     this.core = instance.exports as unknown as WasmCore;
     const single = 'ramBytes' in opts ? opts : null;
@@ -322,7 +353,18 @@ export class Host {
     this.core.mmuDefaults();
     this.cpuid = opts.cpuid ?? defaultCpuid();
     if (single) this.createVm({ ...single, vcpus: abi.MAX_VCPUS, demand: false });
+    else {
+      const o = opts as HostPoolOptions;
+      if (o.swap) this.swap = new SwapFile(o.swap);
+      this.reclaimer = new Reclaimer(this.pool, () => this.u8, () => this.vms, this.swap, o.watermarks);
+    }
   }
+
+  /** A VM is about to take a frame: reclaim first if it is at its memory.max or the pool is low. */
+  makeRoom(vm: number): void { this.reclaimer?.makeRoom(vm); }
+
+  /** Close the swap file (the host is done). */
+  close(): void { this.swap?.close(); }
 
   /** The pool of a one-guest host: RAM, ROM, table frames and the shadow region, in 2 MiB. */
   private oneGuestPool(o: HostOptions): number {
@@ -415,12 +457,12 @@ export class Host {
     const r = this.vmOfVcpu(vcpu).devices.msrWrite?.(vcpu, index, this.dv.getBigUint64(abi.MSR_DATA, true));
     return r === undefined ? -1 : r ? 1 : 0;
   }
-  /** The core's device data path needs a frame for an untouched gfn (demand paging). */
-  private guestFrameFault(vmIndex: number, lo: number, hi: number): number {
+  /** The core's device data path met a gfn without a frame (untouched, or reclaimed). */
+  private guestFrameFault(vmIndex: number, lo: number, hi: number, write: boolean): number {
     const vm = this.vms[vmIndex];
     const gfn = (hi >>> 0) * 2 ** 32 + (lo >>> 0);
     if (!vm || gfn * FRAME_BYTES >= vm.ramBytes) return 0;
-    try { vm.memory.fault(gfn); return 1; } catch (e) {
+    try { return vm.memory.deviceFault(gfn, write); } catch (e) {
       if (e instanceof OutOfHostMemory) { vm.outOfMemory = true; return 0; }
       throw e;
     }
@@ -502,6 +544,17 @@ export class Host {
         if (other !== undefined && other !== vm.index) problems.push(`frame ${f} is mapped by vm ${other} and vm ${vm.index}`);
         mappedBy.set(f, vm.index);
       }
+    }
+    // The swap ledger: every slot in use belongs to exactly one gfn of the VM it is charged to.
+    if (this.swap) {
+      const live = this.vms.filter((vm) => !vm.destroyed);
+      let referenced = 0;
+      for (const vm of live) {
+        const n = vm.memory.swapSlots;
+        referenced += n;
+        if (n !== this.swap.slotsOf(vm.index)) problems.push(`vm ${vm.index} references ${n} swap slots, the swap file charges it ${this.swap.slotsOf(vm.index)}`);
+      }
+      if (referenced !== this.swap.slots - this.swap.freeSlots) problems.push(`${this.swap.slots - this.swap.freeSlots} swap slots in use, ${referenced} referenced by guests`);
     }
     return problems;
   }

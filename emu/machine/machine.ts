@@ -98,7 +98,8 @@ export function pcCpuid(): CpuidEntry[] {
 
 /** How a vCPU stands: running, halted (HLT, waiting for an interrupt), or an application processor
  *  waiting for a start-up IPI (SDM Vol. 3A, 9.4 and 11.6.1). */
-type VcpuState = 'running' | 'halted' | 'wait-for-sipi';
+/** 'paging': blocked until the host's swap device has read a page back (pagingUntil). */
+type VcpuState = 'running' | 'halted' | 'wait-for-sipi' | 'paging';
 
 /** Why a vCPU slice ended the guest's run. */
 export interface GuestEnd { reason: StopReason; message: string }
@@ -150,6 +151,8 @@ export class Machine implements SchedGuest<GuestEnd> {
   private yieldRequest: Array<number | null> = [];
   /** Each vCPU's steal so far (host ns runnable without a host CPU), as the scheduler last said. */
   private stealNs: number[] = [];
+  /** A 'paging' vCPU's virtual time of wake-up (its swap-in done). */
+  private pagingUntil: number[] = [];
   /** Host ns each vCPU ran in its last slice (the scheduler's ranNs). */
   private lastSliceNs: number[] = [];
   /** Exits by cause, for --json and the status line. */
@@ -200,6 +203,7 @@ export class Machine implements SchedGuest<GuestEnd> {
     this.yieldRequest = this.vcpus.map(() => null);
     this.stealNs = this.vcpus.map(() => 0);
     this.lastSliceNs = this.vcpus.map(() => 0);
+    this.pagingUntil = this.vcpus.map(() => 0);
     this.pleWindow = this.vcpus.map(() => this.ple?.window ?? 0);
     this.pv = pv ? new KvmParavirt(pv, this.paravirtBoard()) : null;
     this.vcpu = this.vcpus[0];
@@ -362,6 +366,7 @@ export class Machine implements SchedGuest<GuestEnd> {
   }
   wakeHalted(): void {
     for (let i = 0; i < this.vcpus.length; i++) {
+      if (this.states[i] === 'paging' && this.clock.now() >= this.pagingUntil[i]) this.states[i] = 'running';
       if (this.states[i] === 'halted' && (this.wakeable(i) || this.unhalted[i])) { this.states[i] = 'running'; this.unhalted[i] = false; }
     }
   }
@@ -405,7 +410,7 @@ export class Machine implements SchedGuest<GuestEnd> {
   }
   isRunnable(i: number): boolean { return this.states[i] === 'running'; }
   stuck(): GuestEnd | null {
-    if (this.states.some((st) => st === 'running')) return null;
+    if (this.states.some((st) => st === 'running' || st === 'paging')) return null;
     if (this.clock.nextDeadline() !== Infinity && this.vcpus.some((v, i) => this.states[i] === 'halted' && v.interruptsEnabled)) return null;
     return { reason: 'halted', message: `the guest halted at 0x${this.vcpu.rip.toString(16)} with nothing to wake it` };
   }
@@ -428,10 +433,13 @@ export class Machine implements SchedGuest<GuestEnd> {
 
   /** The host ns vCPU `i` ran in its last slice (it retired one instruction per nsPerInstruction). */
   ranNs(i: number): number { return this.lastSliceNs[i]; }
+  /** When vCPU `i`, blocked on a swap-in, can go on (null: not blocked). */
+  resumeAt(i: number): number | null { return this.states[i] === 'paging' ? this.pagingUntil[i] : null; }
 
   /** The exit loop of one slice: `budget` instructions from `startNs` of virtual time. */
   private runVcpu(i: number, budget: number, startNs: number): GuestEnd | null {
     const v = this.vcpus[i];
+    if (this.states[i] === 'paging' && startNs >= this.pagingUntil[i]) this.states[i] = 'running'; // (resumed in the round)
     this.applyApicEvents(i);
     v.configurePauseLoopExiting(this.ple?.gap ?? 0, this.ple ? this.pleWindow[i] : 0); // (INIT clears the vCPU's state)
     const retiredBefore = v.counter(abi.CNT_INSTRUCTIONS);
@@ -501,7 +509,18 @@ export class Machine implements SchedGuest<GuestEnd> {
           this.exitCounts.eptViolation++;
           const e = v.exit();
           const r = this.vm.handleEptViolation(e.address);
-          if (r === 'mapped') break;
+          if (r === 'mapped') {
+            // A major fault: the vCPU waits for the swap device (no async PF: the guest just stalls),
+            // then restarts the instruction.
+            const wait = this.vm.memory.lastFaultNs;
+            if (wait > 0) {
+              this.pagingUntil[i] = startNs + Number(v.counter(abi.CNT_INSTRUCTIONS) - retiredBefore) * this.clock.nsPerInstruction + wait;
+              this.states[i] = 'paging';
+              this.clock.schedule(this.pagingUntil[i], () => {}); // (the round ends when it is done)
+              return null;
+            }
+            break;
+          }
           if (r === 'out-of-memory') return { reason: 'out-of-memory', message: this.vm.outOfMemoryMessage() };
           return { reason: 'exception', message: `an EPT violation the host cannot resolve at gpa 0x${e.address.toString(16)} (qualification 0x${e.errorCode.toString(16)}) on vCPU ${i}` };
         }

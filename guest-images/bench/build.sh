@@ -1,10 +1,10 @@
 #!/bin/bash
-# Builds the initramfs of `hvlab bench sched`: the bundled guest-images/initramfs.cpio.gz followed by
-# a second gzip-compressed newc cpio archive holding /bin/locks (locks.c, static). Linux unpacks
-# concatenated initramfs archives in order, so the bundled image stays untouched and the guest
-# gains one binary.
+# Builds the initramfs of the benches (`hvlab bench sched`, the overcommit tests): the bundled
+# guest-images/initramfs.cpio.gz followed by a second gzip-compressed newc cpio archive holding
+# /bin/locks (locks.c) and /bin/memtouch (memtouch.c), static. Linux unpacks concatenated initramfs
+# archives in order, so the bundled image stays untouched and the guest gains the binaries.
 #
-#   guest-images/bench/build.sh     -> build/bench-initramfs/bin/locks, build/bench-initramfs.cpio.gz
+#   guest-images/bench/build.sh     -> build/bench-initramfs/bin/{locks,memtouch}, build/bench-initramfs.cpio.gz
 #
 # Idempotent and reproducible: every run rebuilds (a compile takes well under a second) and the
 # same toolchain gives the same bytes (fixed mtimes, owner 0, gzip -n). Each output is written to a
@@ -30,17 +30,20 @@ mkdir -p "$root/bin"
 tmp="$(mktemp -d "$repo/build/.bench-initramfs.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 
-gcc -static -O2 -pthread -Wall -Wextra -Werror -o "$tmp/locks" "$here/locks.c"
-strip "$tmp/locks" 2>/dev/null || true
-chmod 0755 "$tmp/locks"
-mv -f "$tmp/locks" "$root/bin/locks"
+programs=(locks memtouch)
+for p in "${programs[@]}"; do
+  gcc -static -O2 -pthread -Wall -Wextra -Werror -o "$tmp/$p" "$here/$p.c"
+  strip "$tmp/$p" 2>/dev/null || true
+  chmod 0755 "$tmp/$p"
+  mv -f "$tmp/$p" "$root/bin/$p"
+done
 
 # The second archive is assembled from a copy with fixed timestamps, so its bytes do not depend on
 # when it was built.
 mkdir -p "$tmp/root/bin"
-cp "$root/bin/locks" "$tmp/root/bin/locks"
+for p in "${programs[@]}"; do cp "$root/bin/$p" "$tmp/root/bin/$p"; done
 find "$tmp/root" -exec touch -h -d @0 {} +
-(cd "$tmp/root" && printf 'bin\nbin/locks\n' | cpio --quiet -o -H newc --owner=0:0 --reproducible) | gzip -n -9 > "$tmp/locks.cpio.gz"
-cat "$bundled" "$tmp/locks.cpio.gz" > "$tmp/initramfs.cpio.gz"
+(cd "$tmp/root" && { echo bin; for p in "${programs[@]}"; do echo "bin/$p"; done; } | cpio --quiet -o -H newc --owner=0:0 --reproducible) | gzip -n -9 > "$tmp/bench.cpio.gz"
+cat "$bundled" "$tmp/bench.cpio.gz" > "$tmp/initramfs.cpio.gz"
 mv -f "$tmp/initramfs.cpio.gz" "$out"
 echo "$out"

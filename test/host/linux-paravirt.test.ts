@@ -2,8 +2,13 @@
 // it offers, by its own words in dmesg (arch/x86/kernel/kvm.c): PV spinlocks, PV IPIs, PV remote TLB
 // flush, PV sched yield, steal time; the three lock regimes follow from CPUID alone.
 import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { boot } from '../../emu/cli/boot.ts';
+import { runHost } from '../../emu/cli/host.ts';
 import type { PvOption } from '../../emu/machine/kvm-pv.ts';
+import { parseProcStatSteal } from '../../bench/sched.ts';
 
 async function dmesg(pv: PvOption, smp = 2) {
   let out = '', err = '';
@@ -35,4 +40,31 @@ describe('the bundled guest and KVM\'s paravirtual interface', () => {
     const off = await dmesg('off');
     expect(off).not.toContain('Hypervisor detected');
   }, 600_000);
+
+  it('steal time: what the guest reports in /proc/stat is the time the host held its vCPUs off a host CPU', async () => {
+    // Two busy vCPUs on one host CPU: each is runnable without it about half the time.
+    const dir = mkdtempSync(join(tmpdir(), 'hvlab-steal-'));
+    try {
+      const script = '(while :; do :; done) & (while :; do :; done) & sleep 0.4; cat /proc/stat; poweroff -f';
+      let err = '';
+      const r = await runHost({ guests: [{ name: 'g', memory: 128, smp: 2, script }], hostMemory: 256, hostCpus: 1, mmu: 'ept', timeout: 300, consoleDir: dir, status: false },
+        { out: () => {}, err: (s) => { err += s; }, isTty: false });
+      expect(err).toBe('');
+      expect(r.status).toBe(0);
+      const g = r.report!.guests[0];
+      const guestNs = parseProcStatSteal(readFileSync(join(dir, 'g.log'), 'latin1'))!;
+      // The record counts from its registration on; the host counted from the guest's start.
+      const hostNs = g.vcpus.reduce((sum, v, i) => sum + v.steal_ns - g.steal_base_ns![i], 0);
+      expect(hostNs).toBeGreaterThan(0.3e9);
+      // /proc/stat counts whole USER_HZ ticks (10 ms) per CPU; the host's figure also has what
+      // accrued between the dump and the power-off (a few ms).
+      expect(Math.abs(guestNs - hostNs)).toBeLessThanOrEqual(2 * 10e6 * g.vcpus.length + 5e6);
+      // The exits that carried it: halts, PV IPIs (hypercalls) and the steal records' updates.
+      expect(g.exits.halt).toBeGreaterThan(0);
+      expect(g.exits.hypercall).toBeGreaterThan(0);
+      expect(g.exits.pv_ipi).toBeGreaterThan(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
 });

@@ -4,7 +4,7 @@
 // to map a frame first (env.guestFrameFault, KVM's gfn_to_pfn faulting the page in); a read of one
 // sees zeros. Everything here takes guest-chosen addresses: a gpa outside the VM's RAM has no host
 // address, so a device can never reach another VM's frames or the host's.
-import { HOST_POOL_BASE, ZERO_PAGE_BASE, EPT_LARGE, EPT_W } from '../abi';
+import { HOST_POOL_BASE, ZERO_PAGE_BASE, EPT_LARGE, EPT_W, EPT_ACCESSED, EPT_DIRTY } from '../abi';
 import { ramSize, directHpa, hostMapRoot, mappedMemory, demandPaging, currentVm, hostPoolSize } from './memory-map';
 import { hostGuestFrameFault } from '../host-imports';
 
@@ -23,6 +23,9 @@ export function hostMapLookup(gpa: u64, write: bool): u64 {
     if ((e & 7) == 0) return <u64>-1;
     if (level == 1 || ((e & EPT_LARGE) != 0 && level <= 3)) {
       if (write && (e & EPT_W) == 0) return <u64>-1;
+      // A device write dirties the page as a vCPU's would (KVM's mark_page_dirty): the host's
+      // reclaim must not drop it as clean. (Ignored bits when the table has no A/D flags.)
+      if (write && (e & (EPT_ACCESSED | EPT_DIRTY)) != (EPT_ACCESSED | EPT_DIRTY)) store<u64>(<usize>HOST_POOL_BASE + <usize>at, e | EPT_ACCESSED | EPT_DIRTY);
       const mask: u64 = (<u64>1 << shift) - 1;
       const frame = e & ADDR_MASK & ~mask;
       if (frame + mask + 1 > pool) return <u64>-1;
@@ -47,8 +50,9 @@ export function guestPagePtr(gpa: u64, write: bool): usize {
   let hpa = gpaToHpa(gpa, write);
   if (hpa == <u64>-1) {
     if (gpa >= ramSize || !mappedMemory) return 0;
-    if (!write && demandPaging && hostMapLookup(gpa, false) == <u64>-1) return <usize>ZERO_PAGE_BASE + <usize>(gpa & 0xfff);
-    if (hostGuestFrameFault(currentVm, <i32>(gpa >> 12), <i32>(gpa >> 44), write ? 1 : 0) == 0) return 0;
+    const r = hostGuestFrameFault(currentVm, <i32>(gpa >> 12), <i32>(gpa >> 44), write ? 1 : 0);
+    if (r == 0) return 0;
+    if (r == 2 && !write && demandPaging) return <usize>ZERO_PAGE_BASE + <usize>(gpa & 0xfff);
     hpa = gpaToHpa(gpa, write);
     if (hpa == <u64>-1) return 0;
   }

@@ -217,6 +217,9 @@ export class FramePool {
     return n;
   }
 
+  /** Frames any VM may still take (free, and reserved but unused). */
+  get freeFrames(): number { return this.stateCount[abi.FRAME_FREE] + this.stateCount[abi.FRAME_RESERVED]; }
+
   stats(): PoolStats {
     const byState = {} as Record<FrameState, number>;
     for (let s = 0; s < abi.FRAME_STATE_NAMES; s++) byState[FRAME_STATE_NAME[s]] = this.stateCount[s] * FRAME_BYTES;

@@ -117,6 +117,9 @@ export class FairPolicy implements Policy {
     this.skip(id);
   }
 
+  /** The target keeps a host CPU through the rest of the turn, as the yielder would have. */
+  handOver(_from: number, to: number): void { this.sticky.add(this.unitKey(to)); }
+
   protected skip(id: number): void {
     this.skipVcpu.add(id);
     for (const n of this.view.vcpus[id].node.path) this.skipNode.add(n.id);

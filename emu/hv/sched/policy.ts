@@ -77,6 +77,10 @@ export interface Policy {
   expire(id: number): void;
   /** vCPU `id` yielded its host CPU (a pause-loop exit or KVM_HC_SCHED_YIELD). */
   yielded(id: number): void;
+  /** After yielded(from): the rest of its round went to `to`, which also inherits the rest of the
+   *  yielder's turn (CFS's yield_to makes the target the next buddy; KVM's kvm_vcpu_on_spin wants
+   *  the likely lock holder to run long enough to release the lock, not for a moment). */
+  handOver?(from: number, to: number): void;
   /** The guest's run ended: it is never scheduled again. */
   ended(guest: number): void;
 }

@@ -61,8 +61,23 @@ export class RoundRobinPolicy implements Policy {
   }
 
   yielded(id: number): void {
-    for (let c = 0; c < this.slots.length; c++) if (this.slots[c]?.id === id) this.slots[c] = null;
+    this.lastYield = null;
+    for (let c = 0; c < this.slots.length; c++) {
+      if (this.slots[c]?.id !== id) continue;
+      this.lastYield = { id, until: this.slots[c]!.until };
+      this.slots[c] = null;
+    }
     this.toBack(id);
+  }
+  private lastYield: { id: number; until: number } | null = null;
+
+  /** The target takes the yielder's host CPU until the yielder's quantum would have ended. */
+  handOver(from: number, to: number): void {
+    const y = this.lastYield;
+    this.lastYield = null;
+    if (!y || y.id !== from || this.slots.some((s) => s?.id === to)) return;
+    const c = this.slots.indexOf(null);
+    if (c >= 0) this.slots[c] = { id: to, until: y.until };
   }
 
   ended(guest: number): void {

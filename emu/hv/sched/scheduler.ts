@@ -52,6 +52,10 @@ export interface SchedGuest<R> {
   /** After runSlice(i): the host ns it ran (<= budget; less when it halted or yielded). Without it
    *  the scheduler takes the whole budget, and a yielder has no rest of the round to give. */
   ranNs?(i: number): number;
+  /** After runSlice(i): the host ns at which vCPU `i`, blocked in the host (a major fault waiting
+   *  for the swap device), can go on; null when it is not blocked. A wake inside the round resumes
+   *  it on the host CPU it kept, for the rest of its budget (the wait counts as halted). */
+  resumeAt?(i: number): number | null;
 }
 
 /** The vCPUs of a round run one after another, each for the round's length (the same order every
@@ -373,6 +377,7 @@ export class HostScheduler<R> implements SchedView {
   private runRound(a: RoundAssignment, length: number, finish: (g: number, r: R) => void): void {
     const n = this.vcpus.length;
     const ran = new Float64Array(n);
+    const blockedNs = new Float64Array(n);
     const offset = new Float64Array(n).fill(length);
     const didRun = new Uint8Array(n);
     const yieldedAway = new Uint8Array(n);
@@ -394,15 +399,28 @@ export class HostScheduler<R> implements SchedView {
       const v = this.vcpus[id], g = this.guests[v.guest];
       g.enterVcpu?.(v.index, this.steal[id] + (this.runnable[id] ? at : 0));
       this.preempted[id] = 0;
-      const end = g.runSlice(v.index, budget, at);
-      const r = end !== null || !g.ranNs ? budget : Math.max(0, Math.min(budget, g.ranNs(v.index)));
-      ran[id] = r; offset[id] = at; didRun[id] = 1;
-      for (const nd of v.node.path) taken[nd.id] += r;
-      if (this.onRound) slots.push({ guest: v.guest, vcpu: v.index, offsetNs: at, ranNs: r, idle: false });
+      let pos = at, left = budget, total = 0, waited = 0;
+      let end: R | null = null;
+      for (;;) {
+        end = g.runSlice(v.index, left, pos);
+        const r = end !== null || !g.ranNs ? left : Math.max(0, Math.min(left, g.ranNs(v.index)));
+        if (this.onRound) slots.push({ guest: v.guest, vcpu: v.index, offsetNs: pos, ranNs: r, idle: false });
+        total += r; pos += r; left -= r;
+        if (end !== null || g.stopPending() || !g.resumeAt) break;
+        // Blocked in the host (a swap-in): it keeps its host CPU and goes on when the wait ends
+        // inside the round (a wait past it ends at a deadline of the guest's clock).
+        const wake = g.resumeAt(v.index);
+        if (wake === null) break;
+        const gap = Math.ceil(wake - this.nowNs) - pos;
+        if (gap < 0 || gap >= left) break;
+        waited += gap; pos += gap; left -= gap;
+      }
+      ran[id] = total; offset[id] = at; blockedNs[id] = waited; didRun[id] = 1;
+      for (const nd of v.node.path) taken[nd.id] += total;
       if (end !== null) { finish(v.guest, end); return; }
       if (g.stopPending()) skip.add(v.guest);
       const y = g.takeYield?.(v.index) ?? null;
-      if (y !== null) yields.push({ id, target: y, at: at + r });
+      if (y !== null) yields.push({ id, target: y, at: pos });
     };
     const order = a.placed.filter((id) => a.isCandidate(id)).sort((x, y) => x - y);
     for (const id of order) {
@@ -451,9 +469,10 @@ export class HostScheduler<R> implements SchedView {
       if (to === null) continue;
       if (!a.isCandidate(to)) { this.policy.woke(to); this.wasCandidate[to] = 1; }
       runOne(to, Math.floor(room(to)), at);
+      this.policy.handOver?.(id, to);
     }
 
-    this.account(a, length, { ran, offset, didRun, yieldedAway, activeAtStart, held });
+    this.account(a, length, { ran, blockedNs, offset, didRun, yieldedAway, activeAtStart, held });
     if (this.onRound) {
       let candidates = 0;
       for (const v of this.vcpus) if (a.isCandidate(v.id)) candidates++;
@@ -474,7 +493,7 @@ export class HostScheduler<R> implements SchedView {
    *  piece of the round (all of it, if it did not run) a vCPU was as it was at the round's start;
    *  after its piece, as it is now. */
   private account(a: RoundAssignment, length: number, r: {
-    ran: Float64Array; offset: Float64Array; didRun: Uint8Array; yieldedAway: Uint8Array; activeAtStart: boolean[]; held: number[];
+    ran: Float64Array; blockedNs: Float64Array; offset: Float64Array; didRun: Uint8Array; yieldedAway: Uint8Array; activeAtStart: boolean[]; held: number[];
   }): void {
     // Throttled time (cgroup v2 throttled_usec): the round a capped group with a runnable vCPU
     // under it started with its pool empty.
@@ -489,7 +508,8 @@ export class HostScheduler<R> implements SchedView {
     for (const v of this.vcpus) {
       if (!r.activeAtStart[v.guest]) continue;
       const id = v.id;
-      const before = r.offset[id], ran = r.ran[id], after = length - before - ran;
+      const before = r.offset[id], ran = r.ran[id], after = length - before - ran - r.blockedNs[id];
+      this.halted[id] += r.blockedNs[id];
       if (this.runnable[id]) {
         this.steal[id] += before;
         if (this.costopped[id]) this.costop[id] += before;
