@@ -10,16 +10,14 @@
 //
 // Every run is a child `hvlab host --config FILE --json --console-dir DIR` (the same path a user
 // takes; one WebAssembly host per run). The guests' `locks ...` lines are read from their consoles.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createLogUpdate } from 'log-update';
-import type { HostReport } from '../emu/cli/host.ts';
+import { HVLAB, runHostChild } from './host-child.ts';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
-const HVLAB = join(REPO, 'bin/hvlab.mjs');
 const BUILD_SCRIPT = join(REPO, 'guest-images/bench/build.sh');
 export const BENCH_INITRD = join(REPO, 'build/bench-initramfs.cpio.gz');
 
@@ -214,74 +212,52 @@ interface Shape { hostCpus: number; vcpusPerGuest: number }
 
 /** One `hvlab host` run: `guests` guests on the shape's host CPUs under `args`. */
 async function runOnce(c: SchedConfig, guests: number, seconds: number, args: string[], shape: Shape, onProgress: RunProgress): Promise<SchedRun> {
-  const dir = mkdtempSync(join(tmpdir(), 'hvlab-bench-sched-'));
-  const consoles = join(dir, 'consoles');
   const names = Array.from({ length: guests }, (_, i) => `g${i}`);
   const config = {
     host: { memory: guests * GUEST_MIB + 64, cpus: shape.hostCpus, mmu: 'ept' },
     guests: names.map((name) => ({ name, initrd: BENCH_INITRD, memory: GUEST_MIB, smp: shape.vcpusPerGuest, script: guestScript(seconds, shape.vcpusPerGuest) })),
   };
-  writeFileSync(join(dir, 'host.json'), JSON.stringify(config, null, 2));
   const base: SchedRun = { config: c.name, overcommit: (guests * shape.vcpusPerGuest) / shape.hostCpus, guests, status: 'failed', message: null, host_args: args, wall_seconds: 0, virtual_seconds: 0, modes: {}, steal: [], exits: null };
-  const readConsoles = () => names.map((n) => {
-    const f = join(consoles, `${n}.log`);
-    return existsSync(f) ? readFileSync(f, 'latin1') : '';
-  });
-  const t0 = process.hrtime.bigint();
   // Wall-time limit of the child: the workload is seconds x 4 modes of host time per guest CPU
   // share, at a few tens of MIPS, plus a boot per guest; generous so only a hung guest hits it.
-  const timeout = Math.ceil(300 + guests * 120 + guests * MODES.length * seconds * 600);
-  const child = spawn(process.execPath, [HVLAB, 'host', '--config', join(dir, 'host.json'), '--json', '--console-dir', consoles, '--timeout', String(timeout), ...args],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '', err = '';
-  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-  const poll = setInterval(() => onProgress(readConsoles().map((t) => parseLocksLines(t).length)), 1000);
-  const code = await new Promise<number>((resolve) => { child.on('close', (n) => resolve(n ?? 1)); child.on('error', () => resolve(1)); });
-  clearInterval(poll);
-  base.wall_seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  try {
-    const texts = readConsoles();
-    onProgress(texts.map((t) => parseLocksLines(t).length));
-    let report: HostReport | null = null;
-    try { report = JSON.parse(out.trim().split('\n').pop() ?? '') as HostReport; } catch { /* reported below */ }
-    if (!report) {
-      // The host refused its command line (an option or value it does not have yet): the config is
-      // unsupported, not a failed measurement.
-      const refused = /error: (unknown option|option .* is invalid)|InvalidArgumentError|must be/i.test(err);
-      return { ...base, status: refused ? 'unsupported' : 'failed', message: `hvlab host exited with ${code} and no report: ${(err || out).trim().split('\n').slice(-3).join(' / ')}` };
-    }
-    base.virtual_seconds = report.host.virtual_seconds;
-    const perGuest = texts.map(parseLocksLines);
-    const bad = report.guests.filter((g) => g.exit !== 0);
-    const short = names.filter((_, i) => MODES.some((m) => !perGuest[i].some((l) => l.mode === m)));
-    if (bad.length || short.length || report.host.invariant_violations.length) {
-      const why = bad.map((g) => `${g.name}: ${g.reason} (${g.message.split('\n')[0]})`)
-        .concat(short.map((n) => `${n}: not every mode printed a locks line`), report.host.invariant_violations.slice(0, 2));
-      return { ...base, message: why.join('; ') };
-    }
-    for (const m of MODES) {
-      const lines = perGuest.map((ls) => ls.find((l) => l.mode === m)!);
-      base.modes[m] = {
-        ops_per_s: lines.reduce((s, l) => s + l.ops_per_s, 0), ops: lines.reduce((s, l) => s + l.ops, 0),
-        spin_iters: lines.reduce((s, l) => s + l.spin_iters, 0), contended: lines.reduce((s, l) => s + l.contended, 0),
-        ratio: null, per_guest_ops_per_s: lines.map((l) => l.ops_per_s),
-      };
-    }
-    base.exits = {};
-    for (const g of report.guests) for (const [k, v] of Object.entries(g.exits ?? {})) base.exits[k] = (base.exits[k] ?? 0) + v;
-    if (c.pv) {
-      report.guests.forEach((g, i) => {
-        const guestNs = parseProcStatSteal(texts[i]);
-        if (guestNs === null || !g.steal_base_ns) return;
-        const hostNs = g.vcpus.reduce((sum, v, j) => sum + v.steal_ns - (g.steal_base_ns![j] ?? 0), 0);
-        base.steal.push({ guest: g.name, guest_ns: guestNs, host_ns: hostNs, rel_error: hostNs > 0 ? Math.abs(guestNs - hostNs) / hostNs : guestNs === 0 ? 0 : Infinity });
-      });
-    }
-    return { ...base, status: 'ok' };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+  const timeoutSeconds = 300 + guests * 120 + guests * MODES.length * seconds * 600;
+  const run = await runHostChild(config, args, { timeoutSeconds, onPoll: (texts) => onProgress(texts.map((t) => parseLocksLines(t).length)) });
+  base.wall_seconds = run.wallSeconds;
+  const { report, consoles: texts } = run;
+  if (!report) {
+    // The host refused its command line (an option or value it does not have yet): the config is
+    // unsupported, not a failed measurement.
+    const refused = /error: (unknown option|option .* is invalid)|InvalidArgumentError|must be/i.test(run.stderr);
+    return { ...base, status: refused ? 'unsupported' : 'failed', message: `hvlab host exited with ${run.code} and no report: ${(run.stderr || run.stdout).trim().split('\n').slice(-3).join(' / ')}` };
   }
+  base.virtual_seconds = report.host.virtual_seconds;
+  const perGuest = texts.map(parseLocksLines);
+  const bad = report.guests.filter((g) => g.exit !== 0);
+  const short = names.filter((_, i) => MODES.some((m) => !perGuest[i].some((l) => l.mode === m)));
+  if (bad.length || short.length || report.host.invariant_violations.length) {
+    const why = bad.map((g) => `${g.name}: ${g.reason} (${g.message.split('\n')[0]})`)
+      .concat(short.map((n) => `${n}: not every mode printed a locks line`), report.host.invariant_violations.slice(0, 2));
+    return { ...base, message: why.join('; ') };
+  }
+  for (const m of MODES) {
+    const lines = perGuest.map((ls) => ls.find((l) => l.mode === m)!);
+    base.modes[m] = {
+      ops_per_s: lines.reduce((s, l) => s + l.ops_per_s, 0), ops: lines.reduce((s, l) => s + l.ops, 0),
+      spin_iters: lines.reduce((s, l) => s + l.spin_iters, 0), contended: lines.reduce((s, l) => s + l.contended, 0),
+      ratio: null, per_guest_ops_per_s: lines.map((l) => l.ops_per_s),
+    };
+  }
+  base.exits = {};
+  for (const g of report.guests) for (const [k, v] of Object.entries(g.exits ?? {})) base.exits[k] = (base.exits[k] ?? 0) + v;
+  if (c.pv) {
+    report.guests.forEach((g, i) => {
+      const guestNs = parseProcStatSteal(texts[i]);
+      if (guestNs === null || !g.steal_base_ns) return;
+      const hostNs = g.vcpus.reduce((sum, v, j) => sum + v.steal_ns - (g.steal_base_ns![j] ?? 0), 0);
+      base.steal.push({ guest: g.name, guest_ns: guestNs, host_ns: hostNs, rel_error: hostNs > 0 ? Math.abs(guestNs - hostNs) / hostNs : guestNs === 0 ? 0 : Infinity });
+    });
+  }
+  return { ...base, status: 'ok' };
 }
 
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const h = s.length >> 1; return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2; };

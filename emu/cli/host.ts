@@ -84,6 +84,8 @@ export interface HostRunOptions {
   ple?: boolean;
   /** Host swap: `FILE[,size=MiB]`. */
   swap?: string;
+  /** 'naive': reclaim writes every page (no zero or clean page skipped): the bench's baseline. */
+  reclaim?: 'smart' | 'naive';
 }
 
 /** A vCPU's scheduler accounting in the report. */
@@ -170,7 +172,7 @@ const MAX_PERCENT = 6400;
 
 export interface ParsedHostConfig {
   guests: HostGuestConfig[];
-  host: { memory?: number; cpus?: number; mmu?: MmuMode; swap?: string };
+  host: { memory?: number; cpus?: number; mmu?: MmuMode; swap?: string; reclaim?: 'smart' | 'naive' };
   sched?: HostSchedConfig;
   groups?: HostGroupConfig[];
 }
@@ -199,7 +201,7 @@ export function parseHostConfig(text: string, file: string, defaults: { memory: 
     return v as number;
   };
   const str = (where: string, v: unknown): string => (typeof v === 'string' && v.length > 0 ? v : fail(where, `must be a non-empty string (got ${JSON.stringify(v)})`));
-  const host: { memory?: number; cpus?: number; mmu?: MmuMode; swap?: string } = {};
+  const host: { memory?: number; cpus?: number; mmu?: MmuMode; swap?: string; reclaim?: 'smart' | 'naive' } = {};
   if (top.host !== undefined) {
     if (!isObj(top.host)) fail('host', 'must be an object');
     const h = top.host as Record<string, unknown>;
@@ -210,7 +212,9 @@ export function parseHostConfig(text: string, file: string, defaults: { memory: 
       else if (k === 'swap') {
         host.swap = str('host.swap', h[k]);
         try { parseSwapSpec(host.swap); } catch (e) { fail('host.swap', (e as Error).message.replace(/^--swap: /, '')); }
-      } else fail('host', `unknown key "${k}" (expected "memory", "cpus", "mmu", "swap")`);
+      } else if (k === 'reclaim') {
+        host.reclaim = h[k] === 'smart' || h[k] === 'naive' ? h[k] as 'smart' | 'naive' : fail('host.reclaim', `must be "smart" or "naive" (got ${JSON.stringify(h[k])})`);
+      } else fail('host', `unknown key "${k}" (expected "memory", "cpus", "mmu", "swap", "reclaim")`);
     }
   }
   let sched: HostSchedConfig | undefined;
@@ -389,7 +393,7 @@ export async function runHost(opts: HostRunOptions, io: HostIo = defaultIo): Pro
   const poolBytes = opts.hostMemory * 2 ** 20;
   let host: Host;
   try {
-    host = new Host({ poolBytes, cpuid: pcCpuid(), swap: opts.swap ? parseSwapSpec(opts.swap) : undefined });
+    host = new Host({ poolBytes, cpuid: pcCpuid(), swap: opts.swap ? parseSwapSpec(opts.swap) : undefined, naiveReclaim: opts.reclaim === 'naive' });
   } catch (e) { io.err(`hvlab host: ${(e as Error).message.replace(/^hvlab: /, '')}\n`); return { status: 2, report: null }; }
   if (opts.consoleDir) mkdirSync(opts.consoleDir, { recursive: true });
   const wallStart = process.hrtime.bigint();

@@ -126,6 +126,8 @@ export interface HostPoolOptions {
   swap?: SwapOptions;
   /** Free-frame watermarks of reclaim (default: low 1% of the pool, at least 64 frames; high 2x). */
   watermarks?: { low: number; high: number };
+  /** Reclaim that writes every page (the overcommit bench's baseline); default false. */
+  naiveReclaim?: boolean;
 }
 
 export interface VmOptions {
@@ -356,7 +358,7 @@ export class Host {
     else {
       const o = opts as HostPoolOptions;
       if (o.swap) this.swap = new SwapFile(o.swap);
-      this.reclaimer = new Reclaimer(this.pool, () => this.u8, () => this.vms, this.swap, o.watermarks);
+      this.reclaimer = new Reclaimer(this.pool, () => this.u8, () => this.vms, this.swap, o.watermarks, o.naiveReclaim ?? false);
     }
   }
 

@@ -34,6 +34,10 @@ describe('a Linux guest under memory.max, through host swap', () => {
       expect(st.pgmajfault).toBeGreaterThan(1000);
       expect(st.zero_dropped).toBeGreaterThan(1000); // a quarter of the buffer is zero pages
       expect(st.swapin_wait_ns).toBeGreaterThan(0);
+      // A swap-in blocks the vCPU for the device's latency, not for the rest of a scheduling round:
+      // its halted time is the swap wait plus what the guest idled (boot, the shell).
+      expect(g.vcpus[0].halted_ns).toBeGreaterThanOrEqual(st.swapin_wait_ns);
+      expect(g.vcpus[0].halted_ns).toBeLessThan(st.swapin_wait_ns * 1.5 + 0.5e9);
       const swap = r.report!.host.swap!;
       expect(swap.written_bytes).toBe(st.pswpout * 4096);
       expect(swap.read_bytes).toBeLessThanOrEqual(st.pswpin * 4096);

@@ -351,6 +351,16 @@ describe('directed yield', () => {
     expect(b.log[1]).toMatchObject({ t: MS, offset: 0 });
   });
 
+  it('fair: the vCPU given a yielder\'s rest keeps the host CPU through the yielder\'s turn (yield_to)', () => {
+    const a = new Fake(1, { yieldAt: (_i, t) => (t === 0 ? { after: 10_000, to: -1 } : null) });
+    const b = new Fake(1), c = new Fake(1);
+    run([a, b, c], { policy: 'fair', hostCpus: 1 }, 6 * MS);
+    expect(b.log[0]).toMatchObject({ t: 0, offset: 10_000 });
+    // C has the least vruntime at 1 ms, but B inherited A's turn (to 3 ms).
+    expect(b.log.slice(1, 3).map((l) => l.t)).toEqual([MS, 2 * MS]);
+    expect(c.log[0].t).toBe(3 * MS);
+  });
+
   it('the yield\'s rest respects a cap', () => {
     // A yields 100 us into every slice: the rests may go to B only while B's pool lasts.
     const a = new Fake(1, { yieldAt: () => ({ after: 100_000, to: -1 }) });

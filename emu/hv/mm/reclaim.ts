@@ -65,8 +65,10 @@ export class Reclaimer {
   /** Set by a pass that found nothing to take (the caller then runs out of memory). */
   lastShortfall = 0;
 
+  /** `naive`: every reclaimed page is written to swap, zero or clean alike (the baseline the
+   *  overcommit bench compares against: a swapper that knows nothing of page contents). */
   constructor(private readonly pool: FramePool, private readonly bytes: () => Uint8Array, private readonly vms: () => readonly ReclaimableVm[],
-    readonly swap: SwapFile | null, watermarks?: { low: number; high: number }) {
+    readonly swap: SwapFile | null, watermarks?: { low: number; high: number }, readonly naive = false) {
     const low = watermarks?.low ?? Math.max(64, Math.floor(pool.frames / 100));
     const high = watermarks?.high ?? Math.max(low + RECLAIM_BATCH / 2, low * 2);
     this.stats = { passes: 0, reclaimed: 0, scanned: 0, invepts: 0, low_watermark_frames: low, high_watermark_frames: high };
@@ -133,7 +135,7 @@ export class Reclaimer {
       const c = v.vm.memory.counters;
       const slot = v.vm.memory.slotOf(v.gfn);
       let keep: number;
-      if (this.isZero(v.frame)) { keep = -1; c.zero_dropped++; } else if (slot >= 0 && !v.dirty) { keep = slot; c.clean_dropped++; } else {
+      if (!this.naive && this.isZero(v.frame)) { keep = -1; c.zero_dropped++; } else if (!this.naive && slot >= 0 && !v.dirty) { keep = slot; c.clean_dropped++; } else {
         keep = slot >= 0 ? slot : this.swap ? this.swap.allocate(v.vm.index) : -1;
         if (keep < 0) continue; // no swap (or it is full): the page stays
         const at = abi.HOST_POOL_BASE + v.frame * FRAME_BYTES;
