@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import logUpdate from 'log-update';
 import { Host, MAX_POOL_BYTES, type MmuMode, type Vm } from '../machine/host.ts';
 import type { GuestMemoryCounters } from '../machine/guest-memory.ts';
-import { parseSwapSpec, type SwapStats } from '../hv/mm/swap.ts';
+import { parseSwapSpec, type IoStat, type SwapStats } from '../hv/mm/swap.ts';
 import type { ReclaimStats } from '../hv/mm/reclaim.ts';
 import { Machine, pcCpuid, type GuestEnd } from '../machine/machine.ts';
 import { createScheduler, type CreateSchedulerOptions, type CpuMax, type GroupSpec, type GroupStats, type PolicyName, type SchedGuest, type VcpuStats } from '../hv/sched/scheduler.ts';
@@ -116,6 +116,9 @@ export interface GuestReport {
   steal_base_ns: number[] | null;
   /** Its memory container (cgroup v2 names): memory.current/max/low, and memory.stat's counters. */
   memory: MemoryReport;
+  /** cgroup v2 io.stat of its container: its virtio-blk drives (vda, vdb, ...) and the swap I/O the
+   *  host did for it ("swap"), kept apart. */
+  io: Record<string, IoStat>;
 }
 
 export interface MemoryReport {
@@ -123,6 +126,19 @@ export interface MemoryReport {
   /** Pages in swap now, and slots held (those plus clean copies of resident pages). */
   swapped_bytes: number; swap_slots_bytes: number;
   stat: GuestMemoryCounters;
+}
+
+/** io.stat per device of a guest: each drive's reads and writes (flushes, discards and write-zeroes
+ *  move no data from the host's point of view and are not counted), and the host's swap I/O for it. */
+function ioOf(m: Machine | null): Record<string, IoStat> {
+  const io: Record<string, IoStat> = {};
+  if (!m) return io;
+  m.drives.forEach((d, i) => {
+    const r = d.blk.stats.read, w = d.blk.stats.write;
+    io[`vd${String.fromCharCode(97 + i)}`] = { rbytes: r.bytes, wbytes: w.bytes, rios: r.operations, wios: w.operations };
+  });
+  if (m.host.swap) io.swap = m.host.swap.ioOf(m.vm.index);
+  return io;
 }
 
 function memoryOf(vm: Vm | null): MemoryReport {
@@ -419,7 +435,7 @@ export async function runHost(opts: HostRunOptions, io: HostIo = defaultIo): Pro
       instructions: Number(m.instructions), rss_bytes: vm.rssBytes, charged_bytes: vm.chargedBytes, nested_table_bytes: vm.tableBytes,
       peak_rss_bytes: Math.max(g.peakRss, vm.rssBytes), ept_violations: vm.eptViolations, demand_faults: vm.memory.demandFaults,
       virtual_seconds: m.virtualNs / 1e9, memory_bytes: vm.ramBytes, vcpus: [], // (the scheduler's accounting, at the end)
-      exits: exitsOf(m), steal_base_ns: m.pv ? m.vcpus.map((_, i) => m.pv!.stealBaseNs(i) ?? 0) : null, memory: memoryOf(vm),
+      exits: exitsOf(m), steal_base_ns: m.pv ? m.vcpus.map((_, i) => m.pv!.stealBaseNs(i) ?? 0) : null, memory: memoryOf(vm), io: ioOf(m),
     };
     if (end.reason === 'out-of-memory' || (end.reason !== 'poweroff' && end.reason !== 'debug-exit')) pending.push(`hvlab host: ${end.message}\n`);
     closeDrives(m.drives);
@@ -442,7 +458,7 @@ export async function runHost(opts: HostRunOptions, io: HostIo = defaultIo): Pro
       g.report = { name: cfg.name, exit: 2, reason: 'error', message: why, instructions: 0, rss_bytes: 0, charged_bytes: 0, nested_table_bytes: 0,
         peak_rss_bytes: 0, ept_violations: 0, demand_faults: 0, virtual_seconds: 0, memory_bytes: cfg.memory << 20,
         vcpus: Array.from({ length: cfg.smp }, () => ({ running_ns: 0, steal_ns: 0, halted_ns: 0, costop_ns: 0, preemptions: 0, yields: 0, directed_yields: 0 })),
-        exits: exitsOf(null), steal_base_ns: null, memory: memoryOf(null) };
+        exits: exitsOf(null), steal_base_ns: null, memory: memoryOf(null), io: {} };
       g.file?.end();
     }
     guests.push(g);

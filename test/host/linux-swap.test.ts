@@ -41,6 +41,8 @@ describe('a Linux guest under memory.max, through host swap', () => {
       const swap = r.report!.host.swap!;
       expect(swap.written_bytes).toBe(st.pswpout * 4096);
       expect(swap.read_bytes).toBeLessThanOrEqual(st.pswpin * 4096);
+      // io.stat: the host's swap I/O for the guest, which is all of the device's.
+      expect(g.io.swap).toEqual({ rbytes: swap.read_bytes, wbytes: swap.written_bytes, rios: swap.read_requests, wios: swap.write_requests });
       expect(r.report!.host.invariant_violations).toEqual([]);
     } finally {
       rmSync(dir, { recursive: true, force: true });

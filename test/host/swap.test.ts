@@ -91,6 +91,12 @@ describe('host swap and reclaim', () => {
     for (let i = 0; i < 2048; i += 7) expect(Buffer.from(small.memory.read(i * PAGE, PAGE)).equals(pageOf(0, i))).toBe(true);
     for (let i = 0; i < 256; i++) expect(Buffer.from(other.memory.read(i * PAGE, PAGE)).equals(pageOf(1, i))).toBe(true);
     expect(host.checkInvariants()).toEqual([]);
+    // io.stat: the swap I/O is charged to the VM whose pages moved, and the sums are the device's.
+    const swap = host.swap!, a = swap.ioOf(small.index), b = swap.ioOf(other.index);
+    expect(a.wbytes).toBe(small.memory.counters.pswpout * PAGE);
+    expect(b).toEqual({ rbytes: 0, wbytes: 0, rios: 0, wios: 0 });
+    expect({ rbytes: a.rbytes + b.rbytes, wbytes: a.wbytes + b.wbytes, rios: a.rios + b.rios, wios: a.wios + b.wios })
+      .toEqual({ rbytes: swap.readBytes, wbytes: swap.writtenBytes, rios: swap.readRequests, wios: swap.writeRequests });
     // A VM that ends gives its slots back.
     small.destroy();
     expect(host.swap!.slotsOf(small.index)).toBe(0);

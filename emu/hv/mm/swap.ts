@@ -34,6 +34,10 @@ export interface SwapStats {
   read_requests: number;
 }
 
+/** cgroup v2 io.stat's fields for one device. */
+export interface IoStat { rbytes: number; wbytes: number; rios: number; wios: number }
+const noIo = (): IoStat => ({ rbytes: 0, wbytes: 0, rios: 0, wios: 0 });
+
 export class SwapFile {
   readonly path: string;
   readonly slots: number;
@@ -46,6 +50,8 @@ export class SwapFile {
   /** Next slot to try: allocation goes forward so that one reclaim pass fills adjacent slots. */
   private cursor = 0;
   private readonly pending: Array<{ slot: number; data: Uint8Array }> = [];
+  /** The swap I/O the host did on each owner's behalf (io.stat of its container, device "swap"). */
+  private readonly ioByOwner = new Map<number, IoStat>();
   writtenBytes = 0;
   readBytes = 0;
   writeRequests = 0;
@@ -101,18 +107,30 @@ export class SwapFile {
     this.pending.push({ slot, data: page.slice(0, SLOT_BYTES) });
   }
 
-  /** Write every queued page, adjacent slots in one request; returns the requests made. */
+  /** The swap I/O done for `owner` so far. */
+  ioOf(owner: number): IoStat { return { ...(this.ioByOwner.get(owner) ?? noIo()) }; }
+  private io(owner: number): IoStat {
+    let s = this.ioByOwner.get(owner);
+    if (!s) { s = noIo(); this.ioByOwner.set(owner, s); }
+    return s;
+  }
+
+  /** Write every queued page, adjacent slots of one owner in one request (so each request is
+   *  charged to exactly one container); returns the requests made. */
   flush(): number {
     if (!this.pending.length) return 0;
     this.pending.sort((a, b) => a.slot - b.slot);
     let requests = 0;
     for (let i = 0; i < this.pending.length;) {
+      const owner = this.owner[this.pending[i].slot];
       let j = i + 1;
-      while (j < this.pending.length && this.pending[j].slot === this.pending[j - 1].slot + 1) j++;
+      while (j < this.pending.length && this.pending[j].slot === this.pending[j - 1].slot + 1 && this.owner[this.pending[j].slot] === owner) j++;
       const buf = Buffer.allocUnsafe((j - i) * SLOT_BYTES);
       for (let k = i; k < j; k++) buf.set(this.pending[k].data, (k - i) * SLOT_BYTES);
       writeSync(this.fd, buf, 0, buf.length, this.pending[i].slot * SLOT_BYTES);
       this.writtenBytes += buf.length;
+      const io = this.io(owner - 1);
+      io.wbytes += buf.length; io.wios++;
       requests++;
       i = j;
     }
@@ -130,6 +148,8 @@ export class SwapFile {
     if (n !== SLOT_BYTES) throw new Error(`hvlab: short read of swap slot ${slot} in ${this.path}`);
     this.readBytes += SLOT_BYTES;
     this.readRequests++;
+    const io = this.io(this.owner[slot] - 1);
+    io.rbytes += SLOT_BYTES; io.rios++;
     return this.requestNs(SLOT_BYTES);
   }
 
