@@ -333,9 +333,11 @@ describe('difftest encoder', () => {
     // (0F 01); the bare-metal guests of test/guests/ check them.
     for (const form of forms.filter((f) => f.noDiff && f.fam !== 'system')) {
       const hasRm = form.ops.some((t) => t[0] === 'E');
+      const memOnly = form.ops.some((t) => t[0] === 'M');
       const variants: Operands[] = hasRm
         ? [{ size: 4, rm: 3 }, { size: 8, rm: 9 }, { size: 2, rm: { base: 13, index: 2, scale: 4, disp: 0x40 } }]
-        : [{ imm: 0x80 }];
+        : memOnly ? [{ rm: { base: 0 } }, { rm: { base: 13, index: 2, scale: 4, disp: 0x40 } }]
+          : [{ imm: 0x80 }];
       for (const ops of variants) {
         const code = encode(form, ops);
         items.push({ form, size: ops.size ?? 0, code, desc: `${formatInstruction(form, ops)} (${hexBytes(code)})`, ops });

@@ -16,6 +16,7 @@ import { generateCases, type GeneratedCase } from './generate.ts';
 import { runNativeBatch, ensureNativeRunner } from './native.ts';
 import { EmulatedRunner } from './emulated.ts';
 import { hostVendor, vendorName, type HostVendor } from './host-vendor.ts';
+import { defaultCpuModel, resolveCpuModel, type CpuModel } from '../cpu/models.ts';
 import { DIFFTEST_DIVERGENCES, appliesOnHost, type DifftestEnv, type VendorDivergence } from './vendor-divergences.ts';
 
 export interface Mismatch {
@@ -163,13 +164,14 @@ export function describeInputs(c: CaseInput): string {
 
 /**
  * The known vendor divergence (emu/difftest/vendor-divergences.ts) a mismatching case shows, or
- * null: only on a host whose vendor is not the modelled one, and only when the host's result,
- * rewritten into the Intel form by that entry, agrees with hvlab's in every compared field.
+ * null: only for an entry that applies to this host and the vendor of the model under test
+ * (`model`), and only when the host's result, rewritten into the Intel form by that entry, agrees
+ * with hvlab's in every compared field.
  */
 export function vendorDivergenceOf(c: GeneratedCase, n: CaseResult, e: CaseResult, env: DifftestEnv,
-  vendor: HostVendor = hostVendor()): VendorDivergence | null {
+  vendor: HostVendor = hostVendor(), model: HostVendor = 'GenuineIntel'): VendorDivergence | null {
   for (const d of DIFFTEST_DIVERGENCES) {
-    if (!appliesOnHost(d.divergence, vendor)) continue;
+    if (!appliesOnHost(d.divergence, vendor, model)) continue;
     const intel = d.intelEquivalent(c, n, e, env);
     if (intel && differences(c, intel, e).length === 0) return d.divergence;
   }
@@ -180,25 +182,35 @@ export interface DifftestSummary {
   passed: number;
   /** Mismatches that are not a known vendor divergence. */
   failed: number;
-  /** Mismatches that are a known divergence of this host's vendor from the modelled (Intel) CPU:
-   *  not compared bit for bit on this host (always 0 on an Intel host). */
+  /** Mismatches that are a known divergence of this host's vendor from the model under test (the
+   *  behaviour no model implements, or all of them with `cpu` set to the other vendor): not
+   *  compared bit for bit on this host (always 0 on an Intel host testing the Intel model). */
   vendorSpecific: number;
   /** vendorSpecific by divergence name. */
   vendorSpecificBy: Record<string, number>;
   hostVendor: HostVendor;
+  /** The CPU model the cases ran on in hvlab. */
+  model: CpuModel;
   forms: number;
   mismatches: Mismatch[];
   nativeSeconds: number;
   emulatedSeconds: number;
 }
 
-export async function difftest(opts: { seed: number; count: number; only?: string[]; keepMismatches?: number }): Promise<DifftestSummary> {
+/**
+ * Run `count` generated cases on this machine's CPU and in hvlab. `cpu`: the CPU model hvlab runs
+ * them on (`intel`, `amd`); by default the process's default model, which is the host's vendor
+ * (emu/cpu/models.ts defaultCpuModel), so every behaviour the models implement is compared bit for
+ * bit against this CPU.
+ */
+export async function difftest(opts: { seed: number; count: number; only?: string[]; keepMismatches?: number; cpu?: string }): Promise<DifftestSummary> {
+  const model = opts.cpu ? resolveCpuModel(opts.cpu) : defaultCpuModel();
   ensureNativeRunner();
   const cases = generateCases({ seed: opts.seed, count: opts.count, only: opts.only });
   let t = performance.now();
   const native = await runNativeBatch(cases);
   const nativeSeconds = (performance.now() - t) / 1000;
-  const runner = new EmulatedRunner();
+  const runner = new EmulatedRunner(model);
   t = performance.now();
   const emulated = cases.map((c) => runner.run(c));
   const emulatedSeconds = (performance.now() - t) / 1000;
@@ -212,7 +224,7 @@ export async function difftest(opts: { seed: number; count: number; only?: strin
     forms.add(c.formKey);
     const d = differences(c, native[i], emulated[i]);
     if (d.length) {
-      const v = vendorDivergenceOf(c, native[i], emulated[i], env, vendor);
+      const v = vendorDivergenceOf(c, native[i], emulated[i], env, vendor, model.vendor);
       if (v) {
         vendorSpecific++;
         vendorSpecificBy[v.name] = (vendorSpecificBy[v.name] ?? 0) + 1;
@@ -225,16 +237,16 @@ export async function difftest(opts: { seed: number; count: number; only?: strin
     }
   });
   return {
-    passed: cases.length - failed - vendorSpecific, failed, vendorSpecific, vendorSpecificBy, hostVendor: vendor,
+    passed: cases.length - failed - vendorSpecific, failed, vendorSpecific, vendorSpecificBy, hostVendor: vendor, model,
     forms: forms.size, mismatches, nativeSeconds, emulatedSeconds,
   };
 }
 
-/** The summary lines of a run: "N passed, N failed" and, when there are any, the vendor-specific
- *  cases ("vendor-specific: N (not compared on this AMD host)" and their divergences). */
-/** The summary lines, the `N passed, N failed` line last. */
+/** The summary lines of a run: the CPU model tested and the host's vendor, the vendor-specific
+ *  cases when there are any ("vendor-specific: N (not compared on this AMD host)" and their
+ *  divergences), and "N passed, N failed" last. */
 export function formatSummary(r: DifftestSummary): string[] {
-  const out: string[] = [];
+  const out: string[] = [`cpu model: ${r.model.name} (${r.model.description}); host: ${vendorName(r.hostVendor)}`];
   if (r.vendorSpecific) {
     const by = Object.entries(r.vendorSpecificBy).map(([k, v]) => `${k} ${v}`).join(', ');
     out.push(`vendor-specific: ${r.vendorSpecific} (not compared on this ${vendorName(r.hostVendor)} host): ${by}`);

@@ -2,6 +2,8 @@
 // flat guest RAM covering the code page and the data region, INT3 after the instruction.
 import * as abi from '../../wasm/abi.ts';
 import { Host, type Vcpu } from '../machine/host.ts';
+import { defaultCpuid } from '../cpu/cpuid.ts';
+import { defaultCpuModel, type CpuModel } from '../cpu/models.ts';
 import {
   CODE_ADDR, CODE_OFFSET, CODE_SIZE, DATA_ADDR, DATA_SIZE, FXSAVE_BYTES, GS_BASE, fillPattern,
   type CaseInput, type CaseResult, type Outcome,
@@ -40,8 +42,13 @@ function copyStSlots(from: Uint8Array, fromAt: number, to: Uint8Array, toAt: num
 }
 
 export class EmulatedRunner {
-  readonly host = new Host({ ramBytes: RAM_BYTES });
-  readonly vcpu: Vcpu = this.host.vcpu(0);
+  readonly host: Host;
+  readonly vcpu: Vcpu;
+  /** The CPU model the cases run on (default: the host's vendor, emu/cpu/models.ts). */
+  constructor(readonly model: CpuModel = defaultCpuModel()) {
+    this.host = new Host({ ramBytes: RAM_BYTES, cpuid: defaultCpuid(model) });
+    this.vcpu = this.host.vcpu(0);
+  }
   private readonly pattern = new Uint8Array(DATA_SIZE);
   private readonly int3Page = new Uint8Array(CODE_SIZE).fill(0xcc);
 

@@ -47,7 +47,7 @@ import {
 import { stringOp } from './ops/string';
 import { flagOp, lahf, sahf, rdtsc, cpuid, int3 } from './ops/misc';
 import {
-  hlt, cliSti, portIo, completePendingIn, movCr, clts, group6, group7, rdmsr, wrmsr, farDirect,
+  hlt, cliSti, portIo, completePendingIn, movCr, clts, invdWbinvd, group6, group7, rdmsr, wrmsr, farDirect,
   farIndirect, retFar, intN, iretOp, movSreg, pushPopSreg, loadFarPointer, incDecReg, pushaPopa,
   bcdAdjust, bound, arpl, stopReason, clearStop, STOP_NONE, STOP_HLT, STOP_IO, STOP_HYPERCALL, STOP_PAUSE_LOOP, pause, unimplementedHit,
   clearUnimplementedHit, interruptShadow, clearInterruptShadow, setInterruptShadow, syscall, sysret, sysenter, sysexit,
@@ -126,7 +126,7 @@ function execute(): void {
     case 0x134: sysenter(); break;
     case 0x135: sysexit(); break;
     case 0x106: clts(); break;
-    case 0x108: case 0x109: break; // INVD/WBINVD: no caches to write back (CPL checked below)
+    case 0x108: case 0x109: invdWbinvd(); break;
     case 0x120: case 0x122: movCr(); break;
     case 0x121: case 0x123: movDr(); break;
     case 0x102: case 0x103: larLsl(); break;
@@ -212,8 +212,8 @@ function execute(): void {
 
     // ---- 0F map ----
     case 0x10b: raiseUD(); break; // UD2
-    case 0x118: case 0x119: case 0x11a: case 0x11b: case 0x11c: case 0x11d: case 0x11e: case 0x11f:
-      break; // hint NOPs and NOP r/m: decoded, no memory access
+    case 0x10d: case 0x118: case 0x119: case 0x11a: case 0x11b: case 0x11c: case 0x11d: case 0x11e: case 0x11f:
+      break; // prefetches, hint NOPs and NOP r/m: decoded, no memory access
     case 0x131: rdtsc(<u64>retired); break;
     case 0x140: case 0x141: case 0x142: case 0x143: case 0x144: case 0x145: case 0x146: case 0x147:
     case 0x148: case 0x149: case 0x14a: case 0x14b: case 0x14c: case 0x14d: case 0x14e: case 0x14f:

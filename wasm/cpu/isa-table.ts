@@ -159,6 +159,13 @@ for (let r = 1; r < 8; r++) f({ mn: 'xchg', fam: 'xchg', map: 0, op: 0x90 + r, m
 f({ mn: 'nop', fam: 'misc', map: 0, op: 0x90, modrm: false, imm: 'none', ops: [], osize: 'none' });
 f({ mn: 'pause', fam: 'misc', map: 0, op: 0x90, prefix: 0xf3, modrm: false, imm: 'none', ops: [], osize: 'none' });
 f({ mn: 'nop', fam: 'misc', map: 1, op: 0x1f, ext: 0, modrm: true, imm: 'none', ops: ['Ev'], osize: 'v' });
+// 0F 0D: PREFETCH/PREFETCHW (APM Vol. 3; SDM Vol. 2B, PREFETCHW): every AMD64 CPU has it, and Linux
+// uses it on AMD whenever long mode is there (arch/x86/kernel/cpu/amd.c sets X86_FEATURE_3DNOWPREFETCH).
+// Memory forms only (the register form is #UD); /0 and /3-/7 are PREFETCH (AMD's aliases), /2
+// PREFETCHWT1's encoding.
+for (let ext = 0; ext < 8; ext++) {
+  f({ mn: ext === 1 ? 'prefetchw' : ext === 2 ? 'prefetchwt1' : 'prefetch', fam: 'misc', map: 1, op: 0x0d, ext, modrm: true, imm: 'none', ops: ['M'], osize: 'b', noDiff: true });
+}
 for (const op of [0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e]) {
   // 0F 18-1E: prefetch hints and reserved NOPs (SDM Vol. 2B, NOP; Table A-3). Memory is not touched.
   f({ mn: 'hint_nop', fam: 'misc', map: 1, op, modrm: true, imm: 'none', ops: ['Ev'], osize: 'v', noDiff: true });

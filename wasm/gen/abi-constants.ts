@@ -10,6 +10,14 @@ export const WASM_PAGE = 0x10000;
 export const VMF_DEMAND = 0x1; // guest RAM is allocated on first touch (device DMA asks env.guestFrameFault)
 export const VMF_MAPPED = 0x2; // RAM goes through the host map at VM_HOST_MAP (--mmu ept, shadow); else one run at VM_DIRECT_HPA
 
+// CPUB_* bits of a VM's CPU model (u32 at CPU_MODEL_ADDR + vm * 4; emu/cpu/models.ts sets them from
+// the vendor of the VM's CPUID table): where Intel and AMD CPUs differ, a set bit selects AMD's way.
+export const CPUB_CALL_TARGET_FIRST = 0x1; // near CALL: #GP on a non-canonical target before the return address is stored
+export const CPUB_REP_ZERO_COUNT_NO_WRITE = 0x2; // REP string, 67h, ECX = 0: RCX/RSI/RDI are not written
+export const CPUB_APPROX_AMD = 0x4; // RCPPS/RCPSS/RSQRTPS/RSQRTSS use the AMD tables (wasm/cpu/simd/rcp-table-amd.ts)
+export const CPUB_X87_STORE_FAULT_FIRST = 0x8; // x87 store with an unmasked IE/OE/UE: the destination's fault is still taken
+export const CPUB_AMD_MSRS = 0x10; // AMD's MSRs that every AMD CPU has without a CPUID bit (wasm/cpu/ops/system.ts)
+
 // Frame states (the FRAME_STATE byte of a frame-table entry).
 export const FRAME_FREE = 0;
 export const FRAME_GUEST = 1; // guest RAM of its owner, mapped at gfn

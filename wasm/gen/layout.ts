@@ -262,6 +262,8 @@ export const regions: Region[] = [
     doc: '4 KiB of zeros, never written: what device reads of untouched guest RAM see' },
   { label: 'CPUID count', base: 'CPUID_COUNT_ADDR', size: 4 * MAX_VMS, align: 0x1000, at: 0xc000,
     doc: 'u32 per VM: number of valid entries of its CPUID table' },
+  { label: 'CPU model', base: 'CPU_MODEL_ADDR', size: 4 * MAX_VMS, align: 0x40,
+    doc: 'u32 per VM: CPUB_* behaviour bits of its CPU model (emu/cpu/models.ts), written with its CPUID table' },
   { label: 'VM control blocks', base: 'VM_AREA_BASE', size: MAX_VMS * VM_STRIDE, align: 0x1000,
     lead: ['', '---- VM control blocks (KVM\'s struct kvm, the per-VM part of a VMCS): one per guest ----',
       'run(vcpu) finds the vCPU\'s VM (ST_VM) and loads what is per VM from its block (wasm/vm.ts).'],

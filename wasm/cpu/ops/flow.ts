@@ -2,7 +2,8 @@
 // LOOP/LOOPE/LOOPNE/JRCXZ. In 64-bit mode near branches and stack operations default to 64 bits;
 // 66h makes stack operations 16-bit and is ignored by near branches on Intel (SDM Vol. 1, 6.2-6.3;
 // Vol. 2, "Operand size in 64-bit mode").
-import { ACC_READ, ACC_WRITE, FLAG_RF, FLAG_VM } from '../../abi';
+import { ACC_READ, ACC_WRITE, FLAG_RF, FLAG_VM, CPUB_CALL_TARGET_FIRST } from '../../abi';
+import { modelHas } from '../model';
 import { loadSized, storeSized, getReg64, setReg64, setRip, sizeMask, stackWidth, mode64 } from '../state';
 import { getFlags, setFlags, cond, getZF } from '../flags';
 import { opIdx, osize, asize, imm, imm2, isMem, ea, eaOffset, eaBaseIsRsp, rex, nextRip, prefixes, P_66, ext, segmentBase, segBase } from '../decode';
@@ -176,10 +177,13 @@ export function jcc(): void {
 }
 /** EB/E9: JMP rel. */
 export function jmpRel(): void { jumpTo(nextRip + imm); }
-/** CALL: the return address is written before the target is checked, so a non-canonical target
- *  leaves it in memory below RSP while RSP and RIP are unchanged (observed on Intel). */
+/** CALL near. Intel: the return address is written before the target is checked, so a
+ *  non-canonical target leaves it in memory below RSP while RSP and RIP are unchanged (observed on
+ *  Intel). AMD (CPUB_CALL_TARGET_FIRST; APM Vol. 3, CALL (Near): the target's canonical check comes
+ *  before the push): #GP(0) with nothing written. */
 export function call(targetRaw: u64, returnAddress: u64): void {
   const target = nearTarget(targetRaw);
+  if (!isCanonical(target) && modelHas(CPUB_CALL_TARGET_FIRST)) { raiseGP0(); return; }
   const size = mode64 ? 8 : osize;
   const sp = stackPointer(0 - <u64>size);
   const p = stackSlot(sp, size, ACC_WRITE);

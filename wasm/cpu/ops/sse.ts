@@ -10,7 +10,8 @@
 // (#UD/#NM/#MF), then all memory faults (#GP alignment, segment limits, #PF) before any state
 // changes, except those this machine's CPU makes too: the x87 -> MMX transition's TOP reset by a
 // faulting MMX store (sse-state.ts) and the MXCSR flags of an #XM.
-import { ACC_READ, ACC_WRITE, FLAGS_ARITH } from '../../abi';
+import { ACC_READ, ACC_WRITE, FLAGS_ARITH, CPUB_APPROX_AMD } from '../../abi';
+import { modelHas } from '../model';
 import {
   opIdx, lastRep, prefixes, P_66, rex, ext, regField, rmField, isMem, imm, asize, seg, segBase,
 } from '../decode';
@@ -343,8 +344,9 @@ function fpOp(p: i32): void {
     case 0x15e: flags = fpArith(FP_DIV, shape, dst, src, mx); break;
     case 0x15f: flags = fpArith(FP_MAX, shape, dst, src, mx); break;
     case 0x1c2: flags = fpCmp(shape, dst, src, imm8() & 7, mx); break;
-    case 0x152: fpRsqrt(shape, dst, src); return; // no exceptions, MXCSR not consulted
-    default: fpRcp(shape, dst, src); return; // 0x153
+    // No exceptions, MXCSR not consulted; the approximation table is the model's.
+    case 0x152: fpRsqrt(shape, dst, src, modelHas(CPUB_APPROX_AMD)); return;
+    default: fpRcp(shape, dst, src, modelHas(CPUB_APPROX_AMD)); return; // 0x153
   }
   fpDone(flags);
 }

@@ -2,7 +2,8 @@
 // Vol. 1, 7.3.9). The source segment (DS) can be overridden, the destination (ES) cannot. A REP
 // loop runs in chunks: when a chunk ends with the count non-zero, RIP stays on the instruction so
 // it restarts where it stopped, exactly as an interrupted REP does on hardware.
-import { ACC_READ, ACC_WRITE, FLAG_DF, HOST_POOL_BASE } from '../../abi';
+import { ACC_READ, ACC_WRITE, FLAG_DF, HOST_POOL_BASE, CPUB_REP_ZERO_COUNT_NO_WRITE } from '../../abi';
+import { modelHas } from '../model';
 import { hostPoolSize } from '../../mem/memory-map';
 import { loadSized, storeSized, getReg64, setRip, rflags, mode64 } from '../state';
 import { opIdx, osize, asize, prefixes, lastRep, P_REP, P_REPNE, segmentBase, segBase, instrStart, seg, segmentedAddress, segmentAllows } from '../decode';
@@ -133,10 +134,12 @@ export function stringOp(): void {
   const repne = (prefixes & P_REPNE) != 0 && ((prefixes & P_REP) == 0 || lastRep == 0xf2);
   const compares = kind == 1 || kind == 4;
   let n = 0;
-  // With 67h the count register ECX is written back zero-extended even when no iteration runs,
-  // and so are the pointers of MOVS and STOS (the fast-string operations), not those of
-  // LODS/CMPS/SCAS (observed on Intel).
-  if (asize == 4) {
+  // Intel: with 67h the count register ECX is written back zero-extended even when no iteration
+  // runs, and so are the pointers of MOVS and STOS (the fast-string operations), not those of
+  // LODS/CMPS/SCAS (observed on Intel). AMD (CPUB_REP_ZERO_COUNT_NO_WRITE): with ECX = 0 no
+  // iteration runs and no register is written, upper halves included (observed on AMD family 19h).
+  // With ECX != 0 the iterations write ECX/ESI/EDI as 32-bit registers on both.
+  if (asize == 4 && !((getReg64(RCX) & m) == 0 && modelHas(CPUB_REP_ZERO_COUNT_NO_WRITE))) {
     setReg(RCX, 4, getReg64(RCX) & m);
     if (kind == 0) setReg(RSI, 4, getReg64(RSI) & m);
     if (kind == 0 || kind == 2) setReg(RDI, 4, getReg64(RDI) & m);

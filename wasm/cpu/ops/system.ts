@@ -23,7 +23,8 @@ import { refreshCacheKey, linearMappingsChanged, linearPageChanged } from '../co
 import { getReg, setReg, rmPtr, putRM, getG, setG } from '../operands';
 import { translate, refreshDataBreakpoints } from '../../mmu/translate';
 import { hostMsrRead, hostMsrWrite } from '../../host-imports';
-import { MSR_DATA, VCPU_AREA_BASE, VCPU_STRIDE, FLAG_AC, ST_PLE_WINDOW, ST_PLE_GAP, ST_PLE_LAST, ST_PLE_LOOP_START } from '../../abi';
+import { MSR_DATA, VCPU_AREA_BASE, VCPU_STRIDE, FLAG_AC, ST_PLE_WINDOW, ST_PLE_GAP, ST_PLE_LAST, ST_PLE_LOOP_START, CPUB_AMD_MSRS } from '../../abi';
+import { modelHas } from '../model';
 import { cr0Written, cr3Written, cr4Written, eferWritten, invlpg, invpcid } from '../../mmu/control';
 import { push, jumpTo } from './flow';
 import {
@@ -278,6 +279,12 @@ export function clts(): void {
   store<u64>(cpu + ST_CR0, load<u64>(cpu + ST_CR0) & ~(<u64>CR0_TS));
 }
 
+/** 0F 08 INVD, 0F 09 WBINVD: privileged (SDM Vol. 2A INVD/WBINVD, "#GP(0) If the current privilege
+ *  level is not 0"); hvlab has no caches to invalidate or write back. */
+export function invdWbinvd(): void {
+  requireCpl0();
+}
+
 // ---- Descriptor tables: 0F 00 and 0F 01 groups ----
 export function group6(): void { // 0F 00: SLDT STR LLDT LTR VERR VERW
   if (realMode) { raiseUD(); return; }
@@ -444,6 +451,10 @@ const MSR_PAT: u32 = 0x277;
 const MSR_EFER: u32 = 0xc0000080;
 const MSR_FS_BASE: u32 = 0xc0000100;
 const MSR_GS_BASE: u32 = 0xc0000101;
+/** AMD's NB_CFG (APM / BKDG "MSRC001_001F Northbridge Configuration"), which Linux's amd_bus.c
+ *  reads and writes on every AMD CPU: in a VM it reads as 0 and ignores writes, as KVM
+ *  (kvm_get_msr_common, MSR_AMD64_NB_CFG). Only in the AMD model (CPUB_AMD_MSRS). */
+const MSR_AMD64_NB_CFG: u32 = 0xc001001f;
 
 /** MSRs kept in a small table in the vCPU state (the rest of hvlab's MSRs come with their features). */
 const MSR_TABLE: usize = 0x1600;
@@ -489,6 +500,7 @@ export function rdmsr(): void {
   else if (msr == MSR_FS_BASE) v = load<u64>(segField(SEG_FS, SEG_BASE));
   else if (msr == MSR_GS_BASE) v = load<u64>(segField(SEG_GS, SEG_BASE));
   else if (msr == MSR_TSC) v = load<u64>(cpu + ST_TSC_OFFSET); // the run loop adds instructions retired
+  else if (msr == MSR_AMD64_NB_CFG && modelHas(CPUB_AMD_MSRS)) v = 0;
   else {
     const slot = msrSlot(msr);
     if (slot == <usize>-1) { raiseGP0(); return; }
@@ -522,6 +534,7 @@ export function wrmsr(): void {
     store<u64>(segField(msr == MSR_FS_BASE ? SEG_FS : SEG_GS, SEG_BASE), v);
     return;
   }
+  if (msr == MSR_AMD64_NB_CFG && modelHas(CPUB_AMD_MSRS)) return; // ignored
   const slot = msrSlot(msr);
   if (slot == <usize>-1) { raiseGP0(); return; }
   store<u64>(cpu + MSR_TABLE + slot * 8, v);

@@ -6,8 +6,10 @@
 // operands = underflow, a full ST(7) on a push = overflow), then the operation. With an unmasked
 // IE/DE/ZE the destination and the stack stay as they were (compares still set their condition
 // codes, measured). Memory destinations are translated only once a value is known to be stored:
-// an unmasked IE/OE/UE store neither writes nor faults (measured).
-import { ACC_READ, ACC_WRITE, FLAGS_ARITH, FLAG_ZF, FLAG_PF, FLAG_CF } from '../../abi';
+// an unmasked IE/OE/UE store neither writes nor faults on Intel (measured); on AMD it faults on a
+// bad destination (CPUB_X87_STORE_FAULT_FIRST).
+import { ACC_READ, ACC_WRITE, FLAGS_ARITH, FLAG_ZF, FLAG_PF, FLAG_CF, CPUB_X87_STORE_FAULT_FIRST } from '../../abi';
+import { modelHas } from '../model';
 import { ea } from '../decode';
 import { translate } from '../../mmu/translate';
 import { setArithFlags, cond } from '../flags';
@@ -278,6 +280,11 @@ export function storeMem(fmt: i32, doPop: bool, trunc: bool): void {
     if (p == 0) return;
     memory.copy(p, out, <usize>size);
     if (doPop) pop();
+  } else if (modelHas(CPUB_X87_STORE_FAULT_FIRST) && translate(ea, size, ACC_WRITE) == 0) {
+    // AMD: the destination is checked even though nothing will be stored, and its fault (#GP,
+    // #PF) wins over the unmasked exception: the FPU state stays as it was (observed on AMD
+    // family 19h; the APM does not order the two).
+    return;
   }
   report(f, SW_C1);
 }

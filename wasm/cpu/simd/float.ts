@@ -14,6 +14,7 @@ import {
   REL_LT, REL_EQ, REL_GT, REL_UN,
 } from './softfloat';
 import { RCP_TABLE, RSQRT_TABLE } from './rcp-table';
+import { RCP_TABLE_AMD, RSQRT_TABLE_AMD, RCP_BITS_AMD, RSQRT_BITS_AMD } from './rcp-table-amd';
 import { packedArithFast, packedCmpFast } from './packed';
 
 export const FP_ADD: i32 = 0;
@@ -154,47 +155,62 @@ export function fpComi(a: usize, b: usize, dbl: bool, signalQNaN: bool, mxcsr: i
 }
 
 // --- reciprocal approximations -----------------------------------------------------------------
-// RCPPS/RCPSS/RSQRTPS/RSQRTSS: the SDM only bounds the relative error (|err| <= 1.5 * 2^-12); the
-// values here reproduce this machine's Intel results bit for bit (tables measured by
-// test/simd/rcptable.c, model verified on all 2^32 inputs). No exception is ever raised, MXCSR is
-// not consulted: denormal inputs act as zeros (result infinity of the same sign), a result below
+// RCPPS/RCPSS/RSQRTPS/RSQRTSS: the SDM (Vol. 2B) and the APM (Vol. 4) only bound the relative error
+// (|err| <= 1.5 * 2^-12); the table is the implementation's. Two models, each bit for bit on all
+// 2^32 inputs: Intel (family 6; tables measured by test/simd/rcptable.c, rcp-table.ts) and AMD
+// (family 19h; test/native/rcp-approx.c, rcp-table-amd.ts, which indexes one more fraction bit for
+// RCP and two more for RSQRT). Both vendors agree on the rest: no exception is ever raised, MXCSR
+// is not consulted, denormal inputs act as zeros (result infinity of the same sign), a result below
 // the normal range is flushed to a zero, NaNs are quieted, 1/inf = 0, rsqrt(+inf) = +0, and rsqrt of
 // a negative nonzero value (including -inf) is the QNaN indefinite.
 
-/** RCPSS on a binary32 bit pattern. */
-export function rcpApprox(x: u32): u32 {
+/** The result of RCPSS for input `x` given the table entry (fraction bits 22..11) of its fraction. */
+@inline function rcpFrom(x: u32, table: usize, bits: u32): u32 {
   const e = (x >> 23) & 0xff, s = x & 0x80000000, m = x & 0x7fffff;
   if (e == 0) return s | 0x7f800000;
   if (e == 255) return m != 0 ? x | 0x400000 : s;
   const oe = 253 - <i32>e;
   if (oe <= 0) return s;
-  return s | (<u32>oe << 23) | (<u32>load<u16>(RCP_TABLE + ((m >> 12) << 1)) << 11);
+  return s | (<u32>oe << 23) | (<u32>load<u16>(table + ((m >> (23 - bits)) << 1)) << 11);
 }
 
-/** RSQRTSS on a binary32 bit pattern. */
-export function rsqrtApprox(x: u32): u32 {
+/** The result of RSQRTSS; the table is indexed by (exponent is odd) << bits | the top `bits` fraction bits. */
+@inline function rsqrtFrom(x: u32, table: usize, bits: u32): u32 {
   const e = (x >> 23) & 0xff, s = x & 0x80000000, m = x & 0x7fffff;
   if (e == 0) return s | 0x7f800000;
   if (e == 255) return m != 0 ? x | 0x400000 : (s != 0 ? 0xffc00000 : 0);
   if (s != 0) return 0xffc00000;
   const oe = (380 - <i32>e) >> 1;
-  return (<u32>oe << 23) | (<u32>load<u16>(RSQRT_TABLE + ((((e & 1) << 10) | (m >> 13)) << 1)) << 11);
+  return (<u32>oe << 23) | (<u32>load<u16>(table + ((((e & 1) << bits) | (m >> (23 - bits))) << 1)) << 11);
 }
 
-/** RCPPS (shape PS) / RCPSS (SS): dst = approx(1/src). No flags. */
-export function fpRcp(shape: i32, dst: usize, src: usize): void {
+/** RCPSS on a binary32 bit pattern, AMD family 19h. */
+export function rcpApproxAmd(x: u32): u32 { return rcpFrom(x, RCP_TABLE_AMD, RCP_BITS_AMD); }
+/** RSQRTSS on a binary32 bit pattern, AMD family 19h. */
+export function rsqrtApproxAmd(x: u32): u32 { return rsqrtFrom(x, RSQRT_TABLE_AMD, RSQRT_BITS_AMD); }
+
+/** RCPSS on a binary32 bit pattern, Intel family 6. */
+export function rcpApprox(x: u32): u32 { return rcpFrom(x, RCP_TABLE, 11); }
+
+/** RSQRTSS on a binary32 bit pattern, Intel family 6. */
+export function rsqrtApprox(x: u32): u32 { return rsqrtFrom(x, RSQRT_TABLE, 10); }
+
+/** RCPPS (shape PS) / RCPSS (SS): dst = approx(1/src), by the AMD table when `amd`. No flags. */
+export function fpRcp(shape: i32, dst: usize, src: usize, amd: bool = false): void {
   const n = shapeLanes(shape);
   for (let i = 0; i < n; i++) {
     const o = <usize>i << 2;
-    store<u32>(dst + o, rcpApprox(load<u32>(src + o)));
+    const x = load<u32>(src + o);
+    store<u32>(dst + o, amd ? rcpApproxAmd(x) : rcpApprox(x));
   }
 }
 
-/** RSQRTPS / RSQRTSS: dst = approx(1/sqrt(src)). No flags. */
-export function fpRsqrt(shape: i32, dst: usize, src: usize): void {
+/** RSQRTPS / RSQRTSS: dst = approx(1/sqrt(src)), by the AMD table when `amd`. No flags. */
+export function fpRsqrt(shape: i32, dst: usize, src: usize, amd: bool = false): void {
   const n = shapeLanes(shape);
   for (let i = 0; i < n; i++) {
     const o = <usize>i << 2;
-    store<u32>(dst + o, rsqrtApprox(load<u32>(src + o)));
+    const x = load<u32>(src + o);
+    store<u32>(dst + o, amd ? rsqrtApproxAmd(x) : rsqrtApprox(x));
   }
 }
