@@ -12,6 +12,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createLogUpdate } from 'log-update';
+import { withBenchMeta } from './meta.ts';
 import { runHostChild } from './host-child.ts';
 import { BENCH_INITRD, buildBenchInitramfs } from './sched.ts';
 import type { HostReport } from '../emu/cli/host.ts';
@@ -154,7 +155,7 @@ export async function benchOvercommit(opts: { json?: string | null; svg?: string
     } : null,
   };
   const write = (file: string, text: string) => { mkdirSync(dirname(file), { recursive: true }); writeFileSync(file, text); };
-  if (opts.json) write(opts.json, `${JSON.stringify(result, null, 2)}\n`);
+  if (opts.json) write(opts.json, `${JSON.stringify(withBenchMeta(result), null, 2)}\n`);
   if (opts.svg) write(opts.svg, overcommitSvg(result));
   return result;
 }

@@ -9,6 +9,8 @@
 // exits are reported as `build_exits`) and the measurement sees the steady state.
 // `--timing` instead measures the wall-clock cost of a random load over 512 MiB minus the same loop
 // over 64 KiB, per row, with the cache model off and the default TLB.
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import * as abi from '../wasm/abi.ts';
 import { PageWalkLab } from '../emu/mmu/pagewalk-lab.ts';
 import { ChurnLab } from '../emu/mmu/churn-lab.ts';
@@ -42,6 +44,8 @@ export interface PagewalkResult {
   loads: number;
   cost_model: CostModel;
   rows: PagewalkRow[];
+  /** The process's peak resident memory at the end (each row's lab is freed before the next). */
+  peak_rss_bytes: number;
 }
 
 type Mode = PagewalkRow['mode'];
@@ -70,9 +74,48 @@ export interface PagewalkOptions {
   /** Cycles per exit and per reference for the estimate (default DEFAULT_COST). */
   cost?: CostModel;
   onRow?: (r: PagewalkRow) => void;
+  /** Called as each row starts a phase (the bench runs for a minute or more: a terminal shows it). */
+  onProgress?: (p: PagewalkProgress) => void;
+}
+
+/** Where a run of the bench is: row `row` (1-based) of `rows`, and what that row is doing. */
+export interface PagewalkProgress {
+  row: number; rows: number;
+  mode: Mode; guest_page: PageSize; host_page: PageSize | null;
+  phase: 'building shadow tables' | 'warm-up' | 'measuring';
 }
 
 const totalRefs = pageTableRefs;
+
+function progressOf(o: PagewalkOptions, index: number, r: RowSpec): (phase: PagewalkProgress['phase']) => void {
+  return (phase) => o.onProgress?.({ row: index + 1, rows: ROWS.length, mode: r.mode, guest_page: r.guest, host_page: r.host, phase });
+}
+
+/** A lab's host is a WebAssembly memory of the working set's size and more (over 1 GiB): collect
+ *  it before the next row allocates its own, or the rows' memories pile up until V8 next decides to
+ *  collect (the bench peaked above 2 GB). */
+const collectGarbage: () => void = (() => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as (() => void) | undefined;
+  return gc ?? (() => {});
+})();
+
+type RowSpec = (typeof ROWS)[number];
+
+export function peakRssBytes(): number { return process.resourceUsage().maxRSS * 1024; }
+
+/** Measure each row in a lab of its own, one lab alive at a time: the lab is created as the
+ *  argument of `measure`, so nothing refers to it once `measure` returns. */
+function eachRow(o: PagewalkOptions, workingSet: number, measure: (l: PageWalkLab, r: RowSpec, progress: (phase: PagewalkProgress['phase']) => void) => PagewalkRow): PagewalkRow[] {
+  const rows: PagewalkRow[] = [];
+  for (const [i, r] of ROWS.entries()) {
+    const row = measure(lab(r.mode, r.guest, r.host, workingSet), r, progressOf(o, i, r));
+    collectGarbage();
+    rows.push(row);
+    o.onRow?.(row);
+  }
+  return rows;
+}
 
 function lab(mode: Mode, guest: PageSize, host: PageSize | null, workingSet: number): PageWalkLab {
   const mmu: MmuMode = mode === 'native' ? 'direct' : mode;
@@ -105,10 +148,9 @@ export function benchPagewalk(o: PagewalkOptions = {}): PagewalkResult {
   const cacheBytes = o.cacheBytes ?? 256 << 10, cacheWays = o.cacheWays ?? 4;
   const tlbName = o.tlb ?? 'skylake';
   const cost = o.cost ?? DEFAULT_COST;
-  const rows: PagewalkRow[] = [];
-  for (const r of ROWS) {
-    const l = lab(r.mode, r.guest, r.host, ws);
+  const rows = eachRow(o, ws, (l, r, progress) => {
     l.host.configureTlb(TLB_PRESETS[tlbName]);
+    if (r.mode === 'shadow') progress('building shadow tables');
     const build = buildShadow(l);
     l.host.configureCacheModel(cacheBytes, cacheWays);
     const v = l.vcpu;
@@ -116,9 +158,11 @@ export function benchPagewalk(o: PagewalkOptions = {}): PagewalkResult {
     // Warm-up from a cold TLB and cache: its walks count towards references per walk (with 2 MiB
     // pages on both sides the working set fits the second-level TLB, so only cold misses walk).
     v.resetMmuCounters();
+    progress('warm-up');
     l.randomReads(loads, ws, 0x2545f4914f6cdd1dn);
     let refs = totalRefs(c), walks = c(abi.MC_WALKS);
     // The measurement: steady-state cache and TLB contents.
+    progress('measuring');
     v.resetMmuCounters();
     l.randomReads(loads, ws);
     refs += totalRefs(c); walks += c(abi.MC_WALKS);
@@ -136,10 +180,9 @@ export function benchPagewalk(o: PagewalkOptions = {}): PagewalkResult {
       exits, ...(build ? { build_exits: build } : {}),
       est_cycles_per_access: accesses ? (est.total_cycles + c(abi.MC_DATA_MISSES) * cost.missCycles) / accesses : 0,
     };
-    rows.push(row);
-    o.onRow?.(row);
-  }
-  return { cache: { bytes: cacheBytes, ways: cacheWays, line: 64 }, tlb: describeTlb(tlbName), working_set_bytes: ws, loads, cost_model: cost, rows };
+    return row;
+  });
+  return { cache: { bytes: cacheBytes, ways: cacheWays, line: 64 }, tlb: describeTlb(tlbName), working_set_bytes: ws, loads, cost_model: cost, rows, peak_rss_bytes: peakRssBytes() };
 }
 
 /** Process CPU time in ns (the machine may be shared: wall time would count other jobs). */
@@ -166,12 +209,13 @@ function extraNsPerLoad(l: PageWalkLab, small: number, big: number, loads: numbe
 function timing(o: PagewalkOptions): PagewalkResult {
   const big = o.workingSet ?? 512 << 20, small = 64 << 10;
   const loads = o.loads ?? 1_000_000;
-  const rows: PagewalkRow[] = [];
-  for (const r of ROWS) {
-    const l = lab(r.mode, r.guest, r.host, big);
+  const rows = eachRow(o, big, (l, r, progress) => {
     l.host.configureTlb(TLB_PRESETS.default);
+    if (r.mode === 'shadow') progress('building shadow tables');
     const build = buildShadow(l);
+    progress('warm-up');
     l.randomReads(2 * loads, big); // warm up: tier-up, touched host memory, a populated TLB
+    progress('measuring');
     const v = l.vcpu;
     const extra = extraNsPerLoad(l, small, big, loads, o.rounds ?? 5);
     v.resetMmuCounters();
@@ -192,10 +236,9 @@ function timing(o: PagewalkOptions): PagewalkResult {
       est_cycles_per_access: estimateCycles(exits, refs, 0, o.cost ?? DEFAULT_COST).total_cycles / loads,
       extra_ns_per_access: extra,
     };
-    rows.push(row);
-    o.onRow?.(row);
-  }
-  return { cache: null, tlb: describeTlb('default'), working_set_bytes: big, loads, cost_model: o.cost ?? DEFAULT_COST, rows };
+    return row;
+  });
+  return { cache: null, tlb: describeTlb('default'), working_set_bytes: big, loads, cost_model: o.cost ?? DEFAULT_COST, rows, peak_rss_bytes: peakRssBytes() };
 }
 
 // ---- The page-table churn workload (emu/mmu/churn-lab.ts): where shadow paging loses ----

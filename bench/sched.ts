@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createLogUpdate } from 'log-update';
+import { withBenchMeta } from './meta.ts';
 import { HVLAB, runHostChild } from './host-child.ts';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
@@ -347,7 +348,7 @@ export async function benchSched(opts: SchedBenchOptions = {}): Promise<SchedBen
   };
   result.summary = schedSummary(result);
   const write = (file: string, text: string) => { mkdirSync(dirname(file), { recursive: true }); writeFileSync(file, text); };
-  if (opts.json) write(opts.json, `${JSON.stringify(result, null, 2)}\n`);
+  if (opts.json) write(opts.json, `${JSON.stringify(withBenchMeta(result), null, 2)}\n`);
   if (opts.svg) write(opts.svg, schedSvg(result));
   return result;
 }

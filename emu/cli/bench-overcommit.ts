@@ -14,6 +14,7 @@ export function registerBenchOvercommit(bench: Command, setStatus: (status: numb
       const cases = o.cases ? String(o.cases).split(',').map((s) => s.trim()).filter(Boolean) : undefined;
       const unknown = cases?.filter((c) => !CASES.some((k) => k.name === c));
       if (unknown?.length) { console.error(`hvlab bench overcommit: unknown case ${unknown.map((c) => JSON.stringify(c)).join(', ')} (expected ${CASES.map((c) => c.name).join(', ')})`); setStatus(2); return; }
+      const { withBenchMeta } = await import('../../bench/meta.ts');
       let r;
       try { r = await benchOvercommit({ json: o.out, svg: o.svg, progress: true, cases }); } catch (e) {
         console.error(`hvlab bench overcommit: ${(e as Error).message}`);
@@ -21,7 +22,7 @@ export function registerBenchOvercommit(bench: Command, setStatus: (status: numb
         return;
       }
       if (r.runs.some((x) => x.status !== 'ok')) setStatus(1);
-      if (o.json) { console.log(JSON.stringify(r)); return; }
+      if (o.json) { console.log(JSON.stringify(withBenchMeta(r))); return; }
       for (const line of formatOvercommit(r)) console.log(line);
       console.log(`${r.workload}; MiB/s on each guest's own clock (written plus read); ratio over the same guest in the reference run`);
       console.log(`JSON: ${o.out}; plot: ${o.svg}`);

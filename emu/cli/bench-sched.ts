@@ -36,6 +36,7 @@ export function registerBenchSched(bench: Command, setStatus: (status: number) =
       try { configs.forEach(parseConfig); } catch (e) { cmd.error(`error: --configs: ${(e as Error).message}`); }
       const overcommit = o.overcommit ? String(o.overcommit).split(',').map(Number) : o.moonshot ? MOONSHOT.overcommit : o.quick ? QUICK_OVERCOMMIT : DEFAULT_OVERCOMMIT;
       if (overcommit.some((k) => !(Number.isInteger(k) && k >= 1))) cmd.error(`error: --overcommit must list whole ratios (got ${o.overcommit})`);
+      const { withBenchMeta } = await import('../../bench/meta.ts');
       let r;
       try {
         r = await benchSched({ seconds: o.seconds ?? (o.quick ? 0.1 : 0.25), configs, overcommit, rounds: o.rounds, json: o.out, svg: o.svg, progress: true,
@@ -46,7 +47,7 @@ export function registerBenchSched(bench: Command, setStatus: (status: number) =
         return;
       }
       if (r.runs.some((x) => x.status === 'failed')) setStatus(1);
-      if (o.json) { console.log(JSON.stringify(r)); return; }
+      if (o.json) { console.log(JSON.stringify(withBenchMeta(r))); return; }
       for (const line of formatSchedTable(r)) console.log(line);
       console.log(`${r.vcpus_per_guest}-vCPU guests on ${r.host_cpus} host CPUs, ${r.seconds_per_mode} guest s per mode; ops/s: summed over guests, each on its own clock; ratio: over the same config at 1:1 (1.00 = nothing lost to overcommit); spin/op: failed spin trylocks per lock acquisition`);
       for (const l of schedSummary(r).lines) console.log(l);

@@ -4,16 +4,17 @@
 // Ctrl-A X quits, as in QEMU). --script types commands at the shell prompt and ends when the guest
 // powers off (exit status 0) or the timeout passes (non-zero, with the last lines of output).
 import type { PvOption } from '../machine/kvm-pv.ts';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Machine, type RunResult } from '../machine/machine.ts';
-import type { Host, MmuMode } from '../machine/host.ts';
+import { MAX_POOL_BYTES, type Host, type MmuMode } from '../machine/host.ts';
 import { GuestConsole, SHELL_PROMPT } from './guest-console.ts';
 import { bootMultiboot, BootError } from '../boot/multiboot.ts';
 import { bootPcLinux, isBzImage } from '../boot/pc-linux.ts';
 import { attachDrive, driveStatsReport, parseDrive } from '../machine/drives.ts';
-import { ImageError } from '../hv/storage/block-image.ts';
+import { lockImage, type ImageLock } from '../hv/storage/image-lock.ts';
+import { CMOS_CENTURY, RTC_DATA_PORT, RTC_INDEX_PORT, RtcReg } from '../devices/cmos-rtc.ts';
 
 export interface BootOptions {
   bios?: string;
@@ -47,7 +48,14 @@ export interface BootOptions {
   pv?: PvOption;
   /** Pause-loop exiting (default on). */
   ple?: boolean;
+  /** The guest's wall-clock time at boot (the RTC). Default: the RTC's fixed start date, so runs
+   *  repeat; the command line passes the host's clock unless `--rtc` names a date. */
+  rtcStart?: Date;
 }
+
+/** The most guest RAM a one-guest host holds: guest RAM and the host's own structures share one
+ *  32-bit WebAssembly memory (4 GiB), and guest RAM sits below the PCI hole (none above 4 GiB). */
+export const MAX_GUEST_RAM_MIB = Math.floor(MAX_POOL_BYTES / 2 ** 20);
 
 const GUEST_DIR = fileURLToPath(new URL('../../guest-images/', import.meta.url));
 export const BUNDLED_KERNEL = `${GUEST_DIR}bzImage`;
@@ -56,13 +64,68 @@ export const DEFAULT_CMDLINE = 'console=ttyS0';
 export { SHELL_PROMPT };
 
 export function readGuestFile(path: string, what: string): Uint8Array {
-  if (!existsSync(path)) throw new BootError(`${what} ${path} does not exist`);
-  return new Uint8Array(readFileSync(path));
+  const st = statSync(path, { throwIfNoEntry: false });
+  if (!st) throw new BootError(`${what} ${path} does not exist`);
+  if (!st.isFile()) throw new BootError(`${what} ${path} is ${st.isDirectory() ? 'a directory' : 'not a regular file'}`);
+  try {
+    return new Uint8Array(readFileSync(path));
+  } catch (e) {
+    throw new BootError(`${what} ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** Set the guest's RTC to `date` (UTC) the way a firmware setup utility does, through ports 70h/71h:
+ *  stop the updates (SET), write the BCD date and time and the century byte, restart them. The RTC
+ *  stays a device of virtual time, so the guest's clock then runs at the guest's pace. */
+export function setGuestClock(machine: Machine, date: Date): void {
+  const bcd = (n: number) => ((Math.floor(n / 10) % 10) << 4) | (n % 10);
+  const write = (reg: number, value: number) => { machine.rtc.write(RTC_INDEX_PORT, 1, reg); machine.rtc.write(RTC_DATA_PORT, 1, value); };
+  const read = (reg: number) => { machine.rtc.write(RTC_INDEX_PORT, 1, reg); return machine.rtc.read(RTC_DATA_PORT); };
+  const SET = 0x80, DM_BINARY = 0x04, HOUR_24 = 0x02; // register B (MC146818A datasheet)
+  const b = (read(RtcReg.B) & ~DM_BINARY) | HOUR_24; // BCD, 24-hour: what PC firmware leaves
+  write(RtcReg.B, b | SET);
+  const fields: Array<[number, number]> = [
+    [CMOS_CENTURY, Math.floor(date.getUTCFullYear() / 100)], [RtcReg.Year, date.getUTCFullYear() % 100],
+    [RtcReg.Month, date.getUTCMonth() + 1], [RtcReg.DayOfMonth, date.getUTCDate()],
+    [RtcReg.Hours, date.getUTCHours()], [RtcReg.Minutes, date.getUTCMinutes()], [RtcReg.Seconds, date.getUTCSeconds()],
+  ];
+  for (const [reg, value] of fields) write(reg, bcd(value));
+  write(RtcReg.DayOfWeek, date.getUTCDay() + 1);
+  write(RtcReg.B, b);
+}
+
+/** The image locks a machine's drives hold (released when `boot` closes the images). */
+const driveLocks = new WeakMap<Machine, ImageLock[]>();
+
+/** Lock the image and its backing chain (QEMU's rules: a writer excludes everyone), then attach. */
+function attachLockedDrives(machine: Machine, specs: readonly string[]): void {
+  const locks: ImageLock[] = [];
+  driveLocks.set(machine, locks);
+  machine.drives = [];
+  specs.forEach((spec, i) => {
+    const option = parseDrive(spec);
+    const st = statSync(option.file, { throwIfNoEntry: false });
+    if (st && !st.isFile() && !st.isBlockDevice()) throw new BootError(`--drive file=${option.file}: ${st.isDirectory() ? 'a directory' : 'not a regular file'}, not a disk image`);
+    locks.push(lockImage(option.file, option.readOnly ? 'read' : 'write'));
+    const drive = attachDrive(machine, option, i);
+    machine.drives.push(drive);
+    for (let b = drive.image.backing; b; b = b.backing) locks.push(lockImage(b.path, b.readOnly ? 'read' : 'write'));
+  });
+}
+
+/** Close a machine's images (flushing what the guest did not) and give their locks back. */
+export function closeDrives(machine: Machine): void {
+  for (const d of machine.drives) { if (!d.image.readOnly) d.image.flush(); d.image.close(); }
+  for (const l of driveLocks.get(machine) ?? []) l.release();
+  driveLocks.delete(machine);
 }
 
 /** Instructions per slice of the run loop: between slices, input reaches the guest and timers of
  *  the host (the timeout) run. */
 const SLICE_INSTRUCTIONS = 2_000_000;
+
+/** With pacing, how far virtual time may lag wall time before the lag is forgiven. */
+const PACE_MAX_BEHIND_NS = 20_000_000;
 
 export interface BootIo {
   out(bytes: Uint8Array): void;
@@ -78,12 +141,18 @@ const defaultIo: BootIo = {
 export function prepare(opts: BootOptions, serialOut: (b: number) => void): Machine {
   const firmware = opts.bios ? readGuestFile(opts.bios, 'firmware') : undefined;
   if (opts.smp !== undefined && !(opts.smp >= 1 && opts.smp <= 4)) throw new BootError(`--smp must be 1 to 4 (got ${opts.smp})`);
-  const machine = new Machine({ ramBytes: opts.memory << 20, serialOut, firmware, mmu: opts.mmu, smp: opts.smp,
+  if (!(Number.isInteger(opts.memory) && opts.memory >= 1 && opts.memory <= MAX_GUEST_RAM_MIB)) {
+    throw new BootError(`-m ${opts.memory}: guest RAM must be 1 to ${MAX_GUEST_RAM_MIB} MiB (it lies below 4 GiB, in one 32-bit WebAssembly memory with the host's own structures; there is no RAM above 4 GiB yet)`);
+  }
+  const machine = new Machine({ ramBytes: opts.memory * 2 ** 20, serialOut, firmware, mmu: opts.mmu, smp: opts.smp,
     host: opts.host, demand: opts.host !== undefined, name: opts.name, pv: opts.pv, ple: opts.ple });
+  if (opts.rtcStart) setGuestClock(machine, opts.rtcStart);
   try {
-    machine.drives = (opts.drives ?? []).map((spec, i) => attachDrive(machine, parseDrive(spec), i));
+    attachLockedDrives(machine, opts.drives ?? []);
   } catch (e) {
-    throw new BootError(e instanceof ImageError || e instanceof Error ? e.message : String(e));
+    closeDrives(machine);
+    // Lock refusals, image errors and --drive parse errors carry their own one-line wording (QEMU's).
+    throw e instanceof BootError ? e : new BootError(e instanceof Error ? e.message : String(e));
   }
   if (opts.bios && !opts.kernel) return machine; // from the reset vector, as a PC does
   const kernelPath = opts.kernel ?? BUNDLED_KERNEL;
@@ -124,10 +193,8 @@ export async function boot(opts: BootOptions, io: BootIo = defaultIo): Promise<n
 
   let quit = false;
   let restoreTerminal = () => {};
-  if (opts.interactive && process.stdin.isTTY) {
-    // Raw mode: every key goes to the guest; Ctrl-A X quits (QEMU's escape).
-    process.stdin.setRawMode(true);
-    process.stdin.resume();
+  if (opts.interactive) {
+    // Every byte goes to the guest; Ctrl-A X quits (QEMU's escape).
     let escape = false;
     const onData = (chunk: Buffer) => {
       for (const c of chunk) {
@@ -136,13 +203,26 @@ export async function boot(opts: BootOptions, io: BootIo = defaultIo): Promise<n
         pendingInput.push(c);
       }
     };
-    process.stdin.on('data', onData);
-    restoreTerminal = () => { process.stdin.off('data', onData); process.stdin.setRawMode(false); process.stdin.pause(); };
+    const stdin = process.stdin;
+    if (stdin.isTTY) {
+      stdin.setRawMode(true);
+      restoreTerminal = () => { stdin.off('data', onData); stdin.setRawMode(false); stdin.pause(); };
+    } else {
+      // A pipe or a file: its bytes are all there before the guest boots, and Linux's 8250 driver
+      // empties the FIFO when it starts, so they wait until the guest listens.
+      console.holdInputUntilGuestListens = true;
+      restoreTerminal = () => { stdin.off('data', onData); stdin.destroy(); };
+    }
+    stdin.on('data', onData);
+    stdin.resume();
   }
 
   const deadline = opts.timeout !== undefined ? Date.now() + opts.timeout * 1000 : Infinity;
   const pace = opts.pace ?? !!opts.interactive;
   const wallStart = process.hrtime.bigint();
+  // Pacing compares virtual and wall time elapsed since these anchors; the wall anchor moves when
+  // the guest falls behind by more than PACE_MAX_BEHIND_NS (see below).
+  let paceWallStart = wallStart;
   const virtualStart = machine.virtualNs;
   let left = opts.maxInstructions ?? Infinity;
   try {
@@ -151,13 +231,17 @@ export async function boot(opts: BootOptions, io: BootIo = defaultIo): Promise<n
       const r = machine.run(Math.min(SLICE_INSTRUCTIONS, left));
       left -= Number(r.instructions);
       if (r.reason !== 'idle' && r.reason !== 'instruction-limit') return exitStatus(r, io, opts.script !== undefined ? tail() : '');
-      const ahead = (machine.virtualNs - virtualStart) - Number(process.hrtime.bigint() - wallStart);
-      if (pace && ahead > 0) {
-        await new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.ceil(ahead / 1e6))));
-      } else if (r.reason === 'idle') {
-        // The guest waits for an interrupt (input, a far timer): yield a little to the terminal.
-        await new Promise((resolve) => setTimeout(resolve, 5));
+      if (pace) {
+        const now = process.hrtime.bigint();
+        const ahead = (machine.virtualNs - virtualStart) - Number(now - paceWallStart);
+        // A guest that computed more slowly than real time (booting, at tens of MIPS against a
+        // 1 GHz virtual CPU) does not make the time up later: an idle guest would otherwise race
+        // through its timers until its clock caught up, and `sleep 5` after boot would be instant.
+        if (-ahead > PACE_MAX_BEHIND_NS) paceWallStart += BigInt(-ahead - PACE_MAX_BEHIND_NS);
+        if (ahead > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.ceil(ahead / 1e6))));
       }
+      // Otherwise run on at once, idle or not: an idle slice only moves virtual time to the next
+      // timer, and waiting on the wall clock there made an unpaced guest's time run slow.
       if (left <= 0) return exitStatus({ ...r, message: `stopped after ${opts.maxInstructions} instructions` }, io, tail());
       if (quit) { io.err('\nhvlab: quit (Ctrl-A X)\n'); return 0; }
       if (Date.now() > deadline) {
@@ -169,7 +253,7 @@ export async function boot(opts: BootOptions, io: BootIo = defaultIo): Promise<n
   } finally {
     restoreTerminal();
     // Whatever the guest did not flush still reaches the images (then they are closed).
-    for (const d of machine.drives) { if (!d.image.readOnly) d.image.flush(); d.image.close(); }
+    closeDrives(machine);
     if (opts.stats) {
       const hostSeconds = Number(process.hrtime.bigint() - wallStart) / 1e9;
       io.err(`\nhvlab stats: ${machine.instructions} instructions, virtual time ${(machine.virtualNs / 1e9).toFixed(3)} s, host time ${hostSeconds.toFixed(3)} s\n`

@@ -18,9 +18,8 @@ import { Machine, pcCpuid, type GuestEnd } from '../machine/machine.ts';
 import { createScheduler, type CreateSchedulerOptions, type CpuMax, type GroupSpec, type GroupStats, type PolicyName, type SchedGuest, type VcpuStats } from '../hv/sched/scheduler.ts';
 import { OutOfHostMemory } from '../hv/mm/frame-pool.ts';
 import { BootError } from '../boot/multiboot.ts';
-import { prepare } from './boot.ts';
+import { prepare, closeDrives } from './boot.ts';
 import { GuestConsole } from './guest-console.ts';
-import type { AttachedDrive } from '../machine/drives.ts';
 
 export interface HostGuestConfig {
   name: string;
@@ -86,6 +85,8 @@ export interface HostRunOptions {
   swap?: string;
   /** 'naive': reclaim writes every page (no zero or clean page skipped): the bench's baseline. */
   reclaim?: 'smart' | 'naive';
+  /** The guests' clock at boot (default: the host's date). */
+  rtcStart?: Date;
 }
 
 /** A vCPU's scheduler accounting in the report. */
@@ -438,25 +439,28 @@ export async function runHost(opts: HostRunOptions, io: HostIo = defaultIo): Pro
       exits: exitsOf(m), steal_base_ns: m.pv ? m.vcpus.map((_, i) => m.pv!.stealBaseNs(i) ?? 0) : null, memory: memoryOf(vm), io: ioOf(m),
     };
     if (end.reason === 'out-of-memory' || (end.reason !== 'poweroff' && end.reason !== 'debug-exit')) pending.push(`hvlab host: ${end.message}\n`);
-    closeDrives(m.drives);
+    closeDrives(m);
     vm.destroy(); // its frames go back to the pool for the others
     g.file?.end();
   };
 
+  // Every guest's clock starts at the host's date (the same instant for all: identical guests stay
+  // identical), or at the fixed date a caller gives for repeatable runs.
+  const rtcStart = opts.rtcStart ?? new Date();
   for (const cfg of opts.guests) {
     const g: Running = { cfg, machine: null, console: null, report: null, peakRss: 0, file: null, line: '', lastInstructions: 0, mips: 0, cpu: 0, steal: 0, lastRunNs: 0, lastStealNs: 0 };
     if (opts.consoleDir) g.file = createWriteStream(join(opts.consoleDir, `${cfg.name}.log`));
     g.console = new GuestConsole(sinkFor(g), cfg.script);
     try {
       g.machine = prepare({ kernel: cfg.kernel, initrd: cfg.initrd, append: cfg.append, memory: cfg.memory, smp: cfg.smp,
-        drives: cfg.drives, mmu: opts.mmu, host, name: cfg.name, pv: opts.pv ?? true, ple: opts.ple ?? true }, g.console.onByte);
+        drives: cfg.drives, mmu: opts.mmu, host, name: cfg.name, pv: opts.pv ?? true, ple: opts.ple ?? true, rtcStart }, g.console.onByte);
       g.machine.vm.setMemoryLimits({ max: cfg.memoryMax !== undefined ? cfg.memoryMax * 2 ** 20 : undefined, low: cfg.memoryLow !== undefined ? cfg.memoryLow * 2 ** 20 : undefined });
     } catch (e) {
       const why = e instanceof OutOfHostMemory ? `guest ${cfg.name}: out of host memory while loading (pool ${opts.hostMemory} MiB)`
         : e instanceof BootError || e instanceof Error ? `guest ${cfg.name}: ${(e as Error).message}` : String(e);
       io.err(`hvlab host: ${why}\n`);
       g.report = { name: cfg.name, exit: 2, reason: 'error', message: why, instructions: 0, rss_bytes: 0, charged_bytes: 0, nested_table_bytes: 0,
-        peak_rss_bytes: 0, ept_violations: 0, demand_faults: 0, virtual_seconds: 0, memory_bytes: cfg.memory << 20,
+        peak_rss_bytes: 0, ept_violations: 0, demand_faults: 0, virtual_seconds: 0, memory_bytes: cfg.memory * 2 ** 20,
         vcpus: Array.from({ length: cfg.smp }, () => ({ running_ns: 0, steal_ns: 0, halted_ns: 0, costop_ns: 0, preemptions: 0, yields: 0, directed_yields: 0 })),
         exits: exitsOf(null), steal_base_ns: null, memory: memoryOf(null), io: {} };
       g.file?.end();
@@ -529,7 +533,7 @@ export async function runHost(opts: HostRunOptions, io: HostIo = defaultIo): Pro
       await new Promise((resolve) => setImmediate(resolve));
     }
   } finally {
-    for (const g of live) if (!g.report) closeDrives(g.machine!.drives);
+    for (const g of live) if (!g.report) closeDrives(g.machine!);
     host.close();
   }
   if (status) { logUpdate(render()); logUpdate.done(); }
@@ -550,11 +554,6 @@ export async function runHost(opts: HostRunOptions, io: HostIo = defaultIo): Pro
   if (opts.json) io.out(`${JSON.stringify(report)}\n`);
   const worst = Math.max(0, ...report.guests.map((g) => g.exit));
   return { status: report.host.invariant_violations.length ? 1 : worst, report };
-}
-
-function closeDrives(drives: AttachedDrive[]): void {
-  for (const d of drives) { if (!d.image.readOnly) d.image.flush(); d.image.close(); }
-  drives.length = 0;
 }
 
 /** `hvlab host` options -> the guests to run (weight, cap, guarantee: every guest's, and the

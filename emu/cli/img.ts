@@ -5,6 +5,7 @@ import { closeSync, ftruncateSync, openSync, realpathSync, statSync, truncateSyn
 import { type BlockImage, ImageError } from '../hv/storage/block-image.ts';
 import { type ImageFormat, backingPath, detectFormat, openImage } from '../hv/storage/open.ts';
 import { Qcow2Image, createQcow2 } from '../hv/storage/qcow2.ts';
+import { lockImage } from '../hv/storage/image-lock.ts';
 
 const FORMATS: readonly ImageFormat[] = ['raw', 'qcow2'];
 const DEFAULT_CLUSTER_SIZE = 65536;
@@ -206,12 +207,20 @@ export function imgCommit(file: string, o: CommitOptions): number {
       if (baseInfo.format !== 'raw') throw new ImageError(basePath, `backing file (${baseInfo['virtual-size']} bytes) is smaller than the image (${top['virtual-size']} bytes); growing a qcow2 backing file is not supported`);
       truncateSync(basePath, top['virtual-size']);
     }
-    const image: BlockImage = openImage(file, { format, readOnly: o.keep ?? false, backingWritable: true });
+    // A running guest may hold either image: writing under it would corrupt what it caches (QEMU
+    // refuses the same way; the message is its wording).
+    const locks = [lockImage(file, o.keep ? 'read' : 'write')];
+    let image: BlockImage | null = null;
     try {
+      locks.push(lockImage(basePath, 'write'));
+      image = openImage(file, { format, readOnly: o.keep ?? false, backingWritable: true });
       if (!(image instanceof Qcow2Image)) throw new ImageError(file, 'image does not have a backing file');
       image.commit(); // ends with a flush of the backing file: the data is durable there before the overlay is emptied
       if (!o.keep) image.makeEmpty();
-    } finally { image.close(); }
+    } finally {
+      image?.close();
+      for (const l of locks) l.release();
+    }
     console.log('Image committed.');
   });
 }

@@ -1,5 +1,5 @@
 // Table rows of `hvlab bench pagewalk`.
-import type { PagewalkRow, ChurnRow } from '../../bench/pagewalk.ts';
+import type { PagewalkRow, ChurnRow, PagewalkProgress } from '../../bench/pagewalk.ts';
 import type { ExitCounts } from '../mmu/exit-cost.ts';
 
 export function formatPagewalkHeader(timing: boolean): string {
@@ -28,4 +28,18 @@ export function formatChurnRow(r: ChurnRow): string {
   const n = (v: number, w: number) => String(v).padStart(w);
   return `${r.mode.padEnd(6)}  ${(r.host_page ?? '-').padEnd(4)}  ${n(r.exits.page_fault, 11)}  ${n(r.exits.pt_write, 9)}  ${n(r.exits.cr3, 9)}  ${n(r.exits.invlpg, 6)}  `
     + `${n(r.tlb_misses, 10)}  ${n(r.pt_refs, 9)}  ${n(r.est.exit_cycles, 16)}  ${n(r.est.walk_cycles, 16)}  ${r.est_cycles_per_iteration.toFixed(0).padStart(21)}`;
+}
+
+/** `[3/10] shadow guest 4k host 2m: building shadow tables; 12 s, 180 MiB resident`. */
+export function formatPagewalkProgress(p: PagewalkProgress, elapsedSeconds: number, rssBytes: number): string {
+  return `[${p.row}/${p.rows}] ${p.mode} guest ${p.guest_page}${p.host_page ? ` host ${p.host_page}` : ''}: ${p.phase}; `
+    + `${elapsedSeconds.toFixed(0)} s, ${(rssBytes / 2 ** 20).toFixed(0)} MiB resident`;
+}
+
+/** A status line on a terminal, rewritten in place and cleared before anything else is printed. */
+export class ProgressLine {
+  private shown = false;
+  constructor(private readonly stream: NodeJS.WriteStream) {}
+  show(text: string): void { this.stream.write(`\r\x1b[K${text.slice(0, Math.max(20, (this.stream.columns || 80) - 1))}`); this.shown = true; }
+  clear(): void { if (this.shown) { this.stream.write('\r\x1b[K'); this.shown = false; } }
 }

@@ -11,6 +11,8 @@ export interface WalkOptions { mmu: MmuMode; guestPage: PageSize; hostPage: Page
 
 const TABLE_NAMES = ['', 'PT', 'PD', 'PDPT', 'PML4', 'PML5'];
 const LEVELS: Record<PageSize, number> = { '4k': 4, '2m': 3, '1g': 2 };
+/** The page a leaf at this level maps (4-level paging: a PT entry maps 4 KiB, a PD entry 2 MiB...). */
+const LEAF_PAGE: Record<number, PageSize> = { 1: '4k', 2: '2m', 3: '1g' };
 
 export interface WalkStep {
   /** A page-table reference (guest, host or shadow table), or an event of the shadow MMU. */
@@ -31,7 +33,11 @@ export interface WalkResult {
   gva: string; gpa: string; hpa: string;
   /** References of the translating walk (under shadow: the last shadow walk, the one that hit). */
   refs: number; expected: number; steps: WalkStep[];
+  /** Guest levels walked (n) and host levels per guest-physical address (m) in the translating walk. */
+  guest_levels: number; host_levels: number;
   cache: { bytes: number; ways: number; line: number };
+  /** Sentences that explain the count and the addresses (printed after the table). */
+  notes: string[];
 }
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
@@ -107,18 +113,40 @@ export function walk(o: WalkOptions): WalkResult {
   });
   const n = LEVELS[o.guestPage], m = o.mmu === 'ept' ? LEVELS[o.hostPage] : 0;
   let refs = steps.length, expected = (n + 1) * (m + 1) - 1;
+  // Under direct there is no host dimension: guest-physical addresses are offsets into the host's
+  // memory, so the hpa is the gpa (the core's probe reports the linear address there).
+  const hpa = o.mmu === 'direct' ? r.gpa : r.hpa;
+  const guestSteps = steps.filter((s) => s.dim === 'guest');
+  const guestLevels = guestSteps.length;
+  const hostLevels = o.mmu === 'ept' ? steps.filter((s) => s.dim === 'host').length / (guestLevels + 1) : 0;
+  const notes: string[] = [];
   if (o.mmu === 'shadow') {
     // The references of the shadow walk that hit, after the handler built it: one dimension, with a
     // 2 MiB spte only when the guest page is large and the host backs it with a 2 MiB run.
     const lastEvent = steps.map((s) => s.dim).lastIndexOf('event');
     refs = steps.slice(lastEvent + 1).filter((s) => s.dim === 'shadow').length;
     expected = o.guestPage !== '4k' && o.hostPage !== '4k' ? 3 : 4;
+    notes.push(`Under shadow paging the hardware walks one table, KVM's shadow table (gva -> hpa), so a walk costs at most 4 references; the price is paid in exits: the first access faulted to the hypervisor, which walked the guest's ${guestLevels} levels in software and built the shadow entries (the steps before the last walk).`);
+  } else if (o.mmu === 'ept') {
+    notes.push(`${refs} = ${guestLevels} guest entries + (${guestLevels} + 1) x ${hostLevels} EPT entries: each guest table and, last, the data itself sit at a guest-physical address the hardware must first translate with its own ${hostLevels}-level EPT walk; (n+1)(m+1)-1 with n = ${guestLevels} guest and m = ${hostLevels} host levels.`);
+  } else {
+    notes.push(`${refs} references in one dimension, the guest's own tables: under --mmu direct there is no host dimension (guest-physical addresses are offsets into the host's memory, so hpa = gpa).`);
+  }
+  const leafPage = guestSteps.length ? LEAF_PAGE[guestSteps[guestSteps.length - 1].level] : o.guestPage;
+  if (leafPage && leafPage !== o.guestPage) {
+    const nowExpected = o.mmu === 'shadow' ? expected : (guestLevels + 1) * (m + 1) - 1;
+    notes.push(`The guest maps ${hex(gva)} with a ${leafPage} page, not the ${o.guestPage} pages of the working set (${hex(WORKING_SET_GVA)}-${hex(WORKING_SET_GVA + BigInt(ws) - 1n)}; the lab maps its program in the low 2 MiB with one large page), so the guest walk ends after ${guestLevels} levels instead of ${n}${o.mmu === 'shadow' ? '' : `: ${nowExpected} references, not ${expected}`}.`);
+    if (o.mmu !== 'shadow') expected = nowExpected;
+  }
+  if (o.mmu !== 'direct' && r.gpa === r.hpa) {
+    notes.push('gpa = hpa here because this one-guest host backs guest RAM with host frames at the same addresses (the leaf EPT entry holds the same frame); the EPT tables themselves live in host frames above guest RAM (their hpa column), and with many guests (hvlab host) the two differ.');
   }
   return {
     mmu: o.mmu, guest_page: o.guestPage, host_page: o.mmu === 'direct' ? null : o.hostPage,
-    gva: hex(gva), gpa: hex(r.gpa), hpa: hex(r.hpa),
-    refs, expected, steps,
+    gva: hex(gva), gpa: hex(r.gpa), hpa: hex(hpa),
+    refs, expected, steps, guest_levels: guestLevels, host_levels: hostLevels,
     cache: { bytes: cacheBytes, ways: cacheWays, line: 64 },
+    notes,
   };
 }
 
@@ -136,5 +164,6 @@ export function formatWalk(w: WalkResult, explain = false): string {
   } else {
     lines.push(`${w.refs} references (expected (n+1)(m+1)-1 = ${w.expected}); cache model ${w.cache.bytes >> 10} KiB, ${w.cache.ways}-way, ${w.cache.line}-byte lines, cold`);
   }
+  for (const note of w.notes) lines.push(note);
   return lines.join('\n');
 }
