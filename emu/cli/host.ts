@@ -38,9 +38,11 @@ export interface HostGuestConfig {
   /** Host CPUs reserved. */
   guarantee?: number;
   group?: string;
-  /** Its memory container: cgroup v2 memory.max and memory.low, in MiB. */
+  /** Its memory container: cgroup v2 memory.max, memory.high, memory.low and swap.max, in MiB. */
   memoryMax?: number;
+  memoryHigh?: number;
   memoryLow?: number;
+  swapMax?: number;
 }
 
 /** A scheduler group of a --config file (guests join it with "group"). */
@@ -122,8 +124,11 @@ export interface GuestReport {
   io: Record<string, IoStat>;
 }
 
+/** A guest's memory container knobs in MiB (config keys and CLI flags). */
+export interface MemoryKnobs { memoryMax?: number; memoryHigh?: number; memoryLow?: number; swapMax?: number }
+
 export interface MemoryReport {
-  current_bytes: number; max_bytes: number | null; low_bytes: number;
+  current_bytes: number; max_bytes: number | null; high_bytes: number | null; low_bytes: number; swap_max_bytes: number | null;
   /** Pages in swap now, and slots held (those plus clean copies of resident pages). */
   swapped_bytes: number; swap_slots_bytes: number;
   stat: GuestMemoryCounters;
@@ -145,7 +150,9 @@ function ioOf(m: Machine | null): Record<string, IoStat> {
 function memoryOf(vm: Vm | null): MemoryReport {
   const m = vm?.memory;
   return {
-    current_bytes: vm?.chargedBytes ?? 0, max_bytes: vm && vm.limits.max !== Infinity ? vm.limits.max : null, low_bytes: vm?.limits.low ?? 0,
+    current_bytes: vm?.chargedBytes ?? 0, max_bytes: vm && vm.limits.max !== Infinity ? vm.limits.max : null,
+    high_bytes: vm && vm.limits.high !== Infinity ? vm.limits.high : null, low_bytes: vm?.limits.low ?? 0,
+    swap_max_bytes: vm && vm.limits.swapMax !== Infinity ? vm.limits.swapMax : null,
     swapped_bytes: (m?.swappedPages ?? 0) * 4096, swap_slots_bytes: (m?.swapSlots ?? 0) * 4096,
     stat: m ? { ...m.counters } : { pgfault: 0, pgmajfault: 0, pswpout: 0, pswpin: 0, zero_dropped: 0, clean_dropped: 0, swapin_wait_ns: 0 },
   };
@@ -198,7 +205,7 @@ export interface ParsedHostConfig {
  *  quantumMs }, "groups"?: [ { name, weight?, cap?, guarantee?, parent? } ], "guests": [ { name,
  *  kernel?, initrd?, append?, memory?, smp?, drives?, script?, weight?, cap?, guarantee?, group? } ] }`;
  *  every problem is one clear sentence. `defaults` weight/cap/guarantee: the command line's. */
-export function parseHostConfig(text: string, file: string, defaults: { memory: number; smp: number; script?: string; weight?: number; cap?: CpuMax; guarantee?: number; memoryMax?: number; memoryLow?: number }): ParsedHostConfig {
+export function parseHostConfig(text: string, file: string, defaults: { memory: number; smp: number; script?: string; weight?: number; cap?: CpuMax; guarantee?: number } & MemoryKnobs): ParsedHostConfig {
   let raw: unknown;
   try { raw = JSON.parse(text); } catch (e) { throw new HostConfigError(`${file}: not JSON (${(e as Error).message})`); }
   const fail = (where: string, what: string): never => { throw new HostConfigError(`${file}: ${where}: ${what}`); };
@@ -292,7 +299,7 @@ export function parseHostConfig(text: string, file: string, defaults: { memory: 
     const at = `guests[${i}]`;
     if (!isObj(g)) fail(at, 'must be an object');
     const o = g as Record<string, unknown>;
-    keys(at, o, ['name', 'kernel', 'initrd', 'append', 'memory', 'smp', 'drives', 'script', 'weight', 'cap', 'guarantee', 'group', 'memoryMax', 'memoryLow']);
+    keys(at, o, ['name', 'kernel', 'initrd', 'append', 'memory', 'smp', 'drives', 'script', 'weight', 'cap', 'guarantee', 'group', 'memoryMax', 'memoryHigh', 'memoryLow', 'swapMax']);
     const name = o.name === undefined ? `g${i}` : str(`${at}.name`, o.name);
     if (!NAME.test(name)) fail(`${at}.name`, `"${name}" must be 1-32 letters, digits, '_', '.' or '-'`);
     if (names.has(name)) fail(`${at}.name`, `"${name}" is used twice`);
@@ -314,7 +321,9 @@ export function parseHostConfig(text: string, file: string, defaults: { memory: 
       script: o.script === undefined ? defaults.script : typeof o.script === 'string' ? o.script : fail(`${at}.script`, 'must be a string'),
       weight: k.weight ?? defaults.weight, cap: k.cap ?? defaults.cap, guarantee: k.guarantee ?? defaults.guarantee, group,
       memoryMax: o.memoryMax === undefined ? defaults.memoryMax : posInt(`${at}.memoryMax`, o.memoryMax, 65536),
+      memoryHigh: o.memoryHigh === undefined ? defaults.memoryHigh : posInt(`${at}.memoryHigh`, o.memoryHigh, 65536),
       memoryLow: o.memoryLow === undefined ? defaults.memoryLow : num(`${at}.memoryLow`, o.memoryLow, 0, 65536, 'a number of MiB'),
+      swapMax: o.swapMax === undefined ? defaults.swapMax : num(`${at}.swapMax`, o.swapMax, 0, 65536, 'a number of MiB'),
     };
   });
   return { guests, host, sched, groups };
@@ -454,7 +463,8 @@ export async function runHost(opts: HostRunOptions, io: HostIo = defaultIo): Pro
     try {
       g.machine = prepare({ kernel: cfg.kernel, initrd: cfg.initrd, append: cfg.append, memory: cfg.memory, smp: cfg.smp,
         drives: cfg.drives, mmu: opts.mmu, host, name: cfg.name, pv: opts.pv ?? true, ple: opts.ple ?? true, rtcStart }, g.console.onByte);
-      g.machine.vm.setMemoryLimits({ max: cfg.memoryMax !== undefined ? cfg.memoryMax * 2 ** 20 : undefined, low: cfg.memoryLow !== undefined ? cfg.memoryLow * 2 ** 20 : undefined });
+      const mib = (v: number | undefined) => (v === undefined ? undefined : v * 2 ** 20);
+      g.machine.vm.setMemoryLimits({ max: mib(cfg.memoryMax), high: mib(cfg.memoryHigh), low: mib(cfg.memoryLow), swapMax: mib(cfg.swapMax) });
     } catch (e) {
       const why = e instanceof OutOfHostMemory ? `guest ${cfg.name}: out of host memory while loading (pool ${opts.hostMemory} MiB)`
         : e instanceof BootError || e instanceof Error ? `guest ${cfg.name}: ${(e as Error).message}` : String(e);
@@ -558,8 +568,8 @@ export async function runHost(opts: HostRunOptions, io: HostIo = defaultIo): Pro
 
 /** `hvlab host` options -> the guests to run (weight, cap, guarantee: every guest's, and the
  *  defaults of a --config file's guests). */
-export function hostGuests(o: { guests: number; memory: number; smp: number; script?: string; config?: string; weight?: number; cap?: CpuMax; guarantee?: number; memoryMax?: number; memoryLow?: number }): ParsedHostConfig {
-  const knobs = { weight: o.weight, cap: o.cap, guarantee: o.guarantee, memoryMax: o.memoryMax, memoryLow: o.memoryLow };
+export function hostGuests(o: { guests: number; memory: number; smp: number; script?: string; config?: string; weight?: number; cap?: CpuMax; guarantee?: number } & MemoryKnobs): ParsedHostConfig {
+  const knobs = { weight: o.weight, cap: o.cap, guarantee: o.guarantee, memoryMax: o.memoryMax, memoryHigh: o.memoryHigh, memoryLow: o.memoryLow, swapMax: o.swapMax };
   if (o.config) return parseHostConfig(readFileSync(o.config, 'utf8'), o.config, { memory: o.memory, smp: o.smp, script: o.script, ...knobs });
   if (!(o.guests >= 1 && o.guests <= 16)) throw new HostConfigError(`--guests must be 1 to 16 (got ${o.guests})`);
   return { guests: Array.from({ length: o.guests }, (_, i) => ({ name: `g${i}`, memory: o.memory, smp: o.smp, script: o.script, ...knobs })), host: {} };

@@ -333,7 +333,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--host-memory <MiB>', 'the host frame pool in MiB (a multiple of 2)', positiveInt, 1024)
     .option('--host-cpus <n>', 'simulated host CPUs the vCPUs share (default: one per vCPU)', positiveInt)
     .addOption(choice('--mmu <mode>', 'ept (two-dimensional walk) or shadow (shadow page tables)', ['ept', 'shadow'], 'ept'))
-    .option('--config <file>', 'JSON: {"host": {"memory", "cpus", "mmu", "swap", "reclaim"}, "sched": {"policy", "coSkewMs", "quantumMs", "roundUs"}, "groups": [{"name", "weight", "cap", "guarantee", "parent"}], "guests": [{"name", "kernel", "initrd", "append", "memory", "smp", "drives", "script", "weight", "cap", "guarantee", "group", "memoryMax", "memoryLow"}]}')
+    .option('--config <file>', 'JSON: {"host": {"memory", "cpus", "mmu", "swap", "reclaim"}, "sched": {"policy", "coSkewMs", "quantumMs", "roundUs"}, "groups": [{"name", "weight", "cap", "guarantee", "parent"}], "guests": [{"name", "kernel", "initrd", "append", "memory", "smp", "drives", "script", "weight", "cap", "guarantee", "group", "memoryMax", "memoryHigh", "memoryLow", "swapMax"}]}')
     .option('--sched <policy>', 'vCPU scheduler: rr (round-robin, 3 ms quanta), fair (weighted fair share over the group tree, as CFS) or gang (a guest\'s vCPUs run together)', 'rr')
     .option('--co-skew <ms>', 'gang only: relaxed co-scheduling, a vCPU may run this many ms ahead of its slowest sibling (0: strict)')
     .option('--round-us <us>', 'the longest scheduling round in µs (default 50 with SMP guests, else 1000): a guest\'s vCPUs see each other\'s writes within a round')
@@ -344,7 +344,9 @@ export async function main(argv: string[]): Promise<number> {
     .option('--ple <on|off>', 'pause-loop exiting in every guest (a spinning vCPU yields its host CPU)', 'on')
     .option('--swap <file[,size=MiB]>', 'host swap to FILE (default 1024 MiB): reclaim writes pages there, never zero pages, never a clean page twice')
     .option('--memory-max <MiB>', 'each guest\'s memory container: at most this many MiB of host frames (cgroup v2 memory.max; reclaim from the guest itself)', positiveInt)
+    .option('--memory-high <MiB>', 'each guest\'s memory.high: above it the guest reclaims from itself before each new frame, but is never stopped', positiveInt)
     .option('--memory-low <MiB>', 'each guest\'s protected memory (cgroup v2 memory.low): the host reclaims from others first', positiveInt)
+    .option('--swap-max <MiB>', 'each guest\'s swap.max: at most this much of it in swap', intArg)
     .option('--script <commands>', 'type these commands at each guest\'s shell prompt')
     .option('--timeout <seconds>', 'give up on guests still running after this many seconds (their exit status 124)', positiveInt)
     .option('--console-dir <dir>', 'write each guest\'s console to DIR/NAME.log instead of the terminal')
@@ -358,7 +360,7 @@ export async function main(argv: string[]): Promise<number> {
       try {
         flags = parseSchedFlags({ sched: o.sched, coSkew: o.coSkew, round: o.roundUs, weight: o.weight, cap: o.cap, guarantee: o.guarantee, pv: o.pv, ple: o.ple });
         cfg = hostGuests({ guests: o.guests, memory: o.memory, smp: o.smp, script: o.script, config: o.config, weight: flags.weight, cap: flags.cap, guarantee: flags.guarantee,
-          memoryMax: o.memoryMax, memoryLow: o.memoryLow });
+          memoryMax: o.memoryMax, memoryHigh: o.memoryHigh, memoryLow: o.memoryLow, swapMax: o.swapMax });
         if (o.swap !== undefined) { try { parseSwapSpec(o.swap); } catch (e) { throw new HostConfigError((e as Error).message); } }
       } catch (e) {
         if (e instanceof HostConfigError || (e as NodeJS.ErrnoException).code === 'ENOENT') { console.error(`hvlab host: ${(e as Error).message}`); status = 2; return; }

@@ -11,7 +11,7 @@ import { NestedPageTable, type PageSize } from '../hv/mm/nested-page-table.ts';
 import { FramePool, FRAME_BYTES, OutOfHostMemory } from '../hv/mm/frame-pool.ts';
 import { GuestMemory } from './guest-memory.ts';
 import { SwapFile, type SwapOptions } from '../hv/mm/swap.ts';
-import { Reclaimer, type MemoryLimits } from '../hv/mm/reclaim.ts';
+import { Reclaimer, ContainerOutOfMemory, type MemoryLimits } from '../hv/mm/reclaim.ts';
 
 export interface WasmCore {
   run(vcpu: number, budget: number): number;
@@ -143,9 +143,12 @@ export interface VmOptions {
   name?: string;
   /** The guest's CPUID (its CPU model and paravirtual leaves); default: the host's. */
   cpuid?: CpuidEntry[];
-  /** Its memory container (cgroup v2 memory.max, memory.low in bytes; default none). */
+  /** Its memory container (cgroup v2 memory.max, memory.high, memory.low, swap.max in bytes;
+   *  default none). */
   memoryMax?: number;
+  memoryHigh?: number;
   memoryLow?: number;
+  swapMax?: number;
 }
 
 /** Size of the block I/O staging buffer: larger transfers are made in pieces. */
@@ -205,8 +208,8 @@ export class Vm {
     }
     this.memory = new GuestMemory(host, index, ramBytes, map, contiguousHpa, demand);
     this.reclaimMap = map && map.accessDirty ? map : null;
-    this.limits = { max: Infinity, low: 0 };
-    this.setMemoryLimits({ max: opts.memoryMax, low: opts.memoryLow });
+    this.limits = { max: Infinity, high: Infinity, low: 0, swapMax: Infinity };
+    this.setMemoryLimits({ max: opts.memoryMax, high: opts.memoryHigh, low: opts.memoryLow, swapMax: opts.swapMax });
     if (map && !demand) this.memory.mapContiguous(opts.hostPageSize ?? (ramBytes % TWO_MIB === 0 ? '2m' : '4k'));
     let romBytes = 0, romHpa = 0;
     if (opts.firmware) {
@@ -257,13 +260,17 @@ export class Vm {
   get chargedBytes(): number { return this.host.pool.charged4k(this.index) * FRAME_BYTES; }
   chargedFrames(): number { return this.host.pool.charged4k(this.index); }
 
-  /** Set its container's memory.max / memory.low (bytes; undefined leaves one as it is). As with
-   *  cgroup v2, they may change while the guest runs: a lower max is enforced at the next fault. */
-  setMemoryLimits(l: { max?: number; low?: number }): void {
-    if (l.max !== undefined && !(l.max >= 16 * FRAME_BYTES)) throw new Error(`hvlab: ${this.name}: memory.max must be at least 64 KiB (got ${l.max})`);
-    if (l.low !== undefined && !(l.low >= 0)) throw new Error(`hvlab: ${this.name}: memory.low must be at least 0 (got ${l.low})`);
-    if (l.max !== undefined) this.limits.max = l.max;
-    if (l.low !== undefined) this.limits.low = l.low;
+  /** Set its container's memory.max / memory.high / memory.low / swap.max (bytes; undefined leaves
+   *  one as it is). As with cgroup v2, they may change while the guest runs: a lower limit is
+   *  enforced at the next fault. */
+  setMemoryLimits(l: Partial<MemoryLimits>): void {
+    for (const k of ['max', 'high'] as const) {
+      if (l[k] !== undefined && !(l[k]! >= 16 * FRAME_BYTES)) throw new Error(`hvlab: ${this.name}: memory.${k} must be at least 64 KiB (got ${l[k]})`);
+    }
+    for (const [k, name] of [['low', 'memory.low'], ['swapMax', 'swap.max']] as const) {
+      if (l[k] !== undefined && !(l[k]! >= 0)) throw new Error(`hvlab: ${this.name}: ${name} must be at least 0 (got ${l[k]})`);
+    }
+    for (const k of ['max', 'high', 'low', 'swapMax'] as const) if (l[k] !== undefined) this.limits[k] = l[k]!;
   }
   /** Of those, guest RAM frames (the guest's resident set). */
   get rssBytes(): number { return this.host.pool.held(this.index, abi.FRAME_GUEST) * FRAME_BYTES; }
@@ -279,14 +286,18 @@ export class Vm {
     const gfn = Number(gpa >> 12n);
     if (gpa >= BigInt(this.ramBytes) || this.memory.frameOf(gfn) >= 0) return 'error';
     try { this.memory.fault(gfn); } catch (e) {
-      if (e instanceof OutOfHostMemory) { this.outOfMemory = true; return 'out-of-memory'; }
+      if (e instanceof OutOfHostMemory || e instanceof ContainerOutOfMemory) { this.outOfMemory = true; this.oomReason = e.message; return 'out-of-memory'; }
       throw e;
     }
     return 'mapped';
   }
 
+  /** Why the VM could not get a frame (the pool, or its container's memory.max). */
+  oomReason = '';
+
   /** The sentence the VMM prints when this VM could not get a frame. */
   outOfMemoryMessage(): string {
+    if (this.oomReason.startsWith('memory.max')) return `guest ${this.name}: out of memory in its container (${this.oomReason}; ${this.name} holds ${Math.round(this.chargedBytes / 2 ** 20)} MiB)`;
     return `guest ${this.name}: out of host memory (pool ${this.host.pool.poolBytes >> 20} MiB, ${this.name} holds ${Math.round(this.chargedBytes / 2 ** 20)} MiB)`;
   }
 
@@ -465,7 +476,7 @@ export class Host {
     const gfn = (hi >>> 0) * 2 ** 32 + (lo >>> 0);
     if (!vm || gfn * FRAME_BYTES >= vm.ramBytes) return 0;
     try { return vm.memory.deviceFault(gfn, write); } catch (e) {
-      if (e instanceof OutOfHostMemory) { vm.outOfMemory = true; return 0; }
+      if (e instanceof OutOfHostMemory || e instanceof ContainerOutOfMemory) { vm.outOfMemory = true; vm.oomReason = e.message; return 0; }
       throw e;
     }
   }

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Host } from '../../emu/machine/host.ts';
 import { SLOT_BYTES, parseSwapSpec } from '../../emu/hv/mm/swap.ts';
+import { ContainerOutOfMemory } from '../../emu/hv/mm/reclaim.ts';
 
 const MiB = 1 << 20, PAGE = 4096;
 const dirs: string[] = [];
@@ -111,6 +112,34 @@ describe('host swap and reclaim', () => {
     for (let i = 0; i < 4096; i++) greedy.memory.write(i * PAGE, pageOf(1, i)); // 16 MiB into an 8 MiB pool
     expect(kept.memory.counters.pswpout).toBe(0);
     expect(greedy.memory.counters.pswpout).toBeGreaterThan(0);
+    expect(host.checkInvariants()).toEqual([]);
+  });
+
+  it('memory.max is hard (nothing reclaimable: out of memory), memory.high soft, swap.max bounds the slots', () => {
+    const noSwap = new Host({ poolBytes: 16 * MiB, watermarks: { low: 64, high: 128 } });
+    const hard = noSwap.createVm({ ramBytes: 8 * MiB, vcpus: 1, mmu: 'ept', demand: true, memoryMax: MiB, name: 'hard' });
+    let i = 0;
+    expect(() => { for (; i < 512; i++) hard.memory.write(i * PAGE, pageOf(0, i)); }).toThrow(ContainerOutOfMemory);
+    expect(hard.chargedBytes).toBeLessThanOrEqual(MiB);
+    expect(i).toBeGreaterThan(200);
+    // Zero pages can always go: a container of zeros never runs out.
+    const zeros = noSwap.createVm({ ramBytes: 8 * MiB, vcpus: 1, mmu: 'ept', demand: true, memoryMax: MiB, name: 'zeros' });
+    for (let k = 0; k < 1024; k++) zeros.memory.write(k * PAGE, new Uint8Array(PAGE));
+    expect(zeros.memory.counters.zero_dropped).toBeGreaterThan(700);
+    const soft = noSwap.createVm({ ramBytes: 8 * MiB, vcpus: 1, mmu: 'ept', demand: true, memoryHigh: MiB, name: 'soft' });
+    for (let k = 0; k < 512; k++) soft.memory.write(k * PAGE, pageOf(2, k));
+    expect(soft.chargedBytes).toBeGreaterThan(MiB); // above high, not stopped
+    expect(noSwap.checkInvariants()).toEqual([]);
+
+    const { host } = swapHost(32);
+    const capped = host.createVm({ ramBytes: 16 * MiB, vcpus: 1, mmu: 'ept', demand: true, memoryMax: MiB, swapMax: MiB, name: 'capped' });
+    expect(() => { for (let k = 0; k < 1024; k++) capped.memory.write(k * PAGE, pageOf(3, k)); }).toThrow(ContainerOutOfMemory);
+    expect(host.swap!.slotsOf(capped.index)).toBeLessThanOrEqual(256);
+    const high = host.createVm({ ramBytes: 16 * MiB, vcpus: 1, mmu: 'ept', demand: true, memoryHigh: MiB, name: 'high' });
+    let peak = 0;
+    for (let k = 0; k < 1024; k++) { high.memory.write(k * PAGE, pageOf(4, k)); peak = Math.max(peak, high.chargedBytes); }
+    expect(peak).toBeLessThanOrEqual(MiB); // with swap, high holds like max
+    for (let k = 0; k < 1024; k += 5) expect(Buffer.from(high.memory.read(k * PAGE, PAGE)).equals(pageOf(4, k))).toBe(true);
     expect(host.checkInvariants()).toEqual([]);
   });
 

@@ -40,9 +40,17 @@ export interface ReclaimableVm {
 
 /** cgroup v2 knobs of a VM's memory container, in bytes (Infinity / 0: none). */
 export interface MemoryLimits {
+  /** Hard: above it the VM reclaims from itself, and when nothing can go it is out of memory. */
   max: number;
+  /** Soft: above it the VM reclaims from itself before each new frame, but is never stopped. */
+  high: number;
   low: number;
+  /** Swap slots the VM may hold (swap.max). */
+  swapMax: number;
 }
+
+/** The VM is at its memory.max and nothing of it can be reclaimed. */
+export class ContainerOutOfMemory extends Error {}
 
 export interface ReclaimStats {
   /** Passes of the reclaimer, frames it freed, frames it looked at, INVEPTs it caused. */
@@ -75,13 +83,20 @@ export class Reclaimer {
     this.words = new Uint32Array(bytes().buffer);
   }
 
-  /** Before VM `vm` takes a frame: reclaim from it at its memory.max, from the host below the low
-   *  watermark (up to the high one). */
+  /** Before VM `vm` takes a frame: reclaim from it above its memory.high or at its memory.max
+   *  (throws ContainerOutOfMemory when it is at its max and nothing of it can go), and from the host
+   *  below the low watermark (up to the high one). */
   makeRoom(vm: number): void {
     const v = this.vms()[vm];
-    if (v && v.limits.max !== Infinity && (v.chargedFrames() + 1) * FRAME_BYTES > v.limits.max) {
-      const over = v.chargedFrames() + 1 - Math.floor(v.limits.max / FRAME_BYTES);
-      this.reclaim(Math.min(RECLAIM_BATCH, Math.max(32, over)), vm);
+    if (v) {
+      const limit = Math.min(v.limits.max, v.limits.high);
+      if (limit !== Infinity && (v.chargedFrames() + 1) * FRAME_BYTES > limit) {
+        const over = v.chargedFrames() + 1 - Math.floor(limit / FRAME_BYTES);
+        this.reclaim(Math.min(RECLAIM_BATCH, Math.max(64, over)), vm);
+        if ((v.chargedFrames() + 1) * FRAME_BYTES > v.limits.max) {
+          throw new ContainerOutOfMemory(`memory.max ${Math.round(v.limits.max / 2 ** 20)} MiB reached and nothing of it can be reclaimed${this.swap ? '' : ' (no swap)'}`);
+        }
+      }
     }
     const free = this.pool.freeFrames;
     if (free < this.stats.low_watermark_frames) this.reclaim(Math.min(RECLAIM_BATCH, this.stats.high_watermark_frames - free));
@@ -136,7 +151,8 @@ export class Reclaimer {
       const slot = v.vm.memory.slotOf(v.gfn);
       let keep: number;
       if (!this.naive && this.isZero(v.frame)) { keep = -1; c.zero_dropped++; } else if (!this.naive && slot >= 0 && !v.dirty) { keep = slot; c.clean_dropped++; } else {
-        keep = slot >= 0 ? slot : this.swap ? this.swap.allocate(v.vm.index) : -1;
+        const mayTake = this.swap && (this.swap.slotsOf(v.vm.index) + 1) * FRAME_BYTES <= v.vm.limits.swapMax;
+        keep = slot >= 0 ? slot : mayTake ? this.swap!.allocate(v.vm.index) : -1;
         if (keep < 0) continue; // no swap (or it is full): the page stays
         const at = abi.HOST_POOL_BASE + v.frame * FRAME_BYTES;
         this.swap!.queueWrite(keep, this.bytes().subarray(at, at + FRAME_BYTES));
