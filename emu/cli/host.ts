@@ -561,6 +561,8 @@ export async function runHost(opts: HostRunOptions, io: HostIo = defaultIo): Pro
     sched: { policy: ss.policy, host_cpus: ss.host_cpus, quantum_ns: ss.quantum_ns, co_skew_ns: ss.co_skew_ns, groups: ss.groups },
     guests: guests.map((g) => g.report!),
   };
+  // The consoles are complete on disk when the host returns (a caller reads them next).
+  await Promise.all(guests.map((g) => (g.file && !g.file.closed ? new Promise<void>((resolve) => { g.file!.end(); g.file!.once('close', () => resolve()); }) : null)));
   if (opts.json) io.out(`${JSON.stringify(report)}\n`);
   const worst = Math.max(0, ...report.guests.map((g) => g.exit));
   return { status: report.host.invariant_violations.length ? 1 : worst, report };

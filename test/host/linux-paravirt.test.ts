@@ -45,7 +45,8 @@ describe('the bundled guest and KVM\'s paravirtual interface', () => {
     // Two busy vCPUs on one host CPU: each is runnable without it about half the time.
     const dir = mkdtempSync(join(tmpdir(), 'hvlab-steal-'));
     try {
-      const script = '(while :; do :; done) & (while :; do :; done) & sleep 0.4; cat /proc/stat; poweroff -f';
+      // The loops stop before the dump, so no steal accrues between the dump and the power-off.
+      const script = '(while :; do :; done) & (while :; do :; done) & sleep 0.4; kill %1 %2; sleep 0.1; cat /proc/stat; poweroff -f';
       let err = '';
       const r = await runHost({ guests: [{ name: 'g', memory: 128, smp: 2, script }], hostMemory: 256, hostCpus: 1, mmu: 'ept', timeout: 300, consoleDir: dir, status: false },
         { out: () => {}, err: (s) => { err += s; }, isTty: false });
@@ -56,9 +57,9 @@ describe('the bundled guest and KVM\'s paravirtual interface', () => {
       // The record counts from its registration on; the host counted from the guest's start.
       const hostNs = g.vcpus.reduce((sum, v, i) => sum + v.steal_ns - g.steal_base_ns![i], 0);
       expect(hostNs).toBeGreaterThan(0.3e9);
-      // /proc/stat counts whole USER_HZ ticks (10 ms) per CPU; the host's figure also has what
-      // accrued between the dump and the power-off (a few ms).
-      expect(Math.abs(guestNs - hostNs)).toBeLessThanOrEqual(2 * 10e6 * g.vcpus.length + 5e6);
+      // /proc/stat counts whole USER_HZ ticks (10 ms) per CPU, truncated, and a CPU's steal since
+      // its last tick before it went idle is not in it yet: at most two ticks per vCPU.
+      expect(Math.abs(guestNs - hostNs), `guest ${guestNs} ns, host ${hostNs} ns`).toBeLessThanOrEqual(2 * 10e6 * g.vcpus.length);
       // The exits that carried it: halts, PV IPIs (hypercalls) and the steal records' updates.
       expect(g.exits.halt).toBeGreaterThan(0);
       expect(g.exits.hypercall).toBeGreaterThan(0);
