@@ -155,6 +155,8 @@ export interface SchedBenchOptions {
   rounds?: number;
   hostCpus?: number;
   vcpusPerGuest?: number;
+  /** The host's longest scheduling round in µs (`hvlab host --round-us`; default the host's). */
+  roundUs?: number;
   json?: string | null;
   svg?: string | null;
   /** Progress on stderr (a live block on a terminal, plain lines otherwise). */
@@ -324,7 +326,8 @@ export async function benchSched(opts: SchedBenchOptions = {}): Promise<SchedBen
         run = { config: c.name, overcommit: k, guests, status: 'unsupported', message: a.missing, host_args: [], wall_seconds: 0, virtual_seconds: 0, modes: {}, steal: [], exits: null };
       } else {
         show(label);
-        run = await runOnce(c, guests, seconds, a.args, shape, (m) => show(label, m));
+        const round = opts.roundUs !== undefined ? ['--round-us', String(opts.roundUs)] : [];
+        run = await runOnce(c, guests, seconds, [...a.args, ...round], shape, (m) => show(label, m));
       }
       done++;
       samples.set(key, [...(samples.get(key) ?? []), run]);

@@ -27,6 +27,7 @@ export function registerBenchSched(bench: Command, setStatus: (status: number) =
     .option('--moonshot', 'the issue\'s moonshot: three 4-vCPU guests on 4 host CPUs (3:1, and 1:1 as reference) for rr, gang, and the full PV set with PLE on rr, fair and gang')
     .option('--host-cpus <n>', 'simulated host CPUs (default 2)', positiveInt)
     .option('--vcpus <n>', 'vCPUs per guest, 1-4 (default 2)', positiveInt)
+    .option('--round-us <us>', 'the hosts\' longest scheduling round in µs (hvlab host --round-us; default 50 for SMP guests)', positiveNumber)
     .option('--rounds <n>', 'alternating rounds per run (medians are reported)', positiveInt, 1)
     .option('--out <file>', 'write the JSON result there', 'bench-sched.json')
     .option('--svg <file>', 'write the plot (throughput ratio over overcommit) there', 'bench-sched.svg')
@@ -40,7 +41,8 @@ export function registerBenchSched(bench: Command, setStatus: (status: number) =
       let r;
       try {
         r = await benchSched({ seconds: o.seconds ?? (o.quick ? 0.1 : 0.25), configs, overcommit, rounds: o.rounds, json: o.out, svg: o.svg, progress: true,
-          hostCpus: o.hostCpus ?? (o.moonshot ? MOONSHOT.hostCpus : undefined), vcpusPerGuest: o.vcpus ?? (o.moonshot ? MOONSHOT.vcpusPerGuest : undefined) });
+          hostCpus: o.hostCpus ?? (o.moonshot ? MOONSHOT.hostCpus : undefined), vcpusPerGuest: o.vcpus ?? (o.moonshot ? MOONSHOT.vcpusPerGuest : undefined),
+          roundUs: o.roundUs });
       } catch (e) {
         console.error(`hvlab bench sched: ${(e as Error).message}`);
         setStatus(2);
