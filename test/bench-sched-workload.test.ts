@@ -2,15 +2,14 @@
 // its /bin/locks runs in the bundled guest on 2 vCPUs and prints the one line the bench parses. One
 // short boot (the mutex mode for 0.2 guest seconds): the bench's own runs are too long for the suite.
 import { describe, it, expect } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { boot, BUNDLED_INITRD } from '../emu/cli/boot.ts';
 import { buildBenchInitramfs, parseLocksLines, guestScript, parseProcStatSteal } from '../bench/sched.ts';
-
-const haveGcc = spawnSync('gcc', ['--version']).status === 0;
+import { needGcc } from './need-gcc.ts';
 
 describe('bench sched workload (guest-images/bench/locks.c)', () => {
-  it.skipIf(!haveGcc)('builds the bench initramfs, and locks runs in a 2-vCPU guest with ops > 0', async () => {
+  it('builds the bench initramfs, and locks runs in a 2-vCPU guest with ops > 0', async (ctx) => {
+    needGcc(ctx);
     const initrd = buildBenchInitramfs();
     expect(existsSync('build/bench-initramfs/bin/locks')).toBe(true);
     // The bundled archive comes first, unchanged, with the locks archive after it.

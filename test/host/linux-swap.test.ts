@@ -2,18 +2,18 @@
 // twice (guest-images/bench/memtouch.c: every word checked). It finishes through host swap with
 // every word right, its frames never above the limit; zero pages are dropped, not written.
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runHost } from '../../emu/cli/host.ts';
 import { buildBenchInitramfs } from '../../bench/sched.ts';
+import { needGcc } from '../need-gcc.ts';
 
 const MiB = 1 << 20;
-const haveGcc = spawnSync('gcc', ['--version']).status === 0;
 
 describe('a Linux guest under memory.max, through host swap', () => {
-  it.skipIf(!haveGcc)('memory.max 24 MiB, 24 MiB touched twice: every word right, never above the limit', async () => {
+  it('memory.max 24 MiB, 24 MiB touched twice: every word right, never above the limit', async (ctx) => {
+    needGcc(ctx);
     const initrd = buildBenchInitramfs();
     const dir = mkdtempSync(join(tmpdir(), 'hvlab-linux-swap-'));
     try {
