@@ -11,7 +11,7 @@ import { readFileSync, mkdirSync, createWriteStream, type WriteStream } from 'no
 import { join } from 'node:path';
 import logUpdate from 'log-update';
 import { Host, MAX_POOL_BYTES, type MmuMode, type Vm } from '../machine/host.ts';
-import type { GuestMemoryCounters } from '../machine/guest-memory.ts';
+import { noMemoryCounters, type GuestMemoryCounters } from '../machine/guest-memory.ts';
 import { parseSwapSpec, type IoStat, type SwapStats } from '../hv/mm/swap.ts';
 import type { ReclaimStats } from '../hv/mm/reclaim.ts';
 import { Machine, pcCpuid, type GuestEnd } from '../machine/machine.ts';
@@ -154,7 +154,7 @@ function memoryOf(vm: Vm | null): MemoryReport {
     high_bytes: vm && vm.limits.high !== Infinity ? vm.limits.high : null, low_bytes: vm?.limits.low ?? 0,
     swap_max_bytes: vm && vm.limits.swapMax !== Infinity ? vm.limits.swapMax : null,
     swapped_bytes: (m?.swappedPages ?? 0) * 4096, swap_slots_bytes: (m?.swapSlots ?? 0) * 4096,
-    stat: m ? { ...m.counters } : { pgfault: 0, pgmajfault: 0, pswpout: 0, pswpin: 0, zero_dropped: 0, clean_dropped: 0, swapin_wait_ns: 0 },
+    stat: m ? { ...m.counters } : noMemoryCounters(),
   };
 }
 
@@ -164,7 +164,7 @@ export interface ExitReport {
   pv_kick: number; pv_ipi: number; pv_yield: number; pv_tlb_flush: number;
 }
 
-function exitsOf(m: { exitCounts: { halt: number; pauseLoop: number; hypercall: number; io: number; eptViolation: number }; pv: { counts: { kicks: number; ipis: number; yields: number; tlbFlushes: number } } | null } | null): ExitReport {
+function exitsOf(m: Machine | null): ExitReport {
   const e = m?.exitCounts, pv = m?.pv?.counts;
   return {
     halt: e?.halt ?? 0, pause_loop: e?.pauseLoop ?? 0, hypercall: e?.hypercall ?? 0, io: e?.io ?? 0, ept_violation: e?.eptViolation ?? 0,
@@ -561,8 +561,9 @@ export async function runHost(opts: HostRunOptions, io: HostIo = defaultIo): Pro
     sched: { policy: ss.policy, host_cpus: ss.host_cpus, quantum_ns: ss.quantum_ns, co_skew_ns: ss.co_skew_ns, groups: ss.groups },
     guests: guests.map((g) => g.report!),
   };
-  // The consoles are complete on disk when the host returns (a caller reads them next).
-  await Promise.all(guests.map((g) => (g.file && !g.file.closed ? new Promise<void>((resolve) => { g.file!.end(); g.file!.once('close', () => resolve()); }) : null)));
+  // The consoles (each ended when its guest did) are complete on disk when the host returns: a
+  // caller reads them next.
+  await Promise.all(guests.map((g) => (g.file && !g.file.closed ? new Promise<void>((resolve) => g.file!.once('close', () => resolve())) : null)));
   if (opts.json) io.out(`${JSON.stringify(report)}\n`);
   const worst = Math.max(0, ...report.guests.map((g) => g.exit));
   return { status: report.host.invariant_violations.length ? 1 : worst, report };

@@ -355,13 +355,11 @@ export async function main(argv: string[]): Promise<number> {
     .action(async (o, cmd: Command) => {
       applyCpuOption(o.cpu);
       const { runHost, hostGuests, parseSchedFlags, HostConfigError } = await import('./host.ts');
-      const { parseSwapSpec } = await import('../hv/mm/swap.ts');
       let cfg, flags;
       try {
         flags = parseSchedFlags({ sched: o.sched, coSkew: o.coSkew, round: o.roundUs, weight: o.weight, cap: o.cap, guarantee: o.guarantee, pv: o.pv, ple: o.ple });
         cfg = hostGuests({ guests: o.guests, memory: o.memory, smp: o.smp, script: o.script, config: o.config, weight: flags.weight, cap: flags.cap, guarantee: flags.guarantee,
           memoryMax: o.memoryMax, memoryHigh: o.memoryHigh, memoryLow: o.memoryLow, swapMax: o.swapMax });
-        if (o.swap !== undefined) { try { parseSwapSpec(o.swap); } catch (e) { throw new HostConfigError((e as Error).message); } }
       } catch (e) {
         if (e instanceof HostConfigError || (e as NodeJS.ErrnoException).code === 'ENOENT') { console.error(`hvlab host: ${(e as Error).message}`); status = 2; return; }
         throw e;

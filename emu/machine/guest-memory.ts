@@ -39,6 +39,11 @@ export interface GuestMemoryCounters {
 
 const RWX = abi.EPT_R | abi.EPT_W | abi.EPT_X;
 
+/** Counters of a VM that has touched nothing. */
+export function noMemoryCounters(): GuestMemoryCounters {
+  return { pgfault: 0, pgmajfault: 0, pswpout: 0, pswpin: 0, zero_dropped: 0, clean_dropped: 0, swapin_wait_ns: 0 };
+}
+
 export class GuestMemory {
   /** gfn -> host frame, -1 when the gfn has none yet (mapped modes). */
   private readonly p2m: Int32Array | null;
@@ -47,7 +52,7 @@ export class GuestMemory {
   /** gfn -> its swap slot, -1 when none. A gfn with a frame and a slot has a clean copy in swap
    *  (as long as its EPT dirty flag stays clear and the host does not write it). */
   private readonly swapSlot: Int32Array | null;
-  readonly counters: GuestMemoryCounters = { pgfault: 0, pgmajfault: 0, pswpout: 0, pswpin: 0, zero_dropped: 0, clean_dropped: 0, swapin_wait_ns: 0 };
+  readonly counters: GuestMemoryCounters = noMemoryCounters();
   /** The virtual ns the last fault() waited for the swap device (0: no swap-in). */
   lastFaultNs = 0;
 

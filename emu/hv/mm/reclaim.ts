@@ -70,8 +70,6 @@ export class Reclaimer {
   private hand = 0;
   private words: Uint32Array;
   readonly stats: ReclaimStats;
-  /** Set by a pass that found nothing to take (the caller then runs out of memory). */
-  lastShortfall = 0;
 
   /** `naive`: every reclaimed page is written to swap, zero or clean alike (the baseline the
    *  overcommit bench compares against: a swapper that knows nothing of page contents). */
@@ -110,7 +108,6 @@ export class Reclaimer {
     // Protected VMs are passed over in the first sweep, and only then taken from.
     let freed = this.sweep(want, vms, owner, true);
     if (freed < want && owner === undefined) freed += this.sweep(want - freed, vms, owner, false);
-    this.lastShortfall = want - freed;
     return freed;
   }
 
